@@ -1,0 +1,1 @@
+"""Rule detectors: deterministic, explainable checks, one behaviour each."""

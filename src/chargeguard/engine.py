@@ -1,0 +1,219 @@
+"""The detection engine: routes events to detectors, isolates their failures, merges findings into alerts.
+
+* Routing: each detector declares the event types it consumes; the engine builds a type -> detectors table once.
+* Isolation: a detector that raises is logged (``engine.detector.failed``, no event content), counted, and the
+  others go on; the event is not retried.
+* Merging: findings with the same kind and incident key are one incident. The first finding opens an Alert (its id
+  is derived from kind, incident and the first finding's time, so re-running a scan gives the same ids); later
+  findings extend it (last_ts, stations, transactions, count, worst severity). An incident closes when no finding
+  has extended it for ``merge_gap_s`` of event time, or at end of stream. Open incidents are bounded; the oldest is
+  closed early when the bound is hit.
+* Allow-lists suppress findings before merging (counted per kind).
+* Time: the engine only knows event time. Its watermark is the largest ``ts`` seen; frames that arrive out of
+  order are reordered before the engine (see ``chargeguard.sources.reorder``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from chargeguard.allowlist import AllowList
+from chargeguard.detectors.base import Detector
+from chargeguard.events import Alert, Event, Finding
+
+log = structlog.get_logger("chargeguard.engine")
+
+AlertCallback = Callable[[Alert], None]
+
+
+def alert_id(kind: str, incident: str, first_ts: datetime) -> str:
+    """Deterministic alert id: same input and settings give the same id."""
+    digest = hashlib.sha256(f"{kind}\x1f{incident}\x1f{first_ts.isoformat()}".encode()).hexdigest()
+    return f"al_{digest[:24]}"
+
+
+@dataclass(slots=True)
+class _Open:
+    alert: Alert
+    last_seen: float
+    stations: dict[str, None] = field(default_factory=dict)
+    transactions: dict[str, None] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EngineStats:
+    events: int = 0
+    findings: int = 0
+    alerts_opened: int = 0
+    alerts_closed: int = 0
+    suppressed: Counter[str] = field(default_factory=Counter)
+    detector_failures: Counter[str] = field(default_factory=Counter)
+    forced_closes: int = 0
+
+
+class Engine:
+    """Feeds events to detectors and turns their findings into merged alerts.
+
+    ``on_open`` is called when an incident's first finding arrives (live sinks); ``on_close`` with the final merged
+    alert (file sinks, store).
+    """
+
+    def __init__(
+        self,
+        detectors: Sequence[Detector[Any]],
+        *,
+        allowlist: AllowList | None = None,
+        merge_gap_s: float = 3600.0,
+        max_open: int = 100_000,
+        max_evidence_items: int = 50,
+        on_open: AlertCallback | None = None,
+        on_close: AlertCallback | None = None,
+    ) -> None:
+        self.detectors = list(detectors)
+        self.allowlist = allowlist or AllowList()
+        self.merge_gap_s = merge_gap_s
+        self.max_open = max_open
+        self.max_evidence_items = max_evidence_items
+        self.on_open = on_open
+        self.on_close = on_close
+        self.stats = EngineStats()
+        self._routes: dict[type[Any], list[Detector[Any]]] = {}
+        for det in self.detectors:
+            for event_type in det.consumes:
+                self._routes.setdefault(event_type, []).append(det)
+        self._open: OrderedDict[tuple[str, str], _Open] = OrderedDict()
+        self._watermark: float = float("-inf")
+        self._last_sweep: float = float("-inf")
+        self._watermark_dt: datetime | None = None
+
+    @property
+    def watermark(self) -> datetime | None:
+        return self._watermark_dt
+
+    def process(self, event: Event) -> None:
+        """Feed one event (in transport-time order)."""
+        self.stats.events += 1
+        ts = event.ts
+        t = ts.timestamp()
+        if t > self._watermark:
+            self._watermark = t
+            self._watermark_dt = ts
+        for det in self._routes.get(type(event), ()):
+            try:
+                findings = det.process(event)
+                for finding in findings:
+                    self._accept(finding)
+            except Exception as exc:  # noqa: BLE001 - isolate any detector failure, keep going
+                self.stats.detector_failures[det.info.name] += 1
+                log.warning(
+                    "engine.detector.failed",
+                    detector=det.info.name,
+                    event_type=type(event).__name__,
+                    error=type(exc).__name__,
+                )
+        if self._watermark - self._last_sweep >= 60.0:
+            self._sweep()
+
+    def process_many(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.process(event)
+
+    def _accept(self, finding: Finding) -> None:
+        self.stats.findings += 1
+        if self.allowlist.allows(finding) is not None:
+            self.stats.suppressed[finding.kind] += 1
+            return
+        key = (finding.kind, finding.incident)
+        current = self._open.get(key)
+        t = finding.ts.timestamp()
+        if current is not None:
+            self._extend(current, finding, t)
+            self._open.move_to_end(key)
+            return
+        alert = Alert(
+            id=alert_id(finding.kind, finding.incident, finding.ts),
+            kind=finding.kind,
+            severity=finding.severity,
+            confidence=finding.confidence,
+            ts=finding.ts,
+            station=finding.station,
+            stations=finding.stations or ((finding.station,) if finding.station else ()),
+            transactions=finding.transactions,
+            token_ref=finding.token_ref,
+            summary=finding.summary,
+            evidence=dict(finding.evidence),
+            last_ts=finding.ts,
+            status="open",
+            count=1,
+        )
+        entry = _Open(alert, t, dict.fromkeys(alert.stations), dict.fromkeys(alert.transactions))
+        self._open[key] = entry
+        self.stats.alerts_opened += 1
+        if self.on_open is not None:
+            self.on_open(alert)
+        while len(self._open) > self.max_open:
+            _, oldest = self._open.popitem(last=False)
+            self.stats.forced_closes += 1
+            self._close(oldest)
+
+    def _extend(self, entry: _Open, finding: Finding, t: float) -> None:
+        a = entry.alert
+        for s in finding.stations or ((finding.station,) if finding.station else ()):
+            entry.stations.setdefault(s, None)
+        for tx in finding.transactions:
+            if len(entry.transactions) < 10 * self.max_evidence_items:
+                entry.transactions.setdefault(tx, None)
+        evidence = dict(a.evidence)
+        merged = evidence.setdefault("merged", [])
+        if isinstance(merged, list) and len(merged) < self.max_evidence_items:
+            merged.append({"ts": finding.ts.isoformat(), "summary": finding.summary, **dict(finding.evidence)})
+        entry.alert = replace(
+            a,
+            severity=max(a.severity, finding.severity),
+            confidence=max(a.confidence, finding.confidence),
+            last_ts=max(a.last_ts or a.ts, finding.ts),
+            stations=tuple(entry.stations),
+            transactions=tuple(entry.transactions),
+            evidence=evidence,
+            count=a.count + 1,
+        )
+        entry.last_seen = max(entry.last_seen, t)
+
+    def _close(self, entry: _Open) -> None:
+        final = replace(entry.alert, status="closed")
+        self.stats.alerts_closed += 1
+        if self.on_close is not None:
+            self.on_close(final)
+
+    def _sweep(self) -> None:
+        """Close incidents that nothing extended for merge_gap_s of event time."""
+        self._last_sweep = self._watermark
+        horizon = self._watermark - self.merge_gap_s
+        stale = [key for key, entry in self._open.items() if entry.last_seen < horizon]
+        for key in stale:
+            self._close(self._open.pop(key))
+
+    def finish(self) -> None:
+        """End of stream: let windowed detectors speak, then close every open incident (in opening order)."""
+        if self._watermark_dt is not None:
+            for det in self.detectors:
+                try:
+                    for finding in det.finish(self._watermark_dt):
+                        self._accept(finding)
+                except Exception as exc:  # noqa: BLE001
+                    self.stats.detector_failures[det.info.name] += 1
+                    log.warning("engine.detector.failed", detector=det.info.name, stage="finish",
+                                error=type(exc).__name__)
+        while self._open:
+            _, entry = self._open.popitem(last=False)
+            self._close(entry)
+
+    def open_alerts(self) -> list[Alert]:
+        return [entry.alert for entry in self._open.values()]

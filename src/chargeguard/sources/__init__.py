@@ -1,0 +1,1 @@
+"""Where events come from: each source is an adapter plus its normalisation."""

@@ -1,0 +1,1 @@
+"""OCPP-J: frame parsing and validation, normalisation to events, transaction assembly, the gateway."""

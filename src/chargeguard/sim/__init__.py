@@ -1,0 +1,1 @@
+"""Charging-network simulator: realistic OCPP captures of a station network with labelled incidents."""

@@ -6,9 +6,9 @@ This is the only module that reads or writes key bytes. Rules:
   file. A key file holds one line per version, ``<version>:<hex>``; the highest version is current unless the
   settings name another.
 * Key files must be regular files owned by the running user with mode 0600 or 0400; anything else is refused.
-* A key is generated (into the configured file, mode 0600, with a log line saying where) only when neither a key
-  nor a store with pseudonymised data exists yet. Otherwise start-up is refused with a clear error - a silent new
-  key would orphan every pseudonym already stored.
+* A key is generated (into the configured file, mode 0600, with a log line saying where) only when
+  neither a key nor a store with pseudonymised data exists yet. Otherwise start-up is refused with a clear
+  error - a silent new key would orphan every pseudonym already stored.
 """
 
 from __future__ import annotations
@@ -89,16 +89,18 @@ def write_new_key_file(path: Path, version: int = 1) -> dict[int, bytes]:
     except FileExistsError as exc:
         raise KeyMaterialError(f"key file {path} already exists; refusing to overwrite it") from exc
     with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write("# chargeguard pseudonym keys: <version>:<hex>. Losing this file orphans every pseudonym.\n")
+        handle.write(
+            "# chargeguard pseudonym keys: <version>:<hex>. Losing this file orphans every pseudonym.\n"
+        )
         handle.write(f"{version}:{secret.hex()}\n")
-    os.chmod(path, 0o600)
+    path.chmod(0o600)
     return {version: secret}
 
 
 def load_pseudonym_keys(
     *, env_key: str | None, key_file: Path | None, store_has_data: bool, allow_generate: bool = True
 ) -> tuple[dict[int, bytes], Path | None]:
-    """Find the pseudonym keys. Returns the keys and, when one was just generated, the file it was written to."""
+    """Find the pseudonym keys. Returns the keys and, when one was just generated, the file written."""
     if env_key:
         version_text, sep, material = env_key.partition(":")
         if sep and version_text.isdigit():
@@ -110,8 +112,8 @@ def load_pseudonym_keys(
         return read_key_file(key_file), None
     if store_has_data:
         raise KeyMaterialError(
-            f"key file {key_file} is missing but the store already holds pseudonymised data; refusing to create "
-            "a new key that would orphan them - restore the key file or point CHARGEGUARD_KEY_FILE at it"
+            f"key file {key_file} is missing but the store already holds pseudonymised data; refusing to "
+            "create a new key that would orphan them - restore the key file or set CHARGEGUARD_KEY_FILE"
         )
     if not allow_generate:
         raise KeyMaterialError(f"key file {key_file} does not exist")

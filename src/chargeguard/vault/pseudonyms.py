@@ -7,17 +7,17 @@ Format (fits an OCPP 1.6 idTag, CiString20, so pseudonymised captures stay schem
 * ``<v>``: key version, decimal 1..99.
 * ``<body>``: the first 13 (v<10) or 12 (v>=10) base32 characters (lowercase RFC 4648 alphabet) of
   HMAC-SHA256(key, normalised token) - 65 / 60 bits; collisions are negligible below ~10^8 distinct tokens.
-* ``<check>``: 2 base32 characters of HMAC-SHA256(key, "check:" + body). A string is recognised as a pseudonym
-  only when its check verifies under a known key, so a raw card number that happens to look like a pseudonym, or
-  a forged one, is pseudonymised like any other token instead of being passed through.
+* ``<check>``: 2 base32 characters of HMAC-SHA256(check key, body). A string is recognised as a
+  pseudonym only when its check verifies under a known key, so a raw card number that happens to look like
+  a pseudonym, or a forged one, is pseudonymised like any other token instead of being passed through.
 
-Pseudonyms are compared case-insensitively (OCPP tokens are case-insensitive and stations may upper-case them).
+Pseudonyms are compared case-insensitively (OCPP tokens are case-insensitive; stations may upper-case them).
 
 Normalisation before hashing (never truncating: cards with different UID lengths are different cards):
 strip surrounding white space; upper-case; for hexadecimal UIDs written with separators (``04:A2:B3``,
-``04-a2-b3``, ``04 A2 B3``) drop the separators; optionally (``decimal_uids=True``) read all-digit tokens as decimal
-UIDs and write them as hex (even number of digits, at least 8) so that the decimal and hex spellings of one card
-meet.
+``04-a2-b3``, ``04 A2 B3``) drop the separators; optionally (``decimal_uids=True``) read all-digit tokens
+as decimal UIDs and write them as hex (even number of digits, at least 8) so that the decimal and hex
+spellings of one card meet.
 """
 
 from __future__ import annotations
@@ -64,20 +64,22 @@ class PseudonymKey:
         if not 1 <= self.version <= 99:
             raise KeyMaterialError(f"pseudonym key version must be 1..99, got {self.version}")
         if len(self.secret) < _MIN_KEY_BYTES:
-            raise KeyMaterialError(f"pseudonym key version {self.version} is shorter than {_MIN_KEY_BYTES} bytes")
+            raise KeyMaterialError(
+                f"pseudonym key version {self.version} is shorter than {_MIN_KEY_BYTES} bytes"
+            )
 
     def __repr__(self) -> str:
         return f"PseudonymKey(version={self.version}, secret=<{len(self.secret)} bytes>)"
 
 
 class Pseudonymiser:
-    """Turns raw tokens into pseudonyms under the current key, and recognises pseudonyms of any known key version.
+    """Turns raw tokens into pseudonyms under the current key; recognises pseudonyms of any known version.
 
     Thread-safe and allocation-light: the hot path is one HMAC plus a dict lookup (results are memoised in a
     bounded cache keyed by the *normalised token's digest*, so the cache never holds a raw token).
     """
 
-    __slots__ = ("_check_keys", "_current", "_decimal_uids", "_keys", "_prefix", "_body_len")
+    __slots__ = ("_body_len", "_check_keys", "_current", "_decimal_uids", "_keys", "_prefix")
 
     def __init__(self, keys: Mapping[int, bytes], current: int, *, decimal_uids: bool = False) -> None:
         if current not in keys:

@@ -1,0 +1,527 @@
+"""The redaction layer: removes driver tokens and secrets from URLs, free text and log records.
+
+Two entry points do the work; everything else (the structlog processor, the stdlib logging filter,
+payload redaction) applies them.
+
+``redact_url(url)`` drops ``user:password@`` from the authority and replaces the value of
+credential-looking query parameters (``password``, ``token``, ``sig``, ``X-Amz-Signature`` ...) with
+``REDACTED``. It returns the safe URL and whether anything was removed, and never raises.
+
+``redact_text(text)`` scans free text once, left to right, with one alternation of patterns. At every
+position the *protected* shapes are tried first and copied through unchanged, then the shapes that are
+replaced by a marker ``[redacted:<kind>]``:
+
+Protected (never rewritten)
+    our own pseudonyms (``tok<v>_`` + 14/15 base32 characters), UUIDs, RFC 3339 timestamps, the message
+    id of an OCPP-J array (``[2, "<id>"``), values of id-like fields (``message_id=``, ``transactionId``,
+    ``request_id``, ``trace_id`` ...), and hexadecimal runs of 21 characters or more (SHA-1 / SHA-256 /
+    MD5 digests, key ids).
+Replaced
+    ``url``     URLs with credentials (user:password, credential query parameters), via ``redact_url``;
+    ``auth``    ``Authorization: Basic|Bearer|Token|Digest <credential>`` and a bare ``Basic <base64>``;
+    ``secret``  ``<name>=<value>`` / ``"<name>": "<value>"`` pairs for secret names (``password``,
+                ``token``, ``AuthorizationKey``, ``BasicAuthPassword``, ``apnPassword``, ``simPin`` ...),
+                and the value of a JSON object that names a secret configuration key
+                (``{"key": "AuthorizationKey", "value": ...}``,
+                ``{"variable": {"name": "BasicAuthPassword"}, "attributeValue": ...}``);
+    ``token``   the value of token-carrying fields (``idTag``, ``parentIdTag``, ``idToken``,
+                ``groupIdToken``, ``uid``, ``contract_id``, ``visual_number``, ``auth_id``, ``emaid`` ...),
+                and the token uid in an OCPI tokens path (``/tokens/NL/TNM/<uid>``,
+                ``/tokens/<uid>/authorize``);
+    ``rfid``    RFID UIDs of 4, 7 or 10 bytes: 8/14/20 hexadecimal digits in one word, containing at least
+                one digit and at least one letter A-F, or 2-digit groups joined by one repeated ``:`` /
+                ``-`` (any digits) or space (at least one letter A-F);
+    ``emaid``   eMAIDs (ISO 15118-2 Annex H and DIN SPEC 91286): country (2 letters), provider (3),
+                instance (9; DIN: ``C`` + 8), optional check character; either with one repeated ``-`` /
+                ``*`` separator, or unseparated in upper case with at least one digit after the country.
+
+A field-named value that already is a pseudonym, or is empty/``null``/``None``, is left alone.
+
+Limits (stated, not hidden): a token written as a plain decimal number, a hex UID whose digits are all
+0-9 or all A-F without separators, or an OCPI uid of arbitrary shape that appears outside a named field or
+a tokens path cannot be told apart from ordinary numbers and words, and is not caught. The other way
+round, short git commit ids and serial numbers of 8/14/20 hex characters mixing letters and digits are
+redacted as possible RFID UIDs, and 14/15-character upper-case codes with digits look like eMAIDs:
+redaction errs towards removing. MAC addresses (6 bytes, ISO 15118 ``MacAddress`` tokens) are not in the
+RFID shapes. Anything that must be caught for sure has to be pseudonymised field-aware at the edge (the
+capture normaliser); this layer is the net behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+REDACTED = "REDACTED"
+
+
+def marker(kind: str) -> str:
+    """The text that replaces a redacted value of the given kind."""
+    return f"[redacted:{kind}]"
+
+
+#: OCPP configuration keys (1.6) and device-model variables (2.0.1) whose values are secrets.
+SECRET_KEYS: frozenset[str] = frozenset(
+    {
+        "AuthorizationKey",  # 1.6 security whitepaper: HTTP Basic password of the station
+        "BasicAuthPassword",  # 2.0.1 SecurityCtrlr.BasicAuthPassword
+        "CentralSystemPassword",  # vendor spelling seen in 1.6 firmwares
+        "ChargePointPassword",
+        "WebSocketPassword",
+        "NetworkProfilePassword",
+    }
+)
+
+#: Payload field names (OCPP SetNetworkProfile APN/VPN, OCPI credentials, generic) whose values are secrets.
+SECRET_FIELDS: frozenset[str] = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+        "apnpassword",
+        "simpin",
+        "authorizationkey",
+        "basicauthpassword",
+        "api_key",
+        "apikey",
+        "access_token",
+        "refresh_token",
+        "auth_token",
+        "token",
+        "private_key",
+        "privatekey",
+    }
+)
+
+#: Payload field names (OCPP 1.6 / 2.0.1, OCPI) whose values are driver tokens.
+TOKEN_FIELDS: frozenset[str] = frozenset(
+    {
+        "idtag",
+        "parentidtag",
+        "idtoken",
+        "groupidtoken",
+        "additionalidtoken",
+        "id_tag",
+        "id_token",
+        "uid",
+        "token_uid",
+        "contract_id",
+        "contractid",
+        "visual_number",
+        "visualnumber",
+        "auth_id",
+        "emaid",
+    }
+)
+
+_SENSITIVE_QUERY = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "token",
+        "access_token",
+        "auth",
+        "auth_token",
+        "authorization",
+        "secret",
+        "client_secret",
+        "key",
+        "apikey",
+        "api_key",
+        "sig",
+        "signature",
+        "credential",
+        "credentials",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-goog-signature",
+        "x-goog-credential",
+    }
+)
+_QUERY_SPLIT = re.compile(r"([&;])")
+_SCHEMELESS_AUTHORITY = re.compile(r"^(//)([^/?#]*)@")
+
+
+def _redact_query(query: str) -> tuple[str, bool]:
+    found = False
+    out: list[str] = []
+    for piece in _QUERY_SPLIT.split(query):
+        name, sep, _value = piece.partition("=")
+        if sep and unquote(name).strip().lower() in _SENSITIVE_QUERY:
+            out.append(f"{name}={REDACTED}")
+            found = True
+        else:
+            out.append(piece)
+    return "".join(out), found
+
+
+def _redact_url(url: str) -> tuple[str, bool]:
+    parts = urlsplit(url)
+    found = False
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = netloc.rpartition("@")[2]
+        found = True
+    query, query_found = _redact_query(parts.query)
+    fragment, fragment_found = _redact_query(parts.fragment)
+    found = found or query_found or fragment_found
+    if not found:
+        return url, False
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment)), True
+
+
+def redact_url(url: str) -> tuple[str, bool]:
+    """Remove user:password and credential query parameters from ``url``; never raises.
+
+    Returns ``(safe_url, credentials_were_present)``.
+    """
+    try:
+        return _redact_url(url)
+    except (ValueError, TypeError, UnicodeError):
+        # urlsplit refuses some garbage (unbalanced IPv6 brackets...): fall back to plain string surgery.
+        text = str(url)
+        found = False
+        head, sep, rest = text.partition("://")
+        if sep:
+            authority, slash, tail = rest.partition("/")
+            if "@" in authority:
+                authority = authority.rpartition("@")[2]
+                found = True
+            rest = authority + slash + tail
+            text = head + sep + rest
+        base, qsep, query = text.partition("?")
+        if qsep:
+            query, query_found = _redact_query(query)
+            found = found or query_found
+            text = base + qsep + query
+        elif m := _SCHEMELESS_AUTHORITY.match(text):
+            text = m.group(1) + text[m.end() :]
+            found = True
+        return text, found
+
+
+# --- free text
+
+_NAME_END = r"(?![A-Za-z0-9_])"
+_NAME_START = r"(?<![A-Za-z0-9_])"
+_QUOTED_OR_BARE = (
+    r"""(?:"(?P<{g}dq>[^"\\]*(?:\\.[^"\\]*)*)"|'(?P<{g}sq>[^'\\]*)'|(?P<{g}bare>[^\s&,;"'{{}}\[\]()<>]+))"""
+)
+_PAIR_SEP = r"""["']?\s*[:=]\s*"""
+
+
+def _names(names: frozenset[str] | set[str]) -> str:
+    return "|".join(sorted((re.escape(n) for n in names), key=len, reverse=True))
+
+
+_ID_FIELDS = {
+    "message_id",
+    "messageid",
+    "msg_id",
+    "msgid",
+    "unique_id",
+    "uniqueid",
+    "request_id",
+    "requestid",
+    "trace_id",
+    "traceid",
+    "span_id",
+    "spanid",
+    "correlation_id",
+    "correlationid",
+    "transaction_id",
+    "transactionid",
+    "session_id",
+    "sessionid",
+    "cdr_id",
+    "alert_id",
+    "commit",
+    "sha",
+    "sha1",
+    "sha256",
+    "hash",
+    "digest",
+    "token_ref",
+}
+_SECRET_PAIR_NAMES = {n.lower() for n in SECRET_FIELDS} | {k.lower() for k in SECRET_KEYS}
+
+_PATTERNS: list[tuple[str, str]] = [
+    # protected shapes first: copied through unchanged
+    ("p_pseudonym", _NAME_START + r"tok[1-9][0-9]?_[A-Za-z2-7]{14,15}" + _NAME_END),
+    (
+        "p_uuid",
+        r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f])",
+    ),
+    ("p_time", r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?"),
+    ("p_msgid", r"""\[\s*[2-6]\s*,\s*"[^"\\]{0,64}\""""),
+    (
+        "p_idfield",
+        _NAME_START
+        + r"(?i:"
+        + _names(_ID_FIELDS)
+        + r")"
+        + _NAME_END
+        + _PAIR_SEP
+        + r"""["']?[\w.:-]{1,64}["']?""",
+    ),
+    ("p_hexrun", r"(?<![0-9A-Za-z])[0-9A-Fa-f]{21,}(?![0-9A-Za-z])"),
+    # replaced shapes
+    ("url", r"""[A-Za-z][A-Za-z0-9+.-]{0,15}://[^\s"'<>`]+"""),
+    (
+        "auth",
+        r"(?i:(?P<auth_name>(?:proxy-)?authorization)"
+        + _PAIR_SEP
+        + r"""["']?(?P<auth_scheme>basic|bearer|token|digest)\s+)[^\s"',;]+"""
+        + r"|\bBasic\s+[A-Za-z0-9+/]{8,}={0,2}",
+    ),
+    (
+        "secret",
+        _NAME_START
+        + r"(?P<secret_name>(?i:"
+        + _names(_SECRET_PAIR_NAMES)
+        + r"))"
+        + _NAME_END
+        + r"(?P<secret_sep>"
+        + _PAIR_SEP
+        + r")"
+        + _QUOTED_OR_BARE.format(g="secret_"),
+    ),
+    (
+        "token",
+        _NAME_START
+        + r"(?P<token_name>(?i:"
+        + _names(TOKEN_FIELDS)
+        + r"))"
+        + _NAME_END
+        + r"(?P<token_sep>"
+        + _PAIR_SEP
+        + r")"
+        + _QUOTED_OR_BARE.format(g="token_"),
+    ),
+    ("ocpi", r"(?P<ocpi_head>/tokens/(?:[A-Za-z]{2}/[A-Za-z0-9]{3}/)?)(?P<ocpi_uid>[^/?#\s\"'<>]{1,64})"),
+    (
+        "rfid_sep",
+        r"(?<![0-9A-Za-z:\-])[0-9A-Fa-f]{2}(?P<rsep>[:\- ])[0-9A-Fa-f]{2}"
+        r"(?:(?P=rsep)[0-9A-Fa-f]{2}){2,8}(?![0-9A-Za-z:\-])",
+    ),
+    ("rfid", r"(?<![0-9A-Za-z_])(?:[0-9A-Fa-f]{20}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{8})(?![0-9A-Za-z_])"),
+    (
+        "emaid",
+        r"(?<![0-9A-Za-z_])[A-Za-z]{2}(?P<esep>[-*]?)[A-Za-z0-9]{3}(?P=esep)[A-Za-z0-9]{9}"
+        r"(?:(?P=esep)[A-Za-z0-9])?(?![0-9A-Za-z_])",
+    ),
+]
+_SCANNER = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _PATTERNS))
+_PSEUDONYM_SHAPE = re.compile(r"^tok[1-9][0-9]?_[A-Za-z2-7]{14,15}$")
+_UNREDACTED_VALUES = frozenset({"", "null", "none", "true", "false", REDACTED.lower()})
+_HAS_DIGIT = re.compile(r"[0-9]")
+_HAS_HEX_LETTER = re.compile(r"[A-Fa-f]")
+
+
+def _field_value(m: re.Match[str], group: str) -> tuple[str, int, int]:
+    for suffix in ("dq", "sq", "bare"):
+        value = m.group(f"{group}_{suffix}")
+        if value is not None:
+            return value, m.start(f"{group}_{suffix}"), m.end(f"{group}_{suffix}")
+    return "", m.end(), m.end()  # pragma: no cover - the pattern always captures one of the three
+
+
+def _replace_value(m: re.Match[str], group: str, kind: str) -> str:
+    value, start, end = _field_value(m, group)
+    if value.lower() in _UNREDACTED_VALUES or _PSEUDONYM_SHAPE.match(value) or value.startswith("[redacted:"):
+        return m.group(0)
+    whole = m.group(0)
+    offset = m.start()
+    return whole[: start - offset] + marker(kind) + whole[end - offset :]
+
+
+def _is_rfid(text: str) -> bool:
+    return bool(_HAS_DIGIT.search(text) and _HAS_HEX_LETTER.search(text))
+
+
+def _is_emaid(text: str, separated: bool) -> bool:
+    if separated:
+        return True
+    return text.isupper() and bool(_HAS_DIGIT.search(text[2:]))
+
+
+def _substitute(m: re.Match[str]) -> str:
+    kind = m.lastgroup
+    whole = m.group(0)
+    if kind is None or kind.startswith("p_"):
+        return whole
+    if kind == "url":
+        safe, _found = redact_url(whole)
+        # an OCPI tokens path inside the URL still names a token uid
+        return _OCPI_ONLY.sub(lambda o: o.group("head") + marker("token"), safe)
+    if kind == "auth":
+        scheme = m.group("auth_scheme")
+        if scheme is None:
+            return "Basic " + marker("auth")
+        return whole[: m.end("auth_scheme") - m.start()] + " " + marker("auth")
+    if kind == "secret":
+        return _replace_value(m, "secret", "secret")
+    if kind == "token":
+        return _replace_value(m, "token", "token")
+    if kind == "ocpi":
+        uid = m.group("ocpi_uid")
+        if _PSEUDONYM_SHAPE.match(uid) or uid.startswith("[redacted:"):
+            return whole
+        return m.group("ocpi_head") + marker("token")
+    if kind == "rfid_sep":
+        if m.group("rsep") == " " and not _HAS_HEX_LETTER.search(whole):
+            return whole
+        groups = whole.count(m.group("rsep")) + 1
+        return marker("rfid") if groups in (4, 7, 10) else whole
+    if kind == "rfid":
+        return marker("rfid") if _is_rfid(whole) else whole
+    if kind == "emaid":
+        return marker("emaid") if _is_emaid(whole, bool(m.group("esep"))) else whole
+    return whole  # pragma: no cover - every named group is handled above
+
+
+_OCPI_ONLY = re.compile(
+    r"(?P<head>/tokens/(?:[A-Za-z]{2}/[A-Za-z0-9]{3}/)?)(?!tok[1-9][0-9]?_)(?P<uid>[^/?#\s\"'<>]{1,64})"
+)
+
+# objects (one nesting level) that name a secret configuration key: redact their value fields
+_FLAT_OBJECT = re.compile(r"\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}")
+_SECRET_KEY_NAMED = re.compile(
+    r"""["'](?:key|name)["']\s*:\s*["'](?:""" + _names(set(SECRET_KEYS)) + r""")["']"""
+)
+_VALUE_FIELD = re.compile(
+    r"""(["'](?:value|attributeValue)["']\s*:\s*)(?:"[^"\\]*(?:\\.[^"\\]*)*"|'[^']*'|[^,}\s]+)"""
+)
+_ANY_SECRET_KEY = re.compile(_names(set(SECRET_KEYS)))
+
+
+def _redact_secret_objects(text: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        obj = m.group(0)
+        if not _SECRET_KEY_NAMED.search(obj):
+            return obj
+        return _VALUE_FIELD.sub(lambda v: v.group(1) + '"' + marker("secret") + '"', obj)
+
+    return _FLAT_OBJECT.sub(one, text)
+
+
+def redact_text(text: str) -> str:
+    """Replace token-like strings and secrets in free text with ``[redacted:<kind>]``; never raises."""
+    if not text:
+        return text
+    try:
+        if _ANY_SECRET_KEY.search(text):
+            text = _redact_secret_objects(text)
+        return _SCANNER.sub(_substitute, text)
+    except (RecursionError, MemoryError, re.error):  # pragma: no cover - defensive: logging must go on
+        return marker("unredactable")
+
+
+# --- structured values and logging
+
+
+def redact_value(value: Any, *, pseudonymise: Callable[[str], str] | None = None, _depth: int = 0) -> Any:
+    """Redact a JSON-like value (dicts, lists, strings) recursively.
+
+    Values of token fields are pseudonymised with ``pseudonymise`` when given (else replaced by a
+    marker); values of secret fields, and the ``value``/``attributeValue`` of an object naming a secret
+    configuration key, become a marker; every other string goes through ``redact_text``. Returns a new
+    value; the input is not modified.
+    """
+    if _depth > 64:
+        return marker("too_deep")
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        names_secret = any(
+            isinstance(value.get(k), str) and value.get(k) in SECRET_KEYS for k in ("key", "name")
+        ) or _names_secret_variable(value)
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            lower = key.lower() if isinstance(key, str) else ""
+            if lower in SECRET_FIELDS or (names_secret and lower in ("value", "attributevalue")):
+                out[key] = marker("secret") if item not in (None, "") else item
+            elif lower in _ID_FIELDS and isinstance(item, str | int):
+                out[key] = item
+            elif lower in TOKEN_FIELDS and isinstance(item, str):
+                if _PSEUDONYM_SHAPE.match(item) or not item:
+                    out[key] = item
+                else:
+                    out[key] = pseudonymise(item) if pseudonymise is not None else marker("token")
+            else:
+                out[key] = redact_value(item, pseudonymise=pseudonymise, _depth=_depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        items = [redact_value(v, pseudonymise=pseudonymise, _depth=_depth + 1) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
+def _names_secret_variable(value: Mapping[Any, Any]) -> bool:
+    variable = value.get("variable")
+    return isinstance(variable, Mapping) and variable.get("name") in SECRET_KEYS
+
+
+def redact_event_dict(
+    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: redact every string value (nested too) and secret-named keys of the event."""
+    for key in list(event_dict):
+        item = event_dict[key]
+        lower = key.lower()
+        if lower in SECRET_FIELDS and item not in (None, ""):
+            event_dict[key] = marker("secret")
+        elif lower in _ID_FIELDS:
+            continue
+        elif lower in TOKEN_FIELDS and isinstance(item, str) and item and not _PSEUDONYM_SHAPE.match(item):
+            event_dict[key] = marker("token")
+        elif isinstance(item, str | Mapping | list | tuple):
+            event_dict[key] = redact_value(item)
+        elif isinstance(item, BaseException):
+            event_dict[key] = redact_text(repr(item))
+    return event_dict
+
+
+_STANDARD_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
+
+class RedactingFilter(logging.Filter):
+    """stdlib logging filter: redacts the message, string extras, exception and stack text of a record.
+
+    Attach it to handlers (``handler.addFilter(RedactingFilter())``) so every logger's records pass it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # bad %-args: keep the template only
+            message = str(record.msg)
+        record.msg = redact_text(message)
+        record.args = None
+        for name, item in list(vars(record).items()):
+            if name in _STANDARD_RECORD_ATTRS:
+                continue
+            if name.lower() in _ID_FIELDS:
+                continue
+            if name.lower() in SECRET_FIELDS:
+                setattr(record, name, marker("secret"))
+            elif isinstance(item, str | Mapping | list | tuple):
+                setattr(record, name, redact_value(item))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
+        return True

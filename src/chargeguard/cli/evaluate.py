@@ -1,10 +1,94 @@
-"""CLI commands: evaluate (see the module's register function)."""
+"""CLI commands: ``chargeguard eval`` (alerts scored against ground truth) and ``import-sessions``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import structlog
 import typer
+from rich.console import Console
+
+from chargeguard.errors import ChargeguardError, InputError
+from chargeguard.eval.matching import DEFAULT_GRACE_S
+from chargeguard.eval.metrics import evaluate
+from chargeguard.eval.records import load_alerts, load_truth
+from chargeguard.eval.report import print_evaluation
+from chargeguard.eval.sessions import count_sessions
+
+log = structlog.get_logger("chargeguard.cli.evaluate")
+
+MAX_EXAMPLES = 5
+
+
+def report_errors(console: Console, label: str, errors: list[InputError]) -> None:
+    """A few examples (file:line and reason), then the count."""
+    for error in errors[:MAX_EXAMPLES]:
+        console.print(f"[yellow]bad {label} line[/] {error}", markup=True, highlight=False)
+    if len(errors) > MAX_EXAMPLES:
+        console.print(f"... and {len(errors) - MAX_EXAMPLES} more bad {label} line(s)")
+    if errors:
+        console.print(f"{len(errors)} bad {label} line(s) skipped; the rest was evaluated")
+
+
+def eval_command(
+    truth: Annotated[Path, typer.Option("--truth", help="Ground truth JSON Lines (plain or .gz).")],
+    alerts: Annotated[Path, typer.Option("--alerts", help="Alerts JSON Lines (scan --alerts).")],
+    sessions: Annotated[
+        int | None,
+        typer.Option("--sessions", min=1, help="Sessions, for false alerts/1k."),
+    ] = None,
+    capture: Annotated[
+        Path | None, typer.Option("--capture", help="Count sessions from this capture instead of --sessions.")
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write JSON here ('-' = stdout).")] = None,
+    grace_s: Annotated[
+        float,
+        typer.Option("--grace", min=0.0, help="Grace around incident windows, s."),
+    ] = DEFAULT_GRACE_S,
+) -> None:
+    """Match alerts to labelled incidents; report recall, precision, F1, delay and false alerts per kind."""
+    to_stdout = json_out is not None and str(json_out) == "-"
+    console = Console(stderr=to_stdout)
+    err = Console(stderr=True)
+    if sessions is not None and capture is not None:
+        raise typer.BadParameter("give either --sessions or --capture, not both")
+    try:
+        truth_loaded = load_truth(truth)
+        alerts_loaded = load_alerts(alerts)
+        session_count = count_sessions(capture) if capture is not None else sessions
+    except ChargeguardError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    report_errors(err, "truth", truth_loaded.errors)
+    report_errors(err, "alert", alerts_loaded.errors)
+    if not truth_loaded.records and truth_loaded.errors:
+        err.print("[red]error:[/] no usable truth line", highlight=False)
+        raise typer.Exit(1)
+    result = evaluate(truth_loaded.records, alerts_loaded.records, sessions=session_count, grace_s=grace_s)
+    log.info(
+        "eval.done",
+        incidents=len(truth_loaded.records),
+        alerts=len(alerts_loaded.records),
+        bad_truth_lines=truth_loaded.bad_lines,
+        bad_alert_lines=alerts_loaded.bad_lines,
+    )
+    print_evaluation(result, console)
+    if json_out is not None:
+        payload = result.to_json()
+        payload["bad_lines"] = {
+            "truth": truth_loaded.bad_lines,
+            "alerts": alerts_loaded.bad_lines,
+            "examples": [str(e) for e in (truth_loaded.errors + alerts_loaded.errors)[:20]],
+        }
+        data = orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n"
+        if to_stdout:
+            typer.echo(data.decode("utf-8"), nl=False)
+        else:
+            json_out.write_bytes(data)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
-    del app
+    app.command("eval")(eval_command)

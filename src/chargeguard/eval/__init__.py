@@ -1,0 +1,1 @@
+"""Scoring alerts against ground truth: truth and alert records, matching, metrics, reports and injection."""

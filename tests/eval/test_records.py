@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from chargeguard.errors import CaptureError
+from chargeguard.eval.kinds import CATALOGUE
 from chargeguard.eval.records import load_alerts, load_truth, parse_time
 
 GOOD_TRUTH = {
@@ -42,7 +43,7 @@ def test_truth_good_and_bad_lines(tmp_path: Path) -> None:
             orjson.dumps({**GOOD_TRUTH, "subtle": True, "end": None, "detectable_at": None}),
         ],
     )
-    loaded = load_truth(path)
+    loaded = load_truth(path, kinds=CATALOGUE)
     assert loaded.bad_lines == 5
     messages = [str(e) for e in loaded.errors]
     assert messages[0] == f"{path}:2: not JSON"
@@ -72,7 +73,7 @@ def test_alerts_gzip_and_station_folded_into_stations(tmp_path: Path) -> None:
     }
     with gzip.open(path, "wb") as fh:
         fh.write(orjson.dumps(line) + b"\n" + orjson.dumps({**line, "ts": 5}) + b"\n")
-    loaded = load_alerts(path)
+    loaded = load_alerts(path, kinds=CATALOGUE)
     assert loaded.bad_lines == 1 and "must be an RFC 3339 string" in str(loaded.errors[0])
     (rec,) = loaded.records
     assert rec.stations == {"CP-1", "CP-2"} and rec.transactions == {"7"}
@@ -80,7 +81,7 @@ def test_alerts_gzip_and_station_folded_into_stations(tmp_path: Path) -> None:
 
 def test_missing_file_is_a_capture_error(tmp_path: Path) -> None:
     with pytest.raises(CaptureError, match="does not exist"):
-        load_truth(tmp_path / "nope.jsonl")
+        load_truth(tmp_path / "nope.jsonl", kinds=CATALOGUE)
 
 
 def test_parse_time_refuses_naive_and_garbage() -> None:

@@ -18,11 +18,14 @@ import binascii
 import os
 import secrets
 import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from chargeguard.errors import KeyMaterialError
 
 KEY_BYTES = 32
+MAX_VERSION = 99
 
 
 def _decode_key(text: str, *, where: str) -> bytes:
@@ -56,28 +59,135 @@ def check_key_file(path: Path) -> None:
         raise KeyMaterialError(f"key file {path} is owned by uid {st.st_uid}, not by the running user")
 
 
-def read_key_file(path: Path) -> dict[int, bytes]:
-    """Read ``<version>:<hex>`` lines from a checked key file."""
+@dataclass(frozen=True)
+class KeyRing:
+    """The pseudonym keys of a key file: versions, which is layered over which, and the current one."""
+
+    keys: Mapping[int, bytes]
+    layers: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def current(self) -> int:
+        return max(self.keys)
+
+    def __repr__(self) -> str:
+        return f"KeyRing(versions={sorted(self.keys)}, layers={dict(self.layers)})"
+
+
+def _read_lines(path: Path) -> list[str]:
     check_key_file(path)
     try:
-        lines = path.read_text(encoding="ascii").splitlines()
+        return path.read_text(encoding="ascii").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyMaterialError(f"key file {path} cannot be read") from exc
+
+
+def read_key_ring(path: Path) -> KeyRing:
+    """Read a checked key file: ``<version>:<key>`` lines, or ``<version>:<key>:over=<older version>``.
+
+    ``over=`` marks a layered version (see ``chargeguard.vault.rotation``).
+    """
     keys: dict[int, bytes] = {}
-    for number, line in enumerate(lines, start=1):
+    layers: dict[int, int] = {}
+    for number, line in enumerate(_read_lines(path), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        version_text, sep, material = line.partition(":")
+        version_text, sep, rest = line.partition(":")
         if not sep or not version_text.isdigit():
             raise KeyMaterialError(f"{path}:{number}: expected '<version>:<key>'")
         version = int(version_text)
+        if not 1 <= version <= MAX_VERSION:
+            raise KeyMaterialError(f"{path}:{number}: key version must be 1..{MAX_VERSION}")
         if version in keys:
             raise KeyMaterialError(f"{path}:{number}: key version {version} appears twice")
+        material, sep, option = rest.partition(":")
+        if sep:
+            name, eq, value = option.partition("=")
+            if name != "over" or not eq or not value.isdigit():
+                raise KeyMaterialError(f"{path}:{number}: unknown key option (expected 'over=<version>')")
+            layers[version] = int(value)
         keys[version] = _decode_key(material, where=f"{path}:{number}")
     if not keys:
         raise KeyMaterialError(f"key file {path} holds no key")
-    return keys
+    for outer, inner in layers.items():
+        if inner not in keys or inner >= outer:
+            raise KeyMaterialError(
+                f"key file {path}: version {outer} is layered over {inner}, which is not an "
+                "older version in the file"
+            )
+    return KeyRing(keys, layers)
+
+
+def read_key_file(path: Path) -> dict[int, bytes]:
+    """Read the keys (``<version>:<hex>`` lines) of a checked key file."""
+    return dict(read_key_ring(path).keys)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (mode 0600) so that a crash leaves either the old or the new file."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _render(ring: KeyRing, header: str) -> str:
+    lines = [header]
+    for version in sorted(ring.keys):
+        over = f":over={ring.layers[version]}" if version in ring.layers else ""
+        lines.append(f"{version}:{ring.keys[version].hex()}{over}")
+    return "\n".join(lines) + "\n"
+
+
+_HEADER = (
+    "# chargeguard pseudonym keys: <version>:<hex>[:over=<v>]. Losing this file orphans every pseudonym."
+)
+
+
+def add_key_version(path: Path, *, layered: bool) -> KeyRing:
+    """Append a fresh key version to a key file (atomically) and return the new ring.
+
+    ``layered=True`` layers it over the current version (rotation without raw tokens); otherwise it is a
+    fresh key, and stored pseudonyms can only move to it by re-derivation from sealed tokens.
+    """
+    ring = read_key_ring(path)
+    version = ring.current + 1
+    if version > MAX_VERSION:
+        raise KeyMaterialError(f"key file {path} already holds version {MAX_VERSION}, the last one")
+    keys = {**ring.keys, version: secrets.token_bytes(KEY_BYTES)}
+    layers = {**ring.layers, version: ring.current} if layered else dict(ring.layers)
+    new = KeyRing(keys, layers)
+    _write_atomically(path, _render(new, _HEADER))
+    return new
+
+
+def retire_key_version(path: Path, version: int) -> KeyRing:
+    """Remove a key version that no stored record and no kept layer needs any more (atomically)."""
+    ring = read_key_ring(path)
+    if version not in ring.keys:
+        raise KeyMaterialError(f"key file {path} has no version {version}")
+    if version == ring.current:
+        raise KeyMaterialError(f"key version {version} is the current one and cannot be retired")
+    if version in ring.layers.values():
+        raise KeyMaterialError(f"key version {version} is the inner layer of a newer version; it must stay")
+    keys = {v: k for v, k in ring.keys.items() if v != version}
+    layers = {o: i for o, i in ring.layers.items() if o != version}
+    new = KeyRing(keys, layers)
+    _write_atomically(path, _render(new, _HEADER))
+    return new
 
 
 def write_new_key_file(path: Path, version: int = 1) -> dict[int, bytes]:

@@ -75,13 +75,36 @@ class PseudonymKey:
 class Pseudonymiser:
     """Turns raw tokens into pseudonyms under the current key; recognises pseudonyms of any known version.
 
-    Thread-safe and allocation-light: the hot path is one HMAC plus a dict lookup (results are memoised in a
-    bounded cache keyed by the *normalised token's digest*, so the cache never holds a raw token).
+    Thread-safe (no mutable state after construction) and allocation-light: the hot path is one normalisation,
+    one one-shot HMAC-SHA256 for the body and one for the check characters. No cache: a cache of raw tokens
+    would be exactly the thing this module must not keep.
+
+    Layered keys (``layers={2: 1}``: version 2 is layered over version 1) implement rotation without raw
+    tokens: a version-2 pseudonym is ``layer_2(pseudonym under 1)``, where ``layer_v(p)`` is
+    HMAC-SHA256(key v, "layer:" + p) formatted as a version-v pseudonym. A stored version-1 pseudonym is
+    moved to version 2 by :meth:`upgrade` (no raw token needed), and a new raw token gets the same result
+    through both layers. See ``chargeguard.vault.rotation`` for what an operator gains and loses.
     """
 
-    __slots__ = ("_body_len", "_check_keys", "_current", "_decimal_uids", "_keys", "_prefix")
+    __slots__ = (
+        "_body_len",
+        "_check_keys",
+        "_current",
+        "_decimal_uids",
+        "_keys",
+        "_layers",
+        "_prefix",
+        "_upgrade_paths",
+    )
 
-    def __init__(self, keys: Mapping[int, bytes], current: int, *, decimal_uids: bool = False) -> None:
+    def __init__(
+        self,
+        keys: Mapping[int, bytes],
+        current: int,
+        *,
+        decimal_uids: bool = False,
+        layers: Mapping[int, int] | None = None,
+    ) -> None:
         if current not in keys:
             raise KeyMaterialError(f"current pseudonym key version {current} is not among the loaded keys")
         self._keys = {v: PseudonymKey(v, s) for v, s in keys.items()}
@@ -90,14 +113,50 @@ class Pseudonymiser:
         self._decimal_uids = decimal_uids
         self._prefix = f"tok{current}_"
         self._body_len = PSEUDONYM_LENGTH - len(self._prefix) - 2
+        self._layers = dict(layers or {})
+        for outer, inner in self._layers.items():
+            if outer not in self._keys or inner not in self._keys:
+                raise KeyMaterialError(f"key layer {outer} over {inner} names a version that is not loaded")
+            if inner >= outer:
+                raise KeyMaterialError(
+                    f"key layer {outer} over {inner}: a layer must sit on an older version"
+                )
+        # for every version on the current key's chain: the layers to apply to reach the current version
+        self._upgrade_paths: dict[int, tuple[int, ...]] = {}
+        chain = [current]
+        while chain[-1] in self._layers:
+            chain.append(self._layers[chain[-1]])
+        for i, version in enumerate(chain):
+            self._upgrade_paths[version] = tuple(reversed(chain[:i]))
 
     @property
     def current_version(self) -> int:
         return self._current
 
+    @property
+    def versions(self) -> frozenset[int]:
+        """Every loaded key version."""
+        return frozenset(self._keys)
+
+    @property
+    def layers(self) -> Mapping[int, int]:
+        """Layered versions: outer version -> the version it is layered over."""
+        return dict(self._layers)
+
     def _check(self, version: int, body: str) -> str:
-        digest = hmac.new(self._check_keys[version], body.encode("ascii"), hashlib.sha256).digest()
+        digest = hmac.digest(self._check_keys[version], body.encode("ascii"), "sha256")
         return _b32(digest)[:2]
+
+    def _format(self, version: int, digest: bytes) -> str:
+        prefix = f"tok{version}_"
+        body = _b32(digest)[: PSEUDONYM_LENGTH - len(prefix) - 2]
+        return prefix + body + self._check(version, body)
+
+    def _key(self, version: int) -> bytes:
+        try:
+            return self._keys[version].secret
+        except KeyError:
+            raise KeyMaterialError(f"pseudonym key version {version} is not loaded") from None
 
     def version_of(self, value: str) -> int | None:
         """The key version of a valid pseudonym, or None when ``value`` is not one of ours."""
@@ -118,19 +177,53 @@ class Pseudonymiser:
     def is_pseudonym(self, value: str) -> bool:
         return self.version_of(value) is not None
 
+    def layer(self, version: int, pseudonym: str) -> str:
+        """Apply key layer ``version`` to a pseudonym of the version it is layered over."""
+        inner = self._layers.get(version)
+        if inner is None:
+            raise KeyMaterialError(f"key version {version} is not a layer; pseudonyms cannot be moved to it")
+        if self.version_of(pseudonym) != inner:
+            raise KeyMaterialError(f"key layer {version} applies to version {inner} pseudonyms only")
+        digest = hmac.digest(self._key(version), b"layer:" + pseudonym.lower().encode("ascii"), "sha256")
+        return self._format(version, digest)
+
     def hash_under(self, version: int, raw: str) -> str:
-        """Pseudonym of ``raw`` under a given key version (used by rotation)."""
-        key = self._keys[version]
+        """Pseudonym of ``raw`` under a given key version (through its layers, if it is layered)."""
+        inner = self._layers.get(version)
+        if inner is not None:
+            return self.layer(version, self.hash_under(inner, raw))
         normalised = normalise_token(raw, decimal_uids=self._decimal_uids)
-        digest = hmac.new(key.secret, normalised.encode("utf-8"), hashlib.sha256).digest()
-        prefix = f"tok{version}_"
-        body = _b32(digest)[: PSEUDONYM_LENGTH - len(prefix) - 2]
-        return prefix + body + self._check(version, body)
+        return self._format(version, hmac.digest(self._key(version), normalised.encode("utf-8"), "sha256"))
+
+    def upgrade(self, pseudonym: str) -> str | None:
+        """The current-version pseudonym for a valid pseudonym of a version on the current key's layer chain.
+
+        Returns the (lower-cased) input when it already is current, and None when it cannot be moved without
+        the raw token (unknown version, or a version the current key is not layered over).
+        """
+        version = self.version_of(pseudonym)
+        if version is None:
+            return None
+        path = self._upgrade_paths.get(version)
+        if path is None:
+            return None
+        value = pseudonym.lower()
+        for outer in path:
+            value = self.layer(outer, value)
+        return value
 
     def pseudonymise(self, raw: str) -> str:
-        """Pseudonym of a raw token; a valid pseudonym passes through unchanged (lower-cased)."""
-        if len(raw) == PSEUDONYM_LENGTH and self.version_of(raw) is not None:
-            return raw.lower()
+        """Pseudonym of a raw token under the current key.
+
+        A valid pseudonym passes through (lower-cased): moved to the current version when the current key is
+        layered over its version, unchanged otherwise (it stays accepted for lookups until rotation ends).
+        """
+        if len(raw) == PSEUDONYM_LENGTH:
+            version = self.version_of(raw)
+            if version is not None:
+                if version == self._current:
+                    return raw.lower()
+                return self.upgrade(raw) or raw.lower()
         return self.hash_under(self._current, raw)
 
     __call__ = pseudonymise

@@ -1,0 +1,476 @@
+"""The Store: chargeguard's database (SQLite file or PostgreSQL) behind one small, typed API.
+
+Opening a store migrates it to the newest schema. Every write runs in one database transaction per call;
+batching is the caller's business (see ``chargeguard.sinks.store.StoreSink``). Errors leave as ``StoreError``
+with the URL redacted. Tokens arrive and leave as pseudonyms only; the key versions of the pseudonyms written
+are recorded in ``meta`` so the vault can refuse to start without the matching key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+from sqlalchemy import Connection, Engine, delete, exists, or_, select, text, update
+from sqlalchemy.engine import URL
+
+from chargeguard.allowlist import AllowEntry, AllowList
+from chargeguard.errors import ConfigError, StoreError
+from chargeguard.events import Alert, ConnectionEvent, StationBooted, TransactionEnded
+from chargeguard.store import migrate, records, schema, upsert
+from chargeguard.store.connect import create_store_engine, default_url, redact_url, translate
+
+if TYPE_CHECKING:
+    from chargeguard.sinks.store import StoreSink
+
+log = structlog.get_logger("chargeguard.store")
+
+# PostgreSQL advisory lock taken while migrating, so two processes opening a fresh store do not race
+_MIGRATION_LOCK = 0x63675F6D6967  # "cg_mig"
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound parameter limit
+META_PSEUDONYMISED = "pseudonymised"
+META_KEY_VERSIONS = "pseudonym_key_versions"
+DEFAULT_LIMIT = 1000
+
+
+class AllowEntryNotFoundError(ConfigError):
+    """``remove_allow`` named an entry that does not exist or was already removed."""
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """chargeguard's persistence: alerts, transactions, stations, allow entries, scan runs and meta."""
+
+    def __init__(self, engine: Engine, url: URL) -> None:
+        """Use ``Store.open``; this constructor assumes a migrated database."""
+        self._engine = engine
+        self._url = url
+        self._dialect = engine.dialect.name
+        self._known_versions: set[int] | None = None
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(cls, url: str | None = None) -> Store:
+        """Connect to ``url`` (``default_url()`` when None) and migrate it to the newest schema."""
+        engine, parsed = create_store_engine(url or default_url())
+        store = cls(engine, parsed)
+        try:
+            store._migrate()
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    def _migrate(self) -> None:
+        head = migrate.head_revision()
+        with self._write("migrating the store") as conn:
+            if self._dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            current = migrate.current_revision(conn)
+            if current == head:
+                return
+            if current is not None and current not in migrate.known_revisions():
+                raise StoreError(
+                    f"the store at {self.url} has schema revision {current}, newer than this chargeguard "
+                    f"knows (head {head}); upgrade chargeguard"
+                )
+            migrate.upgrade(conn)
+            log.info("store.migrated", url=self.url, from_revision=current, to_revision=head)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def sink(self, *, batch_size: int = 1000) -> StoreSink:
+        """A batching sink writing into this store (see ``chargeguard.sinks.store``)."""
+        from chargeguard.sinks.store import StoreSink  # the sink module depends on this one, not the reverse
+
+        return StoreSink(self, batch_size=batch_size)
+
+    @property
+    def url(self) -> str:
+        """The store's URL with any password hidden."""
+        return redact_url(self._url)
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[Connection]:
+        with translate(action, self._url), self._engine.connect() as conn:
+            conn.execution_options(chargeguard_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[Connection]:
+        with translate(action, self._url), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    # ------------------------------------------------------------------------------------------ alerts
+
+    def save_alerts(self, alerts: Iterable[Alert]) -> int:
+        """Upsert alerts by id (an open alert is replaced by its closed version); returns the count."""
+        return self.save_batch(alerts=alerts)
+
+    def save_batch(
+        self,
+        *,
+        alerts: Iterable[Alert] = (),
+        transactions: Iterable[TransactionEnded] = (),
+        sightings: Iterable[StationBooted | ConnectionEvent] = (),
+    ) -> int:
+        """Write alerts, transactions and station sightings in one database transaction; returns the rows."""
+        latest: dict[str, Alert] = {a.id: a for a in alerts}
+        started, unstarted = records.transaction_rows(transactions)
+        stations = records.sighting_rows(sightings)
+        if not (latest or started or unstarted or stations):
+            return 0
+        with self._write("saving to the store") as conn:
+            versions: set[int] = set()
+            if latest:
+                self._upsert_alerts(conn, latest)
+                versions |= records.key_versions_in(a.token_ref for a in latest.values())
+            if started or unstarted:
+                self._upsert_transactions(conn, started, unstarted)
+                rows = [*started, *unstarted]
+                versions |= records.key_versions_in(
+                    [r["token_ref"] for r in rows] + [r["stop_token_ref"] for r in rows]
+                )
+            if stations:
+                conn.execute(upsert.station_upsert(self._dialect), stations)
+            self._note_versions(conn, versions)
+        return len(latest) + len(started) + len(unstarted) + len(stations)
+
+    def _upsert_alerts(self, conn: Connection, latest: dict[str, Alert]) -> None:
+        now = _now()
+        rows = [records.alert_row(a, now) for a in latest.values()]
+        station_rows = [
+            {"alert_id": a.id, "position": i, "station": s}
+            for a in latest.values()
+            for i, s in enumerate(a.stations)
+        ]
+        tx_rows = [
+            {"alert_id": a.id, "position": i, "transaction_id": t}
+            for a in latest.values()
+            for i, t in enumerate(a.transactions)
+        ]
+        conn.execute(upsert.replace_on(self._dialect, schema.alerts, ["id"]), rows)
+        s, x = schema.alert_stations, schema.alert_transactions
+        for chunk in _chunks(list(latest)):
+            conn.execute(delete(s).where(s.c.alert_id.in_(chunk)))
+            conn.execute(delete(x).where(x.c.alert_id.in_(chunk)))
+        if station_rows:
+            conn.execute(s.insert(), station_rows)
+        if tx_rows:
+            conn.execute(x.insert(), tx_rows)
+
+    def _upsert_transactions(
+        self, conn: Connection, started: list[dict[str, Any]], unstarted: list[dict[str, Any]]
+    ) -> None:
+        t = schema.transactions
+        if started:
+            conn.execute(
+                upsert.replace_on(self._dialect, t, ["station", "transaction_id", "started_at"]), started
+            )
+        if unstarted:
+            stmt = upsert.replace_on(
+                self._dialect, t, ["station", "transaction_id", "ended_at"], where=t.c.started_at.is_(None)
+            )
+            conn.execute(stmt, unstarted)
+
+    def alert(self, alert_id: str) -> Alert | None:
+        """One alert by id, or None."""
+        with self._read("reading an alert") as conn:
+            found = self._load_alerts(conn, select(schema.alerts).where(schema.alerts.c.id == alert_id))
+        return found[0] if found else None
+
+    def alerts(
+        self,
+        kind: str | None = None,
+        station: str | None = None,
+        since: datetime | None = None,
+        *,
+        until: datetime | None = None,
+        token_ref: str | None = None,
+        status: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[Alert]:
+        """Alerts newest first. ``station`` matches any station involved; ``since`` <= ts < ``until``."""
+        t = schema.alerts
+        query = select(t)
+        if kind is not None:
+            query = query.where(t.c.kind == kind)
+        if station is not None:
+            involved = select(schema.alert_stations.c.alert_id).where(
+                schema.alert_stations.c.station == station
+            )
+            query = query.where(or_(t.c.station == station, t.c.id.in_(involved)))
+        if since is not None:
+            query = query.where(t.c.ts >= since)
+        if until is not None:
+            query = query.where(t.c.ts < until)
+        if token_ref is not None:
+            query = query.where(t.c.token_ref == token_ref)
+        if status is not None:
+            query = query.where(t.c.status == status)
+        query = query.order_by(t.c.ts.desc(), t.c.id).limit(max(0, limit))
+        with self._read("reading alerts") as conn:
+            return self._load_alerts(conn, query)
+
+    def _load_alerts(self, conn: Connection, query: Any) -> list[Alert]:
+        rows = [r._mapping for r in conn.execute(query)]
+        ids = [r["id"] for r in rows]
+        stations: dict[str, list[str]] = {i: [] for i in ids}
+        transactions: dict[str, list[str]] = {i: [] for i in ids}
+        for chunk in _chunks(ids):
+            s, x = schema.alert_stations, schema.alert_transactions
+            for r in conn.execute(
+                select(s).where(s.c.alert_id.in_(chunk)).order_by(s.c.alert_id, s.c.position)
+            ):
+                stations[r.alert_id].append(r.station)
+            for r in conn.execute(
+                select(x).where(x.c.alert_id.in_(chunk)).order_by(x.c.alert_id, x.c.position)
+            ):
+                transactions[r.alert_id].append(r.transaction_id)
+        return [records.alert_from_row(r, stations[r["id"]], transactions[r["id"]]) for r in rows]
+
+    # ------------------------------------------------------------------------------------------ transactions
+
+    def save_transactions(self, ends: Iterable[TransactionEnded]) -> int:
+        """Upsert transactions, unique on (station, transaction_id, started_at); returns the count."""
+        return self.save_batch(transactions=ends)
+
+    def transactions(
+        self,
+        station: str | None = None,
+        since: datetime | None = None,
+        *,
+        token_ref: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> list[TransactionEnded]:
+        """Transactions newest end first; ``since`` compares with the end (station time)."""
+        t = schema.transactions
+        query = select(t)
+        if station is not None:
+            query = query.where(t.c.station == station)
+        if since is not None:
+            query = query.where(t.c.ended_at >= since)
+        if token_ref is not None:
+            query = query.where(t.c.token_ref == token_ref)
+        query = query.order_by(t.c.ended_at.desc(), t.c.id.desc()).limit(max(0, limit))
+        with self._read("reading transactions") as conn:
+            return [records.transaction_from_row(r._mapping) for r in conn.execute(query)]
+
+    # ------------------------------------------------------------------------------------------ stations
+
+    def save_station_boot(self, ev: StationBooted) -> None:
+        """Record who a station said it is (BootNotification)."""
+        self.save_station_sightings([ev])
+
+    def save_station_sightings(self, events: Iterable[StationBooted | ConnectionEvent]) -> int:
+        """Merge boots and connections into ``stations`` (newest identity wins; first/last seen widen)."""
+        return self.save_batch(sightings=events)
+
+    def stations(self) -> list[records.StationRecord]:
+        with self._read("reading stations") as conn:
+            rows = conn.execute(select(schema.stations).order_by(schema.stations.c.station))
+            return [records.station_from_row(r._mapping) for r in rows]
+
+    # ------------------------------------------------------------------------------------------ allow-lists
+
+    def add_allow(self, entry: AllowEntry) -> int:
+        """Store an allow entry (token subjects must be pseudonyms); returns its id."""
+        records.check_allow_entry(entry)
+        value = entry.value.lower() if entry.subject == "token" else entry.value.strip()
+        row = {
+            "kind": entry.kind,
+            "subject": entry.subject,
+            "value": value,
+            "expires": entry.expires,
+            "reason": entry.reason.strip(),
+            "added_by": entry.added_by.strip(),
+            "added_at": entry.added_at or _now(),
+        }
+        with self._write("adding an allow entry") as conn:
+            new_id = conn.execute(
+                schema.allow_entries.insert().returning(schema.allow_entries.c.id), row
+            ).scalar_one()
+            self._note_versions(conn, records.key_versions_in([value if entry.subject == "token" else None]))
+        log.info(
+            "store.allow.added", id=new_id, kind=entry.kind, subject=entry.subject, added_by=row["added_by"]
+        )
+        return int(new_id)
+
+    def remove_allow(
+        self, entry_id: int, removed_by: str, *, at: datetime | None = None
+    ) -> records.AllowRecord:
+        """Mark an entry removed (it stays in the table as the trail); returns the updated record."""
+        if not 0 < len(removed_by.strip()) <= records.MAX_NAME_LEN:
+            raise ConfigError(
+                f"removing an allow entry needs who removes it (1..{records.MAX_NAME_LEN} characters)"
+            )
+        t = schema.allow_entries
+        when = at or _now()
+        with self._write("removing an allow entry") as conn:
+            done = conn.execute(
+                update(t)
+                .where(t.c.id == entry_id, t.c.removed_at.is_(None))
+                .values(removed_at=when, removed_by=removed_by.strip())
+            )
+            row = conn.execute(select(t).where(t.c.id == entry_id)).first()
+            if row is None:
+                raise AllowEntryNotFoundError(f"allow entry {entry_id} does not exist")
+            record = records.allow_record_from_row(row._mapping)
+            if done.rowcount == 0:
+                raise AllowEntryNotFoundError(
+                    f"allow entry {entry_id} was already removed"
+                    f" by {record.removed_by} at {record.removed_at:%Y-%m-%dT%H:%M:%SZ}"
+                )
+        log.info("store.allow.removed", id=entry_id, removed_by=removed_by.strip())
+        return record
+
+    def allow_records(
+        self, *, include_removed: bool = False, active_at: datetime | None = None
+    ) -> list[records.AllowRecord]:
+        """Allow entries with ids and trail, oldest first.
+
+        ``active_at``: only entries in force at that instant (added, not yet expired, not yet removed).
+        """
+        t = schema.allow_entries
+        query = select(t).order_by(t.c.id)
+        if active_at is not None:
+            query = query.where(
+                t.c.added_at <= active_at,
+                t.c.expires > active_at,
+                or_(t.c.removed_at.is_(None), t.c.removed_at > active_at),
+            )
+        elif not include_removed:
+            query = query.where(t.c.removed_at.is_(None))
+        with self._read("reading allow entries") as conn:
+            return [records.allow_record_from_row(r._mapping) for r in conn.execute(query)]
+
+    def allowlist(self) -> AllowList:
+        """An ``AllowList`` of every entry not removed (the engine applies expiry in event time)."""
+        return AllowList(self.allow_entries())
+
+    def allow_entries(self, active_at: datetime | None = None) -> list[AllowEntry]:
+        """Entries for an ``AllowList``: every entry not removed (expiry is applied in event time by the
+        AllowList), or with ``active_at`` only those in force at that instant."""
+        return [r.entry for r in self.allow_records(active_at=active_at)]
+
+    # ------------------------------------------------------------------------------------------ scan runs
+
+    def record_scan_run(
+        self,
+        *,
+        started_at: datetime,
+        finished_at: datetime | None,
+        inputs: Sequence[str],
+        frames: int,
+        bad_lines: int,
+        alerts: int,
+        settings_digest: str,
+        transactions: int = 0,
+    ) -> int:
+        """Record one scan run; returns its id."""
+        row = {
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "inputs": [str(name) for name in inputs],
+            "frames": frames,
+            "bad_lines": bad_lines,
+            "transactions": transactions,
+            "alerts": alerts,
+            "settings_digest": settings_digest,
+        }
+        with self._write("recording a scan run") as conn:
+            return int(
+                conn.execute(schema.scan_runs.insert().returning(schema.scan_runs.c.id), row).scalar_one()
+            )
+
+    def scan_runs(self, limit: int = 100) -> list[records.ScanRun]:
+        """Scan runs, newest first."""
+        t = schema.scan_runs
+        query = select(t).order_by(t.c.started_at.desc(), t.c.id.desc()).limit(max(0, limit))
+        with self._read("reading scan runs") as conn:
+            return [records.scan_run_from_row(r._mapping) for r in conn.execute(query)]
+
+    # ------------------------------------------------------------------------------------------ meta
+
+    def has_pseudonymised_data(self) -> bool:
+        """True when the store holds (or held) pseudonyms: marked in meta, or any alert or transaction row.
+
+        The vault refuses to start (and to generate a new key) when this is true and no key is configured.
+        """
+        with self._read("reading store meta") as conn:
+            marked = conn.execute(
+                select(schema.meta.c.value).where(schema.meta.c.key == META_PSEUDONYMISED)
+            ).scalar_one_or_none()
+            if marked == "true":
+                return True
+            data = select(or_(exists(select(schema.alerts.c.id)), exists(select(schema.transactions.c.id))))
+            return bool(conn.execute(data).scalar())
+
+    def pseudonym_key_versions(self) -> frozenset[int]:
+        """The pseudonym key versions recorded as used for data in this store."""
+        with self._read("reading store meta") as conn:
+            return frozenset(self._read_versions(conn))
+
+    def mark_pseudonymised(self, key_versions: Iterable[int]) -> None:
+        """Record that the store holds pseudonyms made under ``key_versions`` (merged with those recorded)."""
+        versions = {int(v) for v in key_versions}
+        bad = sorted(v for v in versions if not 1 <= v <= 99)
+        if bad:
+            raise ConfigError(f"pseudonym key versions must be 1..99, got {bad}")
+        with self._write("writing store meta") as conn:
+            self._note_versions(conn, versions, force=True)
+
+    def _read_versions(self, conn: Connection) -> set[int]:
+        text_value = conn.execute(
+            select(schema.meta.c.value).where(schema.meta.c.key == META_KEY_VERSIONS)
+        ).scalar_one_or_none()
+        return set(orjson.loads(text_value)) if text_value else set()
+
+    def _note_versions(self, conn: Connection, versions: set[int], *, force: bool = False) -> None:
+        if not versions and not force:
+            return
+        if not force and self._known_versions is not None and versions <= self._known_versions:
+            return
+        m = schema.meta
+        conn.execute(
+            upsert.ignore_on(self._dialect, m, ["key"]),
+            [
+                {"key": META_PSEUDONYMISED, "value": "true"},
+                {"key": META_KEY_VERSIONS, "value": "[]"},
+            ],
+        )
+        # lock the row before read-modify-write (PostgreSQL; SQLite writers are already serialised)
+        current = conn.execute(
+            select(m.c.value).where(m.c.key == META_KEY_VERSIONS).with_for_update()
+        ).scalar_one()
+        merged = set(orjson.loads(current)) | versions
+        conn.execute(
+            update(m).where(m.c.key == META_KEY_VERSIONS).values(value=orjson.dumps(sorted(merged)).decode())
+        )
+        conn.execute(update(m).where(m.c.key == META_PSEUDONYMISED).values(value="true"))
+        self._known_versions = merged

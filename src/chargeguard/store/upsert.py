@@ -1,0 +1,65 @@
+"""Dialect-specific INSERT ... ON CONFLICT statements (SQLite and PostgreSQL alike in SQLAlchemy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, case, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from chargeguard.store import schema
+
+
+def _insert(dialect: str, table: Table) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def replace_on(
+    dialect: str,
+    table: Table,
+    keys: Sequence[str],
+    *,
+    where: ColumnElement[bool] | None = None,
+) -> Insert:
+    """INSERT that replaces every non-key column of the row with the same ``keys`` (last write wins)."""
+    stmt = _insert(dialect, table)
+    updates = {
+        c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and not c.primary_key
+    }
+    result: Insert = stmt.on_conflict_do_update(index_elements=list(keys), index_where=where, set_=updates)
+    return result
+
+
+def ignore_on(dialect: str, table: Table, keys: Sequence[str]) -> Insert:
+    """INSERT that leaves an existing row with the same ``keys`` alone."""
+    result: Insert = _insert(dialect, table).on_conflict_do_nothing(index_elements=list(keys))
+    return result
+
+
+def station_upsert(dialect: str) -> Insert:
+    """Merge a station sighting: first/last seen widen; identity and profile follow the newest information.
+
+    A boot (``last_boot`` set) replaces vendor/model/serial/firmware/ocpp when it is at least as new as the
+    stored boot; a connection (``security_profile`` set) replaces the profile when it is at least as new as
+    the last sighting. Replaying an old capture therefore never overwrites newer identity.
+    """
+    t = schema.stations
+    stmt = _insert(dialect, t)
+    new = stmt.excluded
+    newer_boot = and_(
+        new.last_boot.is_not(None), or_(t.c.last_boot.is_(None), new.last_boot >= t.c.last_boot)
+    )
+    newer_sighting = and_(new.security_profile.is_not(None), new.last_seen >= t.c.last_seen)
+    updates: dict[str, Any] = {
+        name: case((newer_boot, new[name]), else_=t.c[name])
+        for name in ("ocpp", "vendor", "model", "serial", "firmware", "last_boot")
+    }
+    updates["security_profile"] = case((newer_sighting, new.security_profile), else_=t.c.security_profile)
+    updates["first_seen"] = case((new.first_seen < t.c.first_seen, new.first_seen), else_=t.c.first_seen)
+    updates["last_seen"] = case((new.last_seen > t.c.last_seen, new.last_seen), else_=t.c.last_seen)
+    result: Insert = stmt.on_conflict_do_update(index_elements=["station"], set_=updates)
+    return result

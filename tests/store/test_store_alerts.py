@@ -115,7 +115,7 @@ def test_evidence_values_json_cannot_hold_are_kept_as_text(store: Store) -> None
 
 def test_naive_datetimes_are_refused_with_a_store_error(store: Store) -> None:
     with pytest.raises(StoreError, match="naive datetime"):
-        store.save_alerts([an_alert(ts=datetime(2026, 3, 1, 8, 0))])  # noqa: DTZ001 - the point of the test
+        store.save_alerts([an_alert(ts=datetime(2026, 3, 1, 8, 0))])
     assert store.alerts() == []  # nothing half-written
 
 

@@ -1,0 +1,84 @@
+"""Sliding event-time windows and address helpers shared by the station, protocol and command rules."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import deque
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class EventWindow(Generic[T]):
+    """The items seen in the last ``window_s`` seconds of event time, at most ``cap`` of them (oldest
+    dropped)."""
+
+    __slots__ = ("_items", "window_s")
+
+    def __init__(self, window_s: float, cap: int) -> None:
+        self.window_s = window_s
+        self._items: deque[tuple[float, T]] = deque(maxlen=max(1, cap))
+
+    def add(self, ts: datetime, item: T) -> None:
+        now = ts.timestamp()
+        self._items.append((now, item))
+        self.prune(now)
+
+    def prune(self, now: float) -> None:
+        horizon = now - self.window_s
+        items = self._items
+        while items and items[0][0] < horizon:
+            items.popleft()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[T]:
+        return (item for _, item in self._items)
+
+    def first_ts(self) -> float | None:
+        return self._items[0][0] if self._items else None
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+class Throttle:
+    """Lets a persisting condition speak at most once per ``every_s`` of event time (keeps one incident
+    open)."""
+
+    __slots__ = ("every_s", "last")
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self.last: float | None = None
+
+    def ready(self, ts: datetime) -> bool:
+        now = ts.timestamp()
+        if self.last is None or now - self.last >= self.every_s:
+            self.last = now
+            return True
+        return False
+
+
+def remote_host(remote: str | None) -> str | None:
+    """The host part of a transport peer ``ip:port`` (IPv6 as ``[addr]:port``); None when absent."""
+    if not remote:
+        return None
+    text = remote.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        return text[1:end].lower() if end > 0 else text.lower()
+    if text.count(":") == 1:
+        return text.split(":", 1)[0].lower()
+    return text.lower()
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,399 @@
+"""Station configuration rule: security profile downgrades, CSMS redirection and risky authorization
+settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
+from chargeguard.detectors.state import BoundedState
+from chargeguard.events import (
+    ConfigurationChange,
+    ConfigurationReport,
+    ConnectionEvent,
+    Event,
+    Finding,
+    Severity,
+)
+
+_PROFILE_KEYS = frozenset({"securityprofile", "securityctrlr.securityprofile"})
+_NETWORK_PREFIX = "networkconnectionprofile"
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+_MAX_HOSTS = 8
+_MAX_TEXT = 120
+
+
+@dataclass(frozen=True, slots=True)
+class _Risk:
+    key: str
+    risky_when: bool | None  # None: numeric, compared with max_energy_on_invalid_id_wh
+    severity: Severity
+    why: str
+
+
+_RISKS: dict[str, _Risk] = {
+    r.key.lower(): r
+    for r in (
+        _Risk(
+            "AllowOfflineTxForUnknownId", True, Severity.HIGH, "unknown tokens may charge while offline (#6)"
+        ),
+        _Risk(
+            "AuthCtrlr.OfflineTxForUnknownIdEnabled",
+            True,
+            Severity.HIGH,
+            "unknown tokens may charge while offline (#6)",
+        ),
+        _Risk(
+            "LocalAuthorizeOffline",
+            True,
+            Severity.LOW,
+            "cached tokens, even revoked ones, authorize offline (#5)",
+        ),
+        _Risk(
+            "AuthCtrlr.LocalAuthorizeOffline",
+            True,
+            Severity.LOW,
+            "cached tokens, even revoked ones, authorize offline",
+        ),
+        _Risk(
+            "AuthCtrlr.LocalPreAuthorize",
+            True,
+            Severity.LOW,
+            "cached tokens start charging before the CSMS answers",
+        ),
+        _Risk("AuthorizeRemoteTxRequests", False, Severity.MEDIUM, "remote starts skip authorization (#9)"),
+        _Risk(
+            "AuthCtrlr.AuthorizeRemoteStart", False, Severity.MEDIUM, "remote starts skip authorization (#9)"
+        ),
+        _Risk(
+            "AuthCtrlr.DisableRemoteAuthorization",
+            True,
+            Severity.MEDIUM,
+            "the station never asks the CSMS (#5)",
+        ),
+        _Risk(
+            "StopTransactionOnInvalidId",
+            False,
+            Severity.MEDIUM,
+            "charging goes on after a token is rejected (#22)",
+        ),
+        _Risk(
+            "TxCtrlr.StopTxOnInvalidId",
+            False,
+            Severity.MEDIUM,
+            "charging goes on after a token is rejected (#22)",
+        ),
+        _Risk(
+            "TxCtrlr.MaxEnergyOnInvalidId", None, Severity.MEDIUM, "energy allowed after a rejection (#22)"
+        ),
+    )
+}
+
+
+def _key(raw: str) -> str:
+    return raw.split("/", 1)[0].strip().lower()
+
+
+def _bool(value: str | None) -> bool | None:
+    text = (value or "").strip().lower()
+    return True if text in _TRUE else False if text in _FALSE else None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return None
+    return number if 0 <= number <= 9 else None
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float((value or "").strip())
+    except ValueError:
+        return None
+
+
+def _lower(severity: Severity) -> Severity:
+    return Severity(max(int(severity) - 1, int(Severity.INFO)))
+
+
+def host_matches(host: str, patterns: Iterable[str]) -> bool:
+    """``host`` equals a pattern, or ends with a pattern written ``.suffix`` / ``*.suffix``."""
+    host = host.lower().rstrip(".")
+    for raw in patterns:
+        pattern = raw.strip().lower().rstrip(".")
+        if pattern.startswith("*."):
+            pattern = pattern[1:]
+        if pattern.startswith("."):
+            if host.endswith(pattern) or host == pattern[1:]:
+                return True
+        elif host == pattern:
+            return True
+    return False
+
+
+@dataclass(slots=True)
+class _Posture:
+    observed_profile: int | None = None
+    requested_profile: int | None = None
+    csms_hosts: list[str] = field(default_factory=list)
+    reported_risky: set[str] = field(default_factory=set)
+
+    @property
+    def profile(self) -> int | None:
+        known = [p for p in (self.observed_profile, self.requested_profile) if p is not None]
+        return max(known) if known else None
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityDowngradeConfig:
+    """Thresholds of station.security_downgrade.
+
+    max_energy_on_invalid_id_wh: TxCtrlr.MaxEnergyOnInvalidId above this (Wh) is risky.
+    trusted_csms_hosts: CSMS hosts (``csms.example.com``) or suffixes (``.example.com``) SetNetworkProfile
+    may point to; when empty, a SetNetworkProfile is compared with the CSMS hosts seen before for the station.
+    """
+
+    max_energy_on_invalid_id_wh: float = 1000.0
+    trusted_csms_hosts: tuple[str, ...] = ()
+
+
+class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
+    """Security profile lowered, station redirected to another CSMS, or authorization settings made risky.
+
+    Catches:
+    (a) any attempt to lower SecurityProfile (1.6 ChangeConfiguration key SecurityProfile; 2.0.1 SetVariables
+        SecurityCtrlr.SecurityProfile) below the highest profile seen for the station (from connections,
+        configuration reports and earlier changes), whatever the station answered - high; setting profile 0
+        on a station of unknown profile - medium;
+    (b) a (re)connection at a lower security_profile than the station used before - high;
+    (c) SetNetworkProfile with a lower securityProfile (high), a plaintext ``ws://`` CSMS URL (medium,
+        high when the station was on profile 2 or 3), or a CSMS host outside ``trusted_csms_hosts`` / other
+        than the hosts seen for the station before (high); with neither baseline nor allow-list, a low notice;
+    (d) risky authorization values set by the CSMS: 1.6 AllowOfflineTxForUnknownId=true (high),
+        LocalAuthorizeOffline=true (low), AuthorizeRemoteTxRequests=false, StopTransactionOnInvalidId=false
+        (medium);
+        2.0.1 AuthCtrlr.OfflineTxForUnknownIdEnabled=true (high), AuthCtrlr.LocalAuthorizeOffline=true,
+        AuthCtrlr.LocalPreAuthorize=true (low), AuthCtrlr.AuthorizeRemoteStart=false,
+        AuthCtrlr.DisableRemoteAuthorization=true, TxCtrlr.StopTxOnInvalidId=false,
+        TxCtrlr.MaxEnergyOnInvalidId above ``max_energy_on_invalid_id_wh`` (medium). Values compare
+        case-insensitively. The same values found in a configuration report (GetConfiguration, NotifyReport,
+        GetVariables) are reported one level lower, once per station and key, and only from low upwards.
+
+    Why: OCPP forbids lowering the security profile over OCPP (A00.FR.005, TC_A_22); an attacker with CSMS
+    access or a man in the middle disables TLS or client certificates first (DOMAIN #30), or redirects the
+    station to a CSMS of their own. Offline and remote-start settings turn outages into free charging (#5,
+    #6, #9, #22).
+
+    False positives: an authorised migration to a new CSMS host fires (c) once per station: configure
+    ``trusted_csms_hosts``. LocalAuthorizeOffline=true is a common, deliberate default (hence low).
+
+    References: OCPP 2.0.1 A00.FR.005, A05, B09 (SetNetworkProfile), C15/E, OCPP 1.6 security whitepaper §7,
+    DOMAIN.md #5, #6, #22, #30.
+    """
+
+    info: ClassVar[DetectorInfo] = DetectorInfo(
+        name="station_security_downgrade",
+        kinds=("station.security_downgrade",),
+        title="Station security lowered",
+        severity=Severity.HIGH,
+        references=("OCPP 2.0.1 A00.FR.005", "OCPP 2.0.1 B09", "DOMAIN.md #30"),
+    )
+    consumes: ClassVar[tuple[type[Any], ...]] = (ConfigurationChange, ConfigurationReport, ConnectionEvent)
+    Config: ClassVar[type[Any]] = SecurityDowngradeConfig
+
+    def __init__(self, config: SecurityDowngradeConfig, context: DetectorContext) -> None:
+        super().__init__(config, context)
+        self._state: BoundedState[str, _Posture] = BoundedState(context.limits.max_keys, context.limits.ttl_s)
+
+    def state_size(self) -> int:
+        return len(self._state)
+
+    def process(self, event: Event) -> Iterable[Finding]:
+        if isinstance(event, ConnectionEvent):
+            return self._connection(event)
+        if isinstance(event, ConfigurationChange):
+            key = _key(event.key)
+            if key.startswith(_NETWORK_PREFIX) or event.source == "SetNetworkProfile":
+                return self._network(event)
+            if key in _PROFILE_KEYS:
+                return self._profile_change(event)
+            return self._risky(event.station, key, event.value, event, reported=False)
+        if isinstance(event, ConfigurationReport):
+            key = _key(event.key)
+            if key in _PROFILE_KEYS:
+                profile = _int(event.value)
+                if profile is not None:
+                    st = self._state.setdefault(event.station, _Posture, event.ts)
+                    st.observed_profile = max(profile, st.observed_profile or 0)
+                return ()
+            return self._risky(event.station, key, event.value, event, reported=True)
+        return ()
+
+    def _connection(self, event: ConnectionEvent) -> list[Finding]:
+        if event.event != "connect" or event.security_profile is None:
+            return []
+        st = self._state.setdefault(event.station, _Posture, event.ts)
+        before = st.observed_profile
+        st.observed_profile = max(event.security_profile, before or 0)
+        if before is None or event.security_profile >= before:
+            return []
+        return [
+            self.finding(
+                "station.security_downgrade",
+                ts=event.ts,
+                incident=f"station:{event.station}:profile",
+                summary=f"station {event.station} connected with security profile {event.security_profile}, "
+                f"below profile {before} it used before",
+                station=event.station,
+                evidence={
+                    "security_profile": event.security_profile,
+                    "highest_seen": before,
+                    "via": "connection",
+                },
+            )
+        ]
+
+    def _profile_change(self, event: ConfigurationChange) -> list[Finding]:
+        profile = _int(event.value)
+        if profile is None:
+            return []
+        st = self._state.setdefault(event.station, _Posture, event.ts)
+        highest = st.profile
+        if highest is None or profile >= highest:
+            st.requested_profile = max(profile, st.requested_profile or 0)
+            if highest is not None or profile > 0:
+                return []
+            severity, what = Severity.MEDIUM, "set security profile 0 (no security) on"
+        else:
+            severity, what = (
+                Severity.HIGH,
+                f"tried to lower the security profile from {highest} to {profile} on",
+            )
+        return [
+            self.finding(
+                "station.security_downgrade",
+                ts=event.ts,
+                incident=f"station:{event.station}:profile",
+                summary=f"{event.source} {what} station {event.station}",
+                severity=severity,
+                station=event.station,
+                evidence={
+                    "key": event.key[:_MAX_TEXT],
+                    "requested_profile": profile,
+                    "highest_seen": highest,
+                    "via": event.source,
+                    "ocpp": event.ocpp,
+                },
+            )
+        ]
+
+    def _network(self, event: ConfigurationChange) -> list[Finding]:
+        cfg = self.config
+        st = self._state.setdefault(event.station, _Posture, event.ts)
+        highest = st.profile
+        reasons: list[str] = []
+        severity = Severity.INFO
+        profile = _int(event.details.get("securityProfile"))
+        if profile is not None and highest is not None and profile < highest:
+            reasons.append(f"security profile {profile} below {highest}")
+            severity = Severity.HIGH
+        url = str(event.details.get("ocppCsmsUrl") or "")
+        parts = urlsplit(url) if url else None
+        host = (parts.hostname or "") if parts is not None else ""
+        scheme = parts.scheme.lower() if parts is not None else ""
+        if scheme and scheme not in ("wss", "https"):
+            reasons.append(f"unencrypted CSMS URL scheme {scheme}")
+            severity = max(severity, Severity.HIGH if (highest or 0) >= 2 else Severity.MEDIUM)
+        if host:
+            if cfg.trusted_csms_hosts:
+                if not host_matches(host, cfg.trusted_csms_hosts):
+                    reasons.append(f"CSMS host {host} is not trusted")
+                    severity = Severity.HIGH
+            elif st.csms_hosts and host not in st.csms_hosts:
+                reasons.append(f"CSMS host {host} differs from {', '.join(st.csms_hosts)}")
+                severity = Severity.HIGH
+            elif not st.csms_hosts and not reasons:
+                reasons.append(f"CSMS host {host} cannot be verified (no trusted hosts configured)")
+                severity = Severity.LOW
+            if host not in st.csms_hosts:
+                st.csms_hosts.append(host)
+                del st.csms_hosts[:-_MAX_HOSTS]
+        if profile is not None and (highest is None or profile >= highest):
+            st.requested_profile = max(profile, st.requested_profile or 0)
+        if not reasons:
+            return []
+        return [
+            self.finding(
+                "station.security_downgrade",
+                ts=event.ts,
+                incident=f"station:{event.station}:network",
+                summary=f"SetNetworkProfile on station {event.station}: {'; '.join(reasons)}",
+                severity=severity,
+                station=event.station,
+                evidence={
+                    "slot": event.key[:_MAX_TEXT],
+                    "csms_host": host or None,
+                    "scheme": scheme or None,
+                    "security_profile": profile,
+                    "highest_seen": highest,
+                    "reasons": reasons,
+                },
+            )
+        ]
+
+    def _risky(
+        self,
+        station: str,
+        key: str,
+        value: str | None,
+        event: ConfigurationChange | ConfigurationReport,
+        *,
+        reported: bool,
+    ) -> list[Finding]:
+        risk = _RISKS.get(key)
+        if risk is None:
+            return []
+        if risk.risky_when is None:
+            energy = _float(value)
+            risky = energy is not None and energy > self.config.max_energy_on_invalid_id_wh
+        else:
+            risky = _bool(value) is risk.risky_when
+        if reported:
+            st = self._state.setdefault(station, _Posture, event.ts)
+            if not risky:
+                st.reported_risky.discard(key)
+                return []
+            if key in st.reported_risky:
+                return []
+            st.reported_risky.add(key)
+            severity = _lower(risk.severity)
+            if severity < Severity.LOW:
+                return []
+        elif not risky:
+            return []
+        else:
+            severity = risk.severity
+        how = "reports" if reported else f"was set by {getattr(event, 'source', 'the CSMS')} to"
+        return [
+            self.finding(
+                "station.security_downgrade",
+                ts=event.ts,
+                incident=f"station:{station}:{'posture' if reported else 'authorization'}",
+                summary=f"station {station} {how} {risk.key}={(value or '')[:20]}: {risk.why}",
+                severity=severity,
+                confidence=0.8 if reported else 0.9,
+                station=station,
+                evidence={
+                    "key": risk.key,
+                    "value": (value or "")[:20],
+                    "reported": reported,
+                    "ocpp": event.ocpp,
+                },
+            )
+        ]

@@ -1,0 +1,580 @@
+"""station.* rule detectors: must-fire cases and near misses, in OCPP 1.6 and 2.0.1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chargeguard.detectors.rules.station import (
+    DETECTORS,
+    AuthFailure,
+    ClockSkew,
+    DuplicateConnection,
+    FirmwareDowngrade,
+    IdentityChange,
+    SecurityDowngrade,
+    SecurityEvent,
+)
+from chargeguard.detectors.security_events import SECURITY_EVENT_TABLE, rate_security_event
+from chargeguard.errors import ConfigError
+from chargeguard.events import (
+    ClockReading,
+    ConfigurationChange,
+    ConfigurationReport,
+    ConnectionEvent,
+    Direction,
+    FirmwareStatusReported,
+    FrameSeen,
+    SecurityEventReported,
+    Severity,
+    StationBooted,
+)
+from chargeguard.testing import an_event, at, make_detector, run_detector
+
+VERSIONS = ("1.6", "2.0.1")
+
+
+def sec(
+    ts: Any = None, ocpp: str = "1.6", event_type: str = "StartupOfTheDevice", station: str = "CP-0001"
+) -> SecurityEventReported:
+    # an_event's first parameter is also called event_type, so this event type is built directly
+    when = at(0) if ts is None else ts
+    return SecurityEventReported(ts=when, at=when, station=station, ocpp=ocpp, event_type=event_type)
+
+
+def conn(minutes: float, event: str, remote: str | None = "198.51.100.7:5000", **kw: Any) -> ConnectionEvent:
+    return an_event(ConnectionEvent, ts=at(minutes), event=event, remote=remote, **kw)
+
+
+def test_registry_exports_every_station_kind() -> None:
+    kinds = sorted(k for cls in DETECTORS for k in cls.info.kinds)
+    assert kinds == sorted(
+        [
+            "station.auth_failure",
+            "station.duplicate_connection",
+            "station.identity_change",
+            "station.firmware_downgrade",
+            "station.security_downgrade",
+            "station.security_event",
+            "station.clock_skew",
+        ]
+    )
+
+
+# ---------------------------------------------------------------------------------- auth_failure
+
+
+def test_auth_failure_brute_force_on_one_identity_is_one_alert() -> None:
+    events = [conn(i * 0.5, "auth_failed", remote=f"203.0.113.9:{4000 + i}") for i in range(30)]
+    alerts = run_detector(make_detector(AuthFailure), events)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert.kind == "station.auth_failure"
+    assert alert.ts == at(2.0)  # the fifth failure completed the detection
+    assert alert.station == "CP-0001"
+    assert alert.evidence["remote_hosts"] == ["203.0.113.9"]
+    assert alert.count == 3  # evidence added every reemit_s (5 min) while the burst lasts
+    assert alert.last_ts == at(12.0)
+
+
+def test_auth_failure_below_threshold_or_spread_out_is_silent() -> None:
+    few = [conn(i, "auth_failed") for i in range(4)]
+    assert run_detector(make_detector(AuthFailure), few) == []
+    slow = [conn(i * 15, "auth_failed") for i in range(10)]  # one per 15 min: never 5 within 10 min
+    assert run_detector(make_detector(AuthFailure), slow) == []
+
+
+def test_auth_failure_password_spraying_across_identities() -> None:
+    events = [
+        an_event(
+            ConnectionEvent,
+            ts=at(i * 0.2),
+            station=f"CP-{i:04d}",
+            event="auth_failed",
+            remote="203.0.113.50:1",
+        )
+        for i in range(4)
+    ]
+    alerts = run_detector(make_detector(AuthFailure), events)
+    assert [a.kind for a in alerts] == ["station.auth_failure"]
+    spray = alerts[0]
+    assert spray.severity is Severity.HIGH
+    assert spray.ts == at(0.4)
+    assert set(spray.stations) >= {"CP-0000", "CP-0001", "CP-0002"}
+    assert spray.evidence["remote_host"] == "203.0.113.50"
+
+
+def test_auth_failure_success_after_failures_escalates() -> None:
+    events = [conn(i * 0.1, "auth_failed", remote="203.0.113.9:1") for i in range(5)]
+    events.append(conn(1, "connect", remote="203.0.113.9:2"))
+    alerts = run_detector(make_detector(AuthFailure), events)
+    assert len(alerts) == 1
+    assert alerts[0].severity is Severity.HIGH
+    assert alerts[0].ts == at(0.4)
+
+
+@pytest.mark.parametrize(
+    ("ocpp", "event_type"),
+    [("1.6", "FailedToAuthenticateAtCentralSystem"), ("2.0.1", "FailedToAuthenticateAtCsms")],
+)
+def test_auth_failure_from_station_reported_events(ocpp: str, event_type: str) -> None:
+    events = [sec(ts=at(i), ocpp=ocpp, event_type=event_type) for i in range(3)]
+    alerts = run_detector(make_detector(AuthFailure), events)
+    assert len(alerts) == 1
+    assert alerts[0].ts == at(2)
+    assert run_detector(make_detector(AuthFailure), events[:2]) == []
+    routine = [sec(ts=at(i), ocpp=ocpp, event_type="ResetOrReboot") for i in range(5)]
+    assert run_detector(make_detector(AuthFailure), routine) == []
+
+
+# ---------------------------------------------------------------------------------- duplicate_connection
+
+
+def test_duplicate_connection_from_other_address_while_first_is_active() -> None:
+    events = [
+        conn(0, "connect", remote="198.51.100.7:5000"),
+        an_event(FrameSeen, ts=at(9.5), direction=Direction.STATION),
+        conn(10, "connect", remote="203.0.113.66:6000"),
+    ]
+    alerts = run_detector(make_detector(DuplicateConnection), events)
+    assert len(alerts) == 1
+    assert alerts[0].kind == "station.duplicate_connection"
+    assert alerts[0].severity is Severity.MEDIUM
+    assert alerts[0].ts == at(10)
+    assert alerts[0].evidence["first_connection_active"] is True
+
+
+def test_duplicate_connection_quiet_first_connection_is_low() -> None:
+    events = [conn(0, "connect", remote="198.51.100.7:5000"), conn(60, "connect", remote="203.0.113.66:1")]
+    alerts = run_detector(make_detector(DuplicateConnection), events)
+    assert [a.severity for a in alerts] == [Severity.LOW]
+
+
+def test_duplicate_connection_near_misses() -> None:
+    clean = [
+        conn(0, "connect", remote="198.51.100.7:5000"),
+        conn(5, "disconnect", remote="198.51.100.7:5000"),
+        conn(6, "connect", remote="203.0.113.66:6000"),
+    ]
+    assert run_detector(make_detector(DuplicateConnection), clean) == []
+    half_dead = [
+        conn(0, "connect", remote="198.51.100.7:5000"),
+        an_event(FrameSeen, ts=at(0.5), direction=Direction.STATION),
+        conn(
+            0.6, "connect", remote="198.51.100.7:5001"
+        ),  # same address, new port: the old socket was half-dead
+    ]
+    assert run_detector(make_detector(DuplicateConnection), half_dead) == []
+
+
+def test_duplicate_connection_alternating_addresses_is_one_high_alert() -> None:
+    events = []
+    for i, host in enumerate(["198.51.100.7", "203.0.113.66"] * 3):
+        events.append(conn(i * 2, "connect", remote=f"{host}:1"))
+        events.append(conn(i * 2 + 1, "disconnect", remote=f"{host}:1"))
+    alerts = run_detector(make_detector(DuplicateConnection), events)
+    assert len(alerts) == 1
+    assert alerts[0].severity is Severity.HIGH
+    assert alerts[0].ts == at(6)  # A, B, A, B: the second return
+    assert alerts[0].evidence["remote_hosts"] == ["198.51.100.7", "203.0.113.66"]
+
+
+# ---------------------------------------------------------------------------------- identity_change
+
+
+def boot(minutes: float, ocpp: str = "1.6", **kw: Any) -> StationBooted:
+    return an_event(StationBooted, ts=at(minutes), ocpp=ocpp, **kw)
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_identity_change_serial_is_high(ocpp: str) -> None:
+    events = [boot(0, ocpp), boot(60, ocpp, serial="SN-9999"), boot(120, ocpp, serial="SN-9999")]
+    alerts = run_detector(make_detector(IdentityChange), events)
+    assert len(alerts) == 1
+    assert alerts[0].kind == "station.identity_change"
+    assert alerts[0].severity is Severity.HIGH
+    assert alerts[0].ts == at(60)
+    assert alerts[0].evidence["changed"] == {"serial": {"before": "sn-0001", "after": "sn-9999"}}
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_identity_change_model_only_is_medium_and_flip_back_is_high(ocpp: str) -> None:
+    events = [boot(0, ocpp), boot(10, ocpp, model="Wallbox-11")]
+    alerts = run_detector(make_detector(IdentityChange), events)
+    assert [a.severity for a in alerts] == [Severity.MEDIUM]
+    flip = [boot(0, ocpp), boot(10, ocpp, serial="SN-2"), boot(20, ocpp), boot(30, ocpp, serial="SN-2")]
+    alerts = run_detector(make_detector(IdentityChange), flip)
+    assert len(alerts) == 1
+    assert alerts[0].count == 3
+    assert alerts[0].evidence["merged"][0]["returned_to_earlier_identity"] is True
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_identity_change_near_misses(ocpp: str) -> None:
+    events = [
+        boot(0, ocpp),
+        boot(10, ocpp, firmware="2.0.0"),  # firmware alone is not identity
+        boot(20, ocpp, serial=None),  # serial left out: not compared
+        boot(30, ocpp, vendor=" acme ", model="WALLBOX-22"),  # spelling only
+    ]
+    assert run_detector(make_detector(IdentityChange), events) == []
+
+
+# ---------------------------------------------------------------------------------- firmware_downgrade
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_firmware_downgrade_fires_once_per_incident(ocpp: str) -> None:
+    events = [
+        boot(0, ocpp, firmware="v1.9.0"),
+        boot(10, ocpp, firmware="v1.10.2"),
+        boot(20, ocpp, firmware="v1.9.4"),
+        boot(30, ocpp, firmware="v1.9.4"),
+    ]
+    alerts = run_detector(make_detector(FirmwareDowngrade), events)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert.kind == "station.firmware_downgrade"
+    assert alert.ts == at(20)
+    assert alert.severity is Severity.HIGH
+    assert alert.evidence["highest_seen"] == "v1.10.2"
+    assert alert.count == 2
+
+
+def test_firmware_downgrade_build_regression_is_medium_and_rollback_low() -> None:
+    events = [boot(0, firmware="R2.1 build 345"), boot(5, firmware="R2.1 build 300")]
+    alerts = run_detector(make_detector(FirmwareDowngrade), events)
+    assert [a.severity for a in alerts] == [Severity.MEDIUM]
+    rollback = [
+        boot(0, firmware="4.12.0.1234"),
+        an_event(FirmwareStatusReported, ts=at(3), status="InstallationFailed"),
+        boot(5, firmware="4.11.9"),
+    ]
+    alerts = run_detector(make_detector(FirmwareDowngrade), rollback)
+    assert [a.severity for a in alerts] == [Severity.LOW]
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_firmware_downgrade_near_misses(ocpp: str) -> None:
+    events = [
+        boot(0, ocpp, firmware="1.2.3-rc1"),
+        boot(1, ocpp, firmware="1.2.3"),  # release after rc: upgrade
+        boot(2, ocpp, firmware="FW_2023.04.1"),  # scheme change: not comparable
+        boot(3, ocpp, firmware="1.2.3"),
+        boot(4, ocpp, firmware="nightly"),  # unparseable
+        boot(5, ocpp, firmware=None),
+        boot(6, ocpp, firmware="1.10"),
+    ]
+    assert run_detector(make_detector(FirmwareDowngrade), events) == []
+    other_station = [
+        boot(0, ocpp, firmware="2.0"),
+        an_event(StationBooted, ts=at(1), station="CP-2", firmware="1.0"),
+    ]
+    assert run_detector(make_detector(FirmwareDowngrade), other_station) == []
+
+
+# ---------------------------------------------------------------------------------- security_downgrade
+
+
+def change(minutes: float, key: str, value: str | None, ocpp: str = "1.6", **kw: Any) -> ConfigurationChange:
+    source = "ChangeConfiguration" if ocpp == "1.6" else "SetVariables"
+    kw.setdefault("source", source)
+    return an_event(ConfigurationChange, ts=at(minutes), ocpp=ocpp, key=key, value=value, **kw)
+
+
+PROFILE_KEY = {"1.6": "SecurityProfile", "2.0.1": "SecurityCtrlr.SecurityProfile"}
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_security_profile_lowering_attempt_is_high(ocpp: str) -> None:
+    events = [
+        conn(0, "connect", security_profile=2),
+        change(5, PROFILE_KEY[ocpp], "1", ocpp),
+        change(6, PROFILE_KEY[ocpp], "0", ocpp),
+    ]
+    alerts = run_detector(make_detector(SecurityDowngrade), events)
+    assert len(alerts) == 1
+    assert alerts[0].kind == "station.security_downgrade"
+    assert alerts[0].severity is Severity.HIGH
+    assert alerts[0].ts == at(5)
+    assert alerts[0].evidence["highest_seen"] == 2
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_security_profile_baseline_from_report_and_raise_is_silent(ocpp: str) -> None:
+    report = an_event(ConfigurationReport, ts=at(0), ocpp=ocpp, key=PROFILE_KEY[ocpp], value="3")
+    alerts = run_detector(make_detector(SecurityDowngrade), [report, change(1, PROFILE_KEY[ocpp], "2", ocpp)])
+    assert [a.severity for a in alerts] == [Severity.HIGH]
+    upgrade = [conn(0, "connect", security_profile=1), change(1, PROFILE_KEY[ocpp], "2", ocpp)]
+    assert run_detector(make_detector(SecurityDowngrade), upgrade) == []
+
+
+def test_reconnect_at_lower_profile_is_high() -> None:
+    events = [conn(0, "connect", security_profile=3), conn(60, "connect", security_profile=1)]
+    alerts = run_detector(make_detector(SecurityDowngrade), events)
+    assert len(alerts) == 1
+    assert alerts[0].ts == at(60)
+    assert alerts[0].severity is Severity.HIGH
+    same = [conn(0, "connect", security_profile=2), conn(60, "connect", security_profile=2)]
+    assert run_detector(make_detector(SecurityDowngrade), same) == []
+    rejected_raise = [  # a raise the station refused must not make its old profile a "downgrade"
+        conn(0, "connect", security_profile=2),
+        change(1, "SecurityProfile", "3"),
+        conn(2, "connect", security_profile=2),
+    ]
+    assert run_detector(make_detector(SecurityDowngrade), rejected_raise) == []
+
+
+def network(minutes: float, url: str, profile: int, slot: int = 1) -> ConfigurationChange:
+    return an_event(
+        ConfigurationChange,
+        ts=at(minutes),
+        ocpp="2.0.1",
+        source="SetNetworkProfile",
+        key=f"NetworkConnectionProfile/{slot}",
+        value=None,
+        details={"ocppCsmsUrl": url, "securityProfile": profile},
+    )
+
+
+def test_set_network_profile_redirect_and_lower_profile() -> None:
+    events = [
+        conn(0, "connect", security_profile=2),
+        network(1, "wss://csms.operator.example/ocpp", 2),
+        network(2, "wss://evil.example.net/ocpp", 2, slot=2),
+        network(3, "ws://csms.operator.example/ocpp", 1, slot=3),
+    ]
+    alerts = run_detector(make_detector(SecurityDowngrade), events)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert.ts == at(1)  # first SetNetworkProfile: cannot be verified (low), then merged
+    assert alert.severity is Severity.HIGH
+    reasons = [r for m in alert.evidence["merged"] for r in m["reasons"]]
+    assert any("evil.example.net" in r for r in reasons)
+    assert any("security profile 1 below 2" in r for r in reasons)
+
+
+def test_set_network_profile_with_trusted_hosts() -> None:
+    det = make_detector(SecurityDowngrade, trusted_csms_hosts=(".operator.example",))
+    ok = [conn(0, "connect", security_profile=2), network(1, "wss://csms2.operator.example/ocpp", 2)]
+    assert run_detector(det, ok) == []
+    det = make_detector(SecurityDowngrade, trusted_csms_hosts=(".operator.example",))
+    bad = [network(1, "wss://operator.example.evil.net/ocpp", 3)]
+    alerts = run_detector(det, bad)
+    assert [a.severity for a in alerts] == [Severity.HIGH]
+
+
+@pytest.mark.parametrize(
+    ("ocpp", "key", "value", "severity"),
+    [
+        ("1.6", "AllowOfflineTxForUnknownId", "True", Severity.HIGH),
+        ("1.6", "LocalAuthorizeOffline", "true", Severity.LOW),
+        ("1.6", "AuthorizeRemoteTxRequests", "FALSE", Severity.MEDIUM),
+        ("1.6", "StopTransactionOnInvalidId", "false", Severity.MEDIUM),
+        ("2.0.1", "AuthCtrlr.OfflineTxForUnknownIdEnabled", "true", Severity.HIGH),
+        ("2.0.1", "AuthCtrlr.LocalAuthorizeOffline", "True", Severity.LOW),
+        ("2.0.1", "AuthCtrlr.LocalPreAuthorize", "true", Severity.LOW),
+        ("2.0.1", "AuthCtrlr.AuthorizeRemoteStart", "false", Severity.MEDIUM),
+        ("2.0.1", "AuthCtrlr.DisableRemoteAuthorization", "true", Severity.MEDIUM),
+        ("2.0.1", "TxCtrlr.StopTxOnInvalidId", "false", Severity.MEDIUM),
+        ("2.0.1", "TxCtrlr.MaxEnergyOnInvalidId", "5000", Severity.MEDIUM),
+    ],
+)
+def test_risky_values_fire(ocpp: str, key: str, value: str, severity: Severity) -> None:
+    alerts = run_detector(make_detector(SecurityDowngrade), [change(1, key, value, ocpp)])
+    assert len(alerts) == 1
+    assert alerts[0].severity is severity
+    assert alerts[0].ts == at(1)
+    assert alerts[0].evidence["key"] == key
+
+
+@pytest.mark.parametrize(
+    ("ocpp", "key", "value"),
+    [
+        ("1.6", "AllowOfflineTxForUnknownId", "false"),
+        ("1.6", "AuthorizeRemoteTxRequests", "true"),
+        ("1.6", "HeartbeatInterval", "300"),
+        ("1.6", "AuthorizationKey", "[redacted]"),
+        ("2.0.1", "TxCtrlr.MaxEnergyOnInvalidId", "500"),
+        ("2.0.1", "AuthCtrlr.OfflineTxForUnknownIdEnabled", "False"),
+        ("2.0.1", "AuthCtrlr.AuthorizeRemoteStart", "maybe"),
+    ],
+)
+def test_safe_values_are_silent(ocpp: str, key: str, value: str) -> None:
+    assert run_detector(make_detector(SecurityDowngrade), [change(1, key, value, ocpp)]) == []
+
+
+def test_reported_risky_values_are_one_level_lower_and_once() -> None:
+    reports = [
+        an_event(ConfigurationReport, ts=at(i), key="AllowOfflineTxForUnknownId", value="true")
+        for i in range(3)
+    ]
+    reports.append(an_event(ConfigurationReport, ts=at(5), key="LocalAuthorizeOffline", value="true"))
+    alerts = run_detector(make_detector(SecurityDowngrade), reports)
+    assert len(alerts) == 1
+    assert alerts[0].severity is Severity.MEDIUM
+    assert alerts[0].count == 1  # repeated report of the same value is not new evidence
+
+
+# ---------------------------------------------------------------------------------- security_event
+
+
+def test_security_table_covers_every_appendix_type() -> None:
+    appendix = {
+        "FirmwareUpdated", "FailedToAuthenticateAtCsms", "CsmsFailedToAuthenticate", "SettingSystemTime",
+        "StartupOfTheDevice", "ResetOrReboot", "SecurityLogWasCleared", "ReconfigurationOfSecurityParameters",
+        "MemoryExhaustion", "InvalidMessages", "AttemptedReplayAttacks", "TamperDetectionActivated",
+        "InvalidFirmwareSignature", "InvalidFirmwareSigningCertificate", "InvalidCsmsCertificate",
+        "InvalidChargingStationCertificate", "InvalidTLSVersion", "InvalidTLSCipherSuite",
+        "MaintenanceLoginAccepted", "MaintenanceLoginFailed",
+    }  # fmt: skip
+    assert appendix <= set(SECURITY_EVENT_TABLE)
+    assert rate_security_event("InvalidCentralSystemCertificate").event_type == "InvalidCsmsCertificate"
+    assert (
+        rate_security_event("invalidchargepointcertificate").event_type == "InvalidChargingStationCertificate"
+    )
+    assert rate_security_event("StartupOfTheDevice").base is Severity.INFO
+    assert rate_security_event("TamperDetectionActivated").base is Severity.HIGH
+    vendor = rate_security_event("AcmeDoorOpened")
+    assert (vendor.base, vendor.known) == (Severity.LOW, False)
+
+
+@pytest.mark.parametrize(
+    ("ocpp", "event_type", "severity"),
+    [
+        ("2.0.1", "TamperDetectionActivated", Severity.HIGH),
+        ("1.6", "TamperDetectionActivated", Severity.HIGH),
+        ("2.0.1", "SecurityLogWasCleared", Severity.HIGH),
+        ("2.0.1", "InvalidFirmwareSignature", Severity.HIGH),
+        ("1.6", "InvalidCentralSystemCertificate", Severity.HIGH),
+        ("2.0.1", "AttemptedReplayAttacks", Severity.MEDIUM),
+        ("1.6", "CentralSystemFailedToAuthenticate", Severity.MEDIUM),
+        ("2.0.1", "AcmeVendorEvent", Severity.LOW),
+    ],
+)
+def test_security_event_rated_and_merged(ocpp: str, event_type: str, severity: Severity) -> None:
+    events = [sec(ts=at(i), ocpp=ocpp, event_type=event_type) for i in range(2)]
+    alerts = run_detector(make_detector(SecurityEvent), events)
+    assert len(alerts) == 1
+    assert alerts[0].kind == "station.security_event"
+    assert alerts[0].severity is severity
+    assert alerts[0].ts == at(0)
+    assert alerts[0].count == 2
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_routine_reboot_is_silent_but_reboot_loop_is_medium(ocpp: str) -> None:
+    single = [
+        sec(ts=at(0), ocpp=ocpp, event_type="StartupOfTheDevice"),
+        sec(ts=at(0.1), ocpp=ocpp, event_type="FirmwareUpdated"),
+    ]
+    assert run_detector(make_detector(SecurityEvent), single) == []
+    loop = [
+        sec(ts=at(i * 5), ocpp=ocpp, event_type=t)
+        for i in range(3)
+        for t in ("ResetOrReboot", "StartupOfTheDevice")
+    ]
+    alerts = run_detector(make_detector(SecurityEvent), loop)
+    assert len(alerts) == 1
+    assert alerts[0].severity is Severity.MEDIUM
+    assert alerts[0].ts == at(10)  # the fifth reboot-type event
+    assert alerts[0].evidence["burst"] is True
+
+
+def test_security_event_min_severity_is_validated() -> None:
+    with pytest.raises(ConfigError):
+        make_detector(SecurityEvent, min_severity="loud")
+    det = make_detector(SecurityEvent, min_severity="info")
+    alerts = run_detector(det, [sec(event_type="StartupOfTheDevice")])
+    assert [a.severity for a in alerts] == [Severity.INFO]
+
+
+# ---------------------------------------------------------------------------------- clock_skew
+
+
+def reading(minutes: float, skew_s: float, **kw: Any) -> ClockReading:
+    ts = at(minutes)
+    return an_event(ClockReading, ts=ts, at=at(minutes, seconds=skew_s), action="MeterValues", **kw)
+
+
+def test_clock_ahead_persisting_fires_once() -> None:
+    events = [reading(i, 900 + i) for i in range(6)]
+    alerts = run_detector(make_detector(ClockSkew), events)
+    assert len(alerts) == 1
+    assert alerts[0].kind == "station.clock_skew"
+    assert alerts[0].ts == at(2)  # third consistent reading
+    assert alerts[0].severity is Severity.LOW
+
+
+def test_clock_behind_on_live_messages_fires_medium() -> None:
+    events = [conn(0, "connect"), *(reading(10 + i, -2 * 3600) for i in range(3))]
+    alerts = run_detector(make_detector(ClockSkew), events)
+    assert [a.severity for a in alerts] == [Severity.MEDIUM]
+    assert alerts[0].ts == at(12)
+
+
+def test_clock_skew_near_misses() -> None:
+    one_odd = [reading(0, 0), reading(1, 3600), reading(2, 1), reading(3, 3600), reading(4, 0)]
+    assert run_detector(make_detector(ClockSkew), one_odd) == []
+    queued = [reading(i * 0.01, -5 * 3600, queued=True) for i in range(10)]
+    assert run_detector(make_detector(ClockSkew), queued) == []
+    replay = [conn(0, "connect"), *(reading(0.1 + i * 0.01, -3 * 3600 + 60 * i) for i in range(10))]
+    assert run_detector(make_detector(ClockSkew), replay) == []
+    small = [reading(i, 120) for i in range(10)]
+    assert run_detector(make_detector(ClockSkew), small) == []
+    replay_unflagged = [reading(i * 0.01, -3 * 3600 + 300 * i) for i in range(6)]  # offsets spread out
+    assert run_detector(make_detector(ClockSkew), replay_unflagged) == []
+
+
+def test_clock_absurd_future_is_high_on_one_reading() -> None:
+    ts = at(0)
+    far = ts.replace(year=2099)
+    alerts = run_detector(
+        make_detector(ClockSkew), [an_event(ClockReading, ts=ts, at=far, action="TransactionEvent")]
+    )
+    assert len(alerts) == 1
+    assert alerts[0].severity is Severity.HIGH
+    assert alerts[0].evidence["absurd"] is True
+
+
+def test_clock_reset_to_epoch_counts_even_when_queued() -> None:
+    ts = at(0)
+    epoch = ts.replace(year=1970)
+    events = [
+        an_event(ClockReading, ts=at(i), at=epoch.replace(minute=i), action="StatusNotification", queued=True)
+        for i in range(3)
+    ]
+    alerts = run_detector(make_detector(ClockSkew), events)
+    assert [a.severity for a in alerts] == [Severity.MEDIUM]
+
+
+# ---------------------------------------------------------------------------------- bounded state
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_state_stays_bounded(cls: type) -> None:
+    from chargeguard.detectors.base import DetectorContext, Limits
+
+    det = make_detector(cls, DetectorContext(limits=Limits(max_keys=50, ttl_s=3600)))
+    for i in range(500):
+        station = f"CP-{i}"
+        for ev in (
+            an_event(
+                ConnectionEvent,
+                ts=at(i),
+                station=station,
+                event="auth_failed",
+                remote=f"10.0.{i // 250}.{i % 250}:1",
+            ),
+            an_event(ConnectionEvent, ts=at(i), station=station, event="connect", security_profile=2),
+            an_event(StationBooted, ts=at(i), station=station),
+            sec(ts=at(i), station=station),
+            an_event(ClockReading, ts=at(i), station=station, action="Heartbeat"),
+            an_event(
+                ConfigurationReport, ts=at(i), station=station, key="LocalAuthorizeOffline", value="true"
+            ),
+        ):
+            if type(ev) in det.consumes:
+                list(det.process(ev))
+    assert det.state_size() <= 3 * 50

@@ -110,7 +110,7 @@ class Engine:
                 findings = det.process(event)
                 for finding in findings:
                     self._accept(finding)
-            except Exception as exc:  # noqa: BLE001 - isolate any detector failure, keep going
+            except Exception as exc:
                 self.stats.detector_failures[det.info.name] += 1
                 log.warning(
                     "engine.detector.failed",
@@ -173,7 +173,9 @@ class Engine:
         evidence = dict(a.evidence)
         merged = evidence.setdefault("merged", [])
         if isinstance(merged, list) and len(merged) < self.max_evidence_items:
-            merged.append({"ts": finding.ts.isoformat(), "summary": finding.summary, **dict(finding.evidence)})
+            merged.append(
+                {"ts": finding.ts.isoformat(), "summary": finding.summary, **dict(finding.evidence)}
+            )
         entry.alert = replace(
             a,
             severity=max(a.severity, finding.severity),
@@ -207,10 +209,14 @@ class Engine:
                 try:
                     for finding in det.finish(self._watermark_dt):
                         self._accept(finding)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     self.stats.detector_failures[det.info.name] += 1
-                    log.warning("engine.detector.failed", detector=det.info.name, stage="finish",
-                                error=type(exc).__name__)
+                    log.warning(
+                        "engine.detector.failed",
+                        detector=det.info.name,
+                        stage="finish",
+                        error=type(exc).__name__,
+                    )
         while self._open:
             _, entry = self._open.popitem(last=False)
             self._close(entry)

@@ -44,7 +44,7 @@ class Direction(StrEnum):
     CSMS = "csms"  # central system -> charge station
 
 
-# --------------------------------------------------------------------------------------------- transport
+# ------------------------------------------------------------------ transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ class ProtocolViolation:
     source: str | None = None
 
 
-# --------------------------------------------------------------------------------------------- tokens and authorization
+# ------------------------------------------------------------------ tokens and authorization
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +128,7 @@ class AuthorizationDecision:
         return self.status == "Accepted"
 
 
-# --------------------------------------------------------------------------------------------- transactions
+# ------------------------------------------------------------------ transactions
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +224,7 @@ class ConnectorStatus:
     error_code: str | None = None
 
 
-# --------------------------------------------------------------------------------------------- station identity and configuration
+# ------------------------------------------------------------------ station identity and configuration
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,7 +309,7 @@ class ClockReading:
     queued: bool = False
 
 
-# --------------------------------------------------------------------------------------------- commands from the central system
+# ------------------------------------------------------------------ commands from the central system
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +388,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 )
 
 
-# --------------------------------------------------------------------------------------------- alerts
+# ------------------------------------------------------------------ alerts
 
 AlertStatus = Literal["open", "closed"]
 

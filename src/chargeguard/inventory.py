@@ -115,23 +115,37 @@ def parse_inventory(rows: Iterable[Mapping[str, str | None]], *, name: str) -> I
             # a connector row for a station already described: keep the station row, widen max_kw if needed
             best = max(x for x in (previous.max_kw, max_kw) if x is not None) if max_kw else previous.max_kw
             stations[station] = StationInfo(
-                station, previous.latitude or lat, previous.longitude or lon, best,
-                previous.connectors, previous.location_id, previous.country, {},
+                station,
+                previous.latitude or lat,
+                previous.longitude or lon,
+                best,
+                previous.connectors,
+                previous.location_id,
+                previous.country,
+                {},
             )
             continue
         stations[station] = StationInfo(
             station=station,
             latitude=lat,
             longitude=lon,
-            max_kw=max_kw if previous is None or previous.max_kw is None else max(previous.max_kw, max_kw or 0),
+            max_kw=max_kw
+            if previous is None or previous.max_kw is None
+            else max(previous.max_kw, max_kw or 0),
             connectors=count,
             location_id=(row.get("location_id") or "").strip() or None,
             country=(row.get("country") or "").strip() or None,
         )
     final = {
         sid: StationInfo(
-            info.station, info.latitude, info.longitude, info.max_kw, max(info.connectors, len(connectors.get(sid, {}))),
-            info.location_id, info.country, connectors.get(sid, {}),
+            info.station,
+            info.latitude,
+            info.longitude,
+            info.max_kw,
+            max(info.connectors, len(connectors.get(sid, {}))),
+            info.location_id,
+            info.country,
+            connectors.get(sid, {}),
         )
         for sid, info in stations.items()
     }

@@ -77,12 +77,16 @@ def an_event(event_type: type[T], **override: Any) -> T:
     return event_type(**values)
 
 
-def make_detector(cls: type[Detector[Any]], context: DetectorContext | None = None, **settings: Any) -> Detector[Any]:
+def make_detector(
+    cls: type[Detector[Any]], context: DetectorContext | None = None, **settings: Any
+) -> Detector[Any]:
     """Instantiate a detector class with optional threshold overrides."""
     return cls(build_config(cls.Config, settings, detector=cls.info.name), context or DetectorContext())
 
 
-def run_detector(detector: Detector[Any], events: Iterable[Event], *, merge_gap_s: float = 3600.0) -> list[Alert]:
+def run_detector(
+    detector: Detector[Any], events: Iterable[Event], *, merge_gap_s: float = 3600.0
+) -> list[Alert]:
     """Feed events through a real Engine with one detector and return the closed (final) alerts."""
     closed: list[Alert] = []
     engine = Engine([detector], merge_gap_s=merge_gap_s, on_close=closed.append)

@@ -1,10 +1,178 @@
-"""CLI commands: allow (see the module's register function)."""
+"""CLI: ``chargeguard scan`` (captures -> alerts), ``detectors`` (the catalogue) and ``demo``."""
 
 from __future__ import annotations
 
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Annotated
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chargeguard.allowlist import AllowList
+from chargeguard.cli.common import cli_errors, open_store, record_run, settings_from_cli
+from chargeguard.detectors.catalogue import catalogue_rows
+from chargeguard.events import Alert
+from chargeguard.inventory import load_inventory
+from chargeguard.logs import configure_logging
+from chargeguard.pipeline import ScanPipeline, ScanReport, build_pseudonymiser
+from chargeguard.sinks.jsonl import JsonlAlertWriter
+from chargeguard.sinks.store import StoreSink
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the main app."""
-    del app
+    app.command("scan")(scan)
+    app.command("detectors")(detectors)
+    app.command("demo")(demo)
+
+
+def scan(
+    captures: Annotated[
+        list[str], typer.Argument(help="capture files (JSON Lines, plain or gzip); - for stdin")
+    ],
+    stations: Annotated[Path | None, typer.Option("--stations", help="station inventory CSV")] = None,
+    alerts: Annotated[
+        str | None, typer.Option("--alerts", help="write alerts as JSON Lines here; - for stdout")
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="store URL (default: SQLite in CHARGEGUARD_HOME)")
+    ] = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="do not persist to the store")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="settings TOML file")] = None,
+    lateness: Annotated[
+        float | None, typer.Option("--lateness", help="out-of-order tolerance, seconds")
+    ] = None,
+) -> None:
+    """Scan OCPP captures with every detector and write the alerts."""
+    with cli_errors():
+        settings = settings_from_cli(config, db_url=db, lateness_s=lateness)
+        configure_logging(settings.log_level, settings.log_format)
+        to_stdout = alerts == "-"
+        out = Console(stderr=True) if to_stdout else Console()
+        err = Console(stderr=True)
+        inventory = load_inventory(stations) if stations else None
+        store = None if no_store else open_store(settings)
+        started = datetime.now(UTC)
+        try:
+            pseudonymiser, created = build_pseudonymiser(
+                settings, store_has_data=store.has_pseudonymised_data() if store else False
+            )
+            if created:
+                err.print(f"[yellow]created a new pseudonym key in {created} (mode 0600) - back it up[/]")
+            stream: IO[bytes] | None = None
+            writer: JsonlAlertWriter | None = None
+            if alerts is not None:
+                stream = sys.stdout.buffer if to_stdout else Path(alerts).open("wb")  # noqa: SIM115
+                writer = JsonlAlertWriter(stream, flush_each=to_stdout)
+            sink = StoreSink(store) if store else None
+            if store is not None:
+                store.mark_pseudonymised([pseudonymiser.current_version])
+
+            def on_close(alert: Alert) -> None:
+                if writer is not None:
+                    writer(alert)
+                if sink is not None:
+                    sink.on_close(alert)
+
+            pipeline = ScanPipeline(
+                settings,
+                pseudonymiser,
+                inventory=inventory,
+                allowlist=AllowList(store.allow_entries()) if store else None,
+                on_close=on_close,
+                on_event=sink.on_event if sink else None,
+            )
+            report = _run_with_progress(pipeline, captures, err)
+            if sink is not None and store is not None:
+                sink.close()
+                record_run(store, report, settings, started)
+            if stream is not None and not to_stdout:
+                stream.close()
+        finally:
+            if store is not None:
+                store.close()
+        print_summary(report, out)
+        if report.nothing_read:
+            raise typer.Exit(1)
+
+
+def _run_with_progress(pipeline: ScanPipeline, captures: list[str], err: Console) -> ScanReport:
+    if not err.is_terminal:
+        return pipeline.run(captures)
+    with Progress(
+        TextColumn("[bold]scanning"),
+        BarColumn(),
+        TextColumn("{task.completed:,} lines"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("scan", total=None)
+        return pipeline.run(captures, lambda n: progress.advance(task, n))
+
+
+def print_summary(report: ScanReport, console: Console) -> None:
+    """The end-of-scan summary: volumes, bad lines with examples, alerts per kind and severity."""
+    rate = report.lines_read / report.seconds if report.seconds else 0.0
+    console.print(
+        f"[bold]scanned[/] {len(report.files)} file(s): {report.frames:,} frames, {report.connection_lines:,} "
+        f"connection lines, {report.transactions:,} transactions in {report.seconds:.1f} s ({rate:,.0f} lines/s)"
+    )
+    for problem in report.unreadable:
+        console.print(f"[red]unreadable:[/] {problem}")
+    if report.bad_lines:
+        total = sum(report.bad_lines.values())
+        reasons = ", ".join(f"{reason} {count}" for reason, count in report.bad_lines.most_common())
+        console.print(f"[yellow]bad lines:[/] {total} ({reasons})")
+        for example in report.bad_examples:
+            console.print(f"  {example}")
+    if report.engine and report.engine.detector_failures:
+        console.print(f"[red]detector failures:[/] {dict(report.engine.detector_failures)}")
+    table = Table(title="alerts", show_lines=False)
+    table.add_column("kind")
+    for severity in ("critical", "high", "medium", "low", "info"):
+        table.add_column(severity, justify="right")
+    table.add_column("total", justify="right")
+    kinds = sorted({kind for kind, _ in report.alerts})
+    for kind in kinds:
+        row = [report.alerts.get((kind, sev), 0) for sev in ("critical", "high", "medium", "low", "info")]
+        table.add_row(kind, *[str(v) if v else "" for v in row], str(sum(row)))
+    if kinds:
+        console.print(table)
+    else:
+        console.print("no alerts")
+
+
+def detectors(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Print the detector catalogue: kinds, default severity, what each detector catches."""
+    rows = catalogue_rows()
+    if as_json:
+        import orjson
+
+        sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    table = Table(title="chargeguard detectors")
+    for column in ("kind", "severity", "detector", "catches"):
+        table.add_column(column)
+    for row in rows:
+        for kind in row["kinds"]:
+            table.add_row(kind, row["severity"], row["name"], row["summary"])
+    Console().print(table)
+
+
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="where the demo writes its files")] = Path(
+        "demo-out"
+    ),
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+) -> None:
+    """A simulated network attacked and defended: generate, scan, show the alerts and the score."""
+    from chargeguard.cli.demo import run_demo
+
+    with cli_errors():
+        run_demo(out_dir, seed)

@@ -1,0 +1,1 @@
+"""Where alerts go: JSON Lines files, the store, webhooks, logs."""

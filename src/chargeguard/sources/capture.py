@@ -1,0 +1,188 @@
+"""OCPP capture files (JSON Lines, plain or gzip, file or stdin) -> typed capture records.
+
+Reading never crashes on bad input and never loses what was already read: each unusable line becomes a
+``BadLine`` (file:line and a reason, never the line's content), oversize lines are skipped in bounded memory, a
+truncated gzip stream ends the file with one ``BadLine`` for the truncation. See docs/formats.md for the format.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from chargeguard.errors import CaptureError
+from chargeguard.events import Direction
+from chargeguard.sources.timeparse import parse_rfc3339
+
+KNOWN_OCPP = frozenset({"1.6", "2.0.1", "2.1"})
+CONNECTION_EVENTS = frozenset({"connect", "disconnect", "auth_failed", "action"})
+MAX_STATION_ID = 48
+DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One OCPP-J frame line; ``frame`` is the decoded JSON array (not yet checked)."""
+
+    ts: datetime
+    station: str
+    ocpp: str
+    direction: Direction
+    frame: Any
+    size: int
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    ts: datetime
+    station: str
+    event: str
+    remote: str | None
+    security_profile: int | None
+    detail: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line that could not be used. ``station``/``ts`` are set when they could be read (ocpp.malformed evidence)."""
+
+    source: str
+    reason: str
+    message: str
+    station: str | None = None
+    ts: datetime | None = None
+    ocpp: str | None = None
+    direction: Direction | None = None
+    size: int = 0
+
+
+CaptureItem = FrameRecord | ConnectionRecord | BadLine
+
+
+def _open_binary(path: str) -> tuple[IO[bytes], IO[bytes]]:
+    """(reader, underlying file): gzip is detected by its magic bytes; close both when done."""
+    if path == "-":
+        raw: IO[bytes] = sys.stdin.buffer
+    else:
+        try:
+            raw = Path(path).open("rb")  # noqa: SIM115 - closed by the reader
+        except FileNotFoundError as exc:
+            raise CaptureError(f"capture {path} does not exist") from exc
+        except IsADirectoryError as exc:
+            raise CaptureError(f"capture {path} is a directory") from exc
+        except OSError as exc:
+            raise CaptureError(f"capture {path} cannot be opened: {exc.strerror}") from exc
+    buffered: io.BufferedReader = (
+        raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    )
+    magic = buffered.peek(2)[:2]
+    if magic == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=buffered, mode="rb"), buffered  # type: ignore[return-value]
+    return buffered, buffered
+
+
+def _lines(handle: IO[bytes], name: str, max_line: int) -> Iterator[tuple[int, bytes | None, str | None]]:
+    """Yield (line number, bytes or None, problem) with bounded memory per line."""
+    number = 0
+    while True:
+        number += 1
+        try:
+            line = handle.readline(max_line + 1)
+        except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+            yield number, None, f"truncated_or_corrupt: {type(exc).__name__}"
+            return
+        if not line:
+            return
+        if len(line) > max_line and not line.endswith(b"\n"):
+            # skip the rest of the oversize line without holding it
+            try:
+                while True:
+                    rest = handle.readline(_CHUNK)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+            except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+                yield number, None, "oversize"
+                yield number + 1, None, f"truncated_or_corrupt: {type(exc).__name__}"
+                return
+            yield number, None, "oversize"
+            continue
+        yield number, line, None
+
+
+def read_capture(path: str, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[CaptureItem]:
+    """Yield the records of one capture file (``-`` for stdin) in file order."""
+    handle, underlying = _open_binary(path)
+    name = "<stdin>" if path == "-" else path
+    try:
+        for number, line, problem in _lines(handle, name, max_line_bytes):
+            source = f"{name}:{number}"
+            if problem is not None:
+                if problem == "oversize":
+                    yield BadLine(source, "oversize", f"line longer than {max_line_bytes} bytes")
+                else:
+                    yield BadLine(source, "truncated", f"file ends in a broken compressed stream ({problem})")
+                continue
+            assert line is not None
+            if not line.strip():
+                continue
+            yield parse_line(line, source)
+    finally:
+        if path != "-":
+            handle.close()
+            underlying.close()
+
+
+def parse_line(line: bytes, source: str) -> CaptureItem:
+    """Decode one capture line into a record, or a BadLine saying why not."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        reason = "bad_encoding" if "utf-8" in str(exc).lower() else "not_json"
+        return BadLine(source, reason, "not valid UTF-8" if reason == "bad_encoding" else "not a JSON object")
+    if not isinstance(obj, dict):
+        return BadLine(source, "bad_shape", "line is JSON but not an object")
+    station = obj.get("station")
+    if not isinstance(station, str) or not station or len(station) > MAX_STATION_ID:
+        return BadLine(source, "bad_station", "station missing, not a string or longer than 48 characters")
+    ts = parse_rfc3339(obj.get("ts"))
+    if ts is None:
+        return BadLine(source, "bad_ts", "ts missing or not an RFC 3339 timestamp with zone", station=station)
+    if "frame" in obj:
+        ocpp = obj.get("ocpp")
+        if ocpp not in KNOWN_OCPP:
+            return BadLine(source, "bad_ocpp", "ocpp must be 1.6, 2.0.1 or 2.1", station=station, ts=ts)
+        sender = obj.get("from")
+        if sender == "station":
+            direction = Direction.STATION
+        elif sender == "csms":
+            direction = Direction.CSMS
+        else:
+            return BadLine(
+                source, "bad_from", 'from must be "station" or "csms"', station=station, ts=ts, ocpp=ocpp
+            )
+        return FrameRecord(ts, station, ocpp, direction, obj["frame"], len(line), source)
+    event = obj.get("event")
+    if event in CONNECTION_EVENTS:
+        remote = obj.get("remote")
+        profile = obj.get("security_profile")
+        detail = obj.get("detail")
+        if remote is not None and not isinstance(remote, str):
+            return BadLine(source, "bad_shape", "remote must be a string", station=station, ts=ts)
+        if profile is not None and (isinstance(profile, bool) or profile not in (0, 1, 2, 3)):
+            return BadLine(source, "bad_shape", "security_profile must be 0..3", station=station, ts=ts)
+        if detail is not None and not isinstance(detail, dict):
+            return BadLine(source, "bad_shape", "detail must be an object", station=station, ts=ts)
+        return ConnectionRecord(ts, station, event, remote, profile, detail or {}, source)
+    return BadLine(source, "bad_shape", "neither a frame line nor a connection line", station=station, ts=ts)

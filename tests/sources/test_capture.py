@@ -1,0 +1,93 @@
+"""Capture reading: every kind of bad input is counted with file:line and reading goes on."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import orjson
+import pytest
+
+from chargeguard.errors import CaptureError
+from chargeguard.sources.capture import BadLine, ConnectionRecord, FrameRecord, read_capture
+
+GOOD = {
+    "ts": "2026-03-01T08:00:00.123Z",
+    "station": "CP-1",
+    "ocpp": "1.6",
+    "from": "station",
+    "frame": [2, "1", "Heartbeat", {}],
+}
+
+
+def _write(path: Path, lines: list[bytes]) -> str:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return str(path)
+
+
+def test_reads_frames_and_connection_lines(tmp_path: Path) -> None:
+    conn = {
+        "ts": "2026-03-01T08:00:00+01:00",
+        "station": "CP-1",
+        "event": "connect",
+        "remote": "203.0.113.7:1",
+        "security_profile": 2,
+    }
+    items = list(read_capture(_write(tmp_path / "c.jsonl", [orjson.dumps(GOOD), orjson.dumps(conn)])))
+    assert isinstance(items[0], FrameRecord) and items[0].frame == [2, "1", "Heartbeat", {}]
+    assert isinstance(items[1], ConnectionRecord) and items[1].ts.hour == 7  # offset converted to UTC
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"{not json", "not_json"),
+        (b"\xff\xfe garbage", "bad_encoding"),
+        (b"[1, 2, 3]", "bad_shape"),
+        (orjson.dumps({**GOOD, "ts": "222222-01-01T00:00:00Z"}), "bad_ts"),
+        (orjson.dumps({**GOOD, "ts": "2026-03-01T08:00:00"}), "bad_ts"),
+        (orjson.dumps({**GOOD, "station": 17}), "bad_station"),
+        (orjson.dumps({**GOOD, "station": "x" * 49}), "bad_station"),
+        (orjson.dumps({**GOOD, "ocpp": "3.0"}), "bad_ocpp"),
+        (orjson.dumps({**GOOD, "from": "moon"}), "bad_from"),
+        (
+            orjson.dumps({"ts": GOOD["ts"], "station": "CP-1", "event": "connect", "security_profile": 9}),
+            "bad_shape",
+        ),
+    ],
+)
+def test_bad_lines_are_reported_with_file_and_line(tmp_path: Path, line: bytes, reason: str) -> None:
+    path = _write(tmp_path / "c.jsonl", [orjson.dumps(GOOD), line, orjson.dumps(GOOD)])
+    items = list(read_capture(path))
+    assert len(items) == 3
+    bad = items[1]
+    assert isinstance(bad, BadLine) and bad.reason == reason
+    assert bad.source == f"{path}:2"
+    assert isinstance(items[2], FrameRecord)  # reading went on
+
+
+def test_oversize_line_is_skipped_in_bounded_memory(tmp_path: Path) -> None:
+    huge = orjson.dumps(
+        {**GOOD, "frame": [2, "1", "DataTransfer", {"vendorId": "x", "data": "A" * 3_000_000}]}
+    )
+    path = _write(tmp_path / "c.jsonl", [huge, orjson.dumps(GOOD)])
+    items = list(read_capture(path, max_line_bytes=1_000_000))
+    assert isinstance(items[0], BadLine) and items[0].reason == "oversize"
+    assert isinstance(items[1], FrameRecord) and items[1].source.endswith(":2")
+
+
+def test_truncated_gzip_keeps_what_was_read(tmp_path: Path) -> None:
+    body = gzip.compress(
+        b"\n".join(orjson.dumps({**GOOD, "frame": [2, str(i), "Heartbeat", {}]}) for i in range(2000))
+    )
+    path = tmp_path / "c.jsonl.gz"
+    path.write_bytes(body[: len(body) // 2])
+    items = list(read_capture(str(path)))
+    frames = [i for i in items if isinstance(i, FrameRecord)]
+    assert 0 < len(frames) < 2000
+    assert isinstance(items[-1], BadLine) and items[-1].reason == "truncated"
+
+
+def test_missing_file_is_a_capture_error(tmp_path: Path) -> None:
+    with pytest.raises(CaptureError, match="does not exist"):
+        list(read_capture(str(tmp_path / "nope.jsonl")))

@@ -21,6 +21,10 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chargeguard.errors import KeyMaterialError
 
@@ -228,3 +232,96 @@ def load_pseudonym_keys(
     if not allow_generate:
         raise KeyMaterialError(f"key file {key_file} does not exist")
     return write_new_key_file(key_file), key_file
+
+
+# --- master keys for sealed tokens ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    """A per-record data key encrypted under a master key; ``key_id`` names the master key and its version."""
+
+    key_id: str
+    blob: bytes
+
+
+class KeyProvider(Protocol):
+    """Wraps and unwraps per-record data keys with a master key that never leaves the provider.
+
+    A KMS backend maps ``wrap``/``unwrap`` to Encrypt/Decrypt with ``aad`` as the encryption context; a
+    HashiCorp Vault backend to ``transit/encrypt``/``transit/decrypt`` with ``aad`` as the context and the
+    Vault key version inside ``key_id``. Rules every implementation follows:
+
+    * ``key_id`` identifies the master key *and its version*; ``unwrap`` of a ``key_id`` the provider does not
+      hold raises ``KeyMaterialError`` naming the id (never falls back to another version);
+    * ``unwrap`` with a different ``aad`` than ``wrap`` fails (``KeyMaterialError``);
+    * no key bytes, data keys or ``aad`` values appear in logs or error messages.
+    """
+
+    @property
+    def current_key_id(self) -> str: ...
+
+    def wrap(self, data_key: bytes, *, aad: bytes) -> WrappedKey: ...
+
+    def unwrap(self, wrapped: WrappedKey, *, aad: bytes) -> bytes: ...
+
+
+class LocalKeyFileProvider:
+    """Master keys from a local key file (``<version>:<hex>`` lines, mode 0600/0400, owned by the user).
+
+    Data keys are wrapped with AES-256-GCM under the highest version; ``key_id`` is ``local:<version>``.
+    """
+
+    prefix = "local"
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        keys = read_key_file(path)
+        for version, key in keys.items():
+            if len(key) != KEY_BYTES:
+                raise KeyMaterialError(
+                    f"{path}: master key version {version} must be exactly {KEY_BYTES} bytes"
+                )
+        self._keys = keys
+        self._current = max(keys)
+
+    def __repr__(self) -> str:
+        return f"LocalKeyFileProvider(path={str(self._path)!r}, versions={sorted(self._keys)})"
+
+    @property
+    def current_key_id(self) -> str:
+        return f"{self.prefix}:{self._current}"
+
+    def wrap(self, data_key: bytes, *, aad: bytes) -> WrappedKey:
+        nonce = secrets.token_bytes(12)
+        blob = nonce + AESGCM(self._keys[self._current]).encrypt(nonce, data_key, aad)
+        return WrappedKey(self.current_key_id, blob)
+
+    def unwrap(self, wrapped: WrappedKey, *, aad: bytes) -> bytes:
+        prefix, _, version_text = wrapped.key_id.partition(":")
+        if prefix != self.prefix or not version_text.isdigit() or int(version_text) not in self._keys:
+            raise KeyMaterialError(
+                f"sealed with master key {wrapped.key_id!r}, which {self._path} does not hold "
+                f"(it holds {', '.join(f'{self.prefix}:{v}' for v in sorted(self._keys))})"
+            )
+        if len(wrapped.blob) < 12 + 16:
+            raise KeyMaterialError(f"wrapped data key under {wrapped.key_id!r} is truncated")
+        try:
+            return AESGCM(self._keys[int(version_text)]).decrypt(wrapped.blob[:12], wrapped.blob[12:], aad)
+        except InvalidTag as exc:
+            raise KeyMaterialError(
+                f"master key {wrapped.key_id!r} does not open this record: wrong key for that version, or "
+                "the record was altered"
+            ) from exc
+
+
+def write_new_master_key_file(path: Path) -> LocalKeyFileProvider:
+    """Create a master key file (mode 0600, one fresh 256-bit key, version 1); refuses to overwrite."""
+    write_new_key_file(path)
+    return LocalKeyFileProvider(path)
+
+
+def add_master_key_version(path: Path) -> LocalKeyFileProvider:
+    """Add a fresh master key version (new records are wrapped under it; old ones still open)."""
+    add_key_version(path, layered=False)
+    return LocalKeyFileProvider(path)

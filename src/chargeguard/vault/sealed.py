@@ -1,0 +1,378 @@
+"""Sealed tokens: the opt-in, envelope-encrypted copy of a raw token, and the two-person, audited reveal.
+
+Off by default: a deployment without a ``KeyProvider`` has no ``SealedVault`` and then no raw token exists
+anywhere. When on, each distinct token is stored once:
+
+* a fresh 256-bit data key encrypts the token with AES-256-GCM (96-bit random nonce);
+* the data key is wrapped by the provider's master key (``chargeguard.vault.keys.KeyProvider``);
+* both ciphertexts are bound (associated data) to the record id, so rows cannot be swapped; the record is
+  indexed by pseudonym, which key rotation may change without touching the ciphertext.
+
+Reveal (for example to block a confirmed cloned card at the eMSP) takes three steps by two people:
+``request_reveal`` (permission ``vault.reveal`` and a reason), ``approve_reveal`` by a *different* principal
+with ``vault.approve``, and ``reveal`` by the requester, once, before the request expires. Every step, and
+every refusal, writes an audit record; the reveal's audit record commits before the token is returned.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from chargeguard.errors import KeyMaterialError, StoreError, VaultError
+from chargeguard.vault.audit import AuditLog, Clock, utc_now
+from chargeguard.vault.keys import KeyProvider, WrappedKey
+from chargeguard.vault.pseudonyms import Pseudonymiser
+from chargeguard.vault.tables import create_vault_tables, reveal_requests, sealed_tokens
+
+log = structlog.get_logger(__name__)
+
+PERMISSION_REVEAL = "vault.reveal"
+PERMISSION_APPROVE = "vault.approve"
+SYSTEM_ACTOR = "system"
+MIN_REASON_CHARS = 10
+DEFAULT_REQUEST_TTL = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated person (or service) and the vault permissions granted to it."""
+
+    name: str
+    permissions: frozenset[str] = frozenset()
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    @property
+    def key(self) -> str:
+        return self.name.strip().casefold()
+
+
+def _aad(record_id: str, part: str) -> bytes:
+    return f"chargeguard-sealed:v1:{part}:{record_id}".encode("ascii")
+
+
+def _ts(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds")
+
+
+class SealedVault:
+    """Seals raw tokens under envelope encryption and reveals them under two-person control."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        provider: KeyProvider,
+        pseudonymiser: Pseudonymiser,
+        audit: AuditLog,
+        *,
+        clock: Clock = utc_now,
+        request_ttl: timedelta = DEFAULT_REQUEST_TTL,
+    ) -> None:
+        self._engine = engine
+        self._provider = provider
+        self._pseudonymiser = pseudonymiser
+        self._audit = audit
+        self._clock = clock
+        self._ttl = request_ttl
+        create_vault_tables(engine)
+
+    # --- sealing ----------------------------------------------------------------------------------------
+
+    def seal(self, raw: str) -> str:
+        """Store the sealed token (once per pseudonym) and return its pseudonym."""
+        pseudonym = self._pseudonymiser(raw)
+        if self._pseudonymiser.is_pseudonym(raw):
+            return pseudonym  # already a pseudonym: nothing raw to seal
+        try:
+            with self._engine.connect() as conn:
+                exists = conn.execute(
+                    select(sealed_tokens.c.record_id).where(sealed_tokens.c.pseudonym == pseudonym)
+                ).first()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read sealed tokens: {type(exc).__name__}") from exc
+        if exists is not None:
+            return pseudonym
+        record_id = secrets.token_hex(16)
+        data_key = AESGCM.generate_key(bit_length=256)
+        nonce = secrets.token_bytes(12)
+        ciphertext = AESGCM(data_key).encrypt(nonce, raw.encode("utf-8"), _aad(record_id, "token"))
+        wrapped = self._provider.wrap(data_key, aad=_aad(record_id, "key"))
+        del data_key
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(sealed_tokens).values(
+                        record_id=record_id,
+                        pseudonym=pseudonym,
+                        key_id=wrapped.key_id,
+                        wrapped_key=wrapped.blob,
+                        nonce=nonce,
+                        ciphertext=ciphertext,
+                        created_at=_ts(self._clock()),
+                    )
+                )
+        except IntegrityError:
+            return pseudonym  # sealed concurrently by another writer
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot store a sealed token: {type(exc).__name__}") from exc
+        return pseudonym
+
+    def is_sealed(self, pseudonym: str) -> bool:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(sealed_tokens.c.record_id).where(sealed_tokens.c.pseudonym == pseudonym.lower())
+            ).first()
+        return row is not None
+
+    def _open(self, pseudonym: str) -> str:
+        """Decrypt the sealed token of ``pseudonym``; callers do the permission and audit work."""
+        version = self._pseudonymiser.version_of(pseudonym)
+        if version is None:
+            raise KeyMaterialError(
+                "the pseudonym is not valid under any loaded key version (wrong key version, or not ours); "
+                f"loaded versions: {sorted(self._pseudonymiser.versions)}"
+            )
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(sealed_tokens).where(sealed_tokens.c.pseudonym == pseudonym.lower())
+            ).first()
+        if row is None:
+            raise VaultError(
+                "no sealed token exists for this pseudonym (sealing was off when it was recorded)"
+            )
+        data_key = self._provider.unwrap(
+            WrappedKey(row.key_id, row.wrapped_key), aad=_aad(row.record_id, "key")
+        )
+        try:
+            raw = (
+                AESGCM(data_key)
+                .decrypt(row.nonce, row.ciphertext, _aad(row.record_id, "token"))
+                .decode("utf-8")
+            )
+        except (InvalidTag, UnicodeDecodeError) as exc:
+            raise VaultError("the sealed token record was altered and does not decrypt") from exc
+        if self._pseudonymiser.hash_under(version, raw) != pseudonym.lower():
+            raise VaultError("the sealed token does not belong to this pseudonym (record swapped or altered)")
+        return raw
+
+    # --- two-person reveal ------------------------------------------------------------------------------
+
+    def _refuse(
+        self, actor: Principal, pseudonym: str | None, why: str, request_id: str | None = None
+    ) -> VaultError:
+        self._audit.append(
+            actor.name or "?",
+            "reveal.refused",
+            pseudonym=pseudonym,
+            reason=why,
+            detail={"request": request_id},
+        )
+        log.warning("vault.reveal.refused", actor=actor.name, why=why)
+        return VaultError(f"reveal refused: {why}")
+
+    def request_reveal(self, pseudonym: str, requester: Principal, reason: str) -> str:
+        """Open a reveal request; returns its id. Needs ``vault.reveal`` and a reason."""
+        pseudonym = pseudonym.strip().lower()
+        if not requester.can(PERMISSION_REVEAL):
+            raise self._refuse(
+                requester, pseudonym, f"{requester.name} lacks the {PERMISSION_REVEAL} permission"
+            )
+        if len(reason.strip()) < MIN_REASON_CHARS:
+            raise self._refuse(
+                requester, pseudonym, f"a reason of at least {MIN_REASON_CHARS} characters is required"
+            )
+        if self._pseudonymiser.version_of(pseudonym) is None:
+            raise KeyMaterialError(
+                "the pseudonym is not valid under any loaded key version (wrong key version, or not ours); "
+                f"loaded versions: {sorted(self._pseudonymiser.versions)}"
+            )
+        if not self.is_sealed(pseudonym):
+            raise VaultError(
+                "no sealed token exists for this pseudonym (sealing was off when it was recorded)"
+            )
+        request_id = secrets.token_hex(16)
+        now = self._clock()
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(reveal_requests).values(
+                    request_id=request_id,
+                    pseudonym=pseudonym,
+                    requester=requester.name,
+                    reason=reason.strip(),
+                    created_at=_ts(now),
+                    expires_at=_ts(now + self._ttl),
+                )
+            )
+            self._audit.append(
+                requester.name,
+                "reveal.requested",
+                pseudonym=pseudonym,
+                reason=reason.strip(),
+                detail={"request": request_id},
+                conn=conn,
+            )
+        return request_id
+
+    def _request(self, request_id: str) -> dict[str, Any]:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(reveal_requests).where(reveal_requests.c.request_id == request_id)
+            ).first()
+        if row is None:
+            raise VaultError(f"no reveal request {request_id!r}")
+        return dict(row._mapping)
+
+    def approve_reveal(self, request_id: str, approver: Principal) -> None:
+        """Approve a pending request; the approver must hold ``vault.approve`` and not be the requester."""
+        req = self._request(request_id)
+        pseudonym = str(req["pseudonym"])
+        if not approver.can(PERMISSION_APPROVE):
+            raise self._refuse(
+                approver, pseudonym, f"{approver.name} lacks the {PERMISSION_APPROVE} permission", request_id
+            )
+        if approver.key == str(req["requester"]).strip().casefold():
+            raise self._refuse(
+                approver, pseudonym, "the approver must be a second person, not the requester", request_id
+            )
+        if req["approved_by"] is not None or req["used_at"] is not None:
+            raise self._refuse(approver, pseudonym, "the request was already approved or used", request_id)
+        now = self._clock()
+        if _ts(now) > str(req["expires_at"]):
+            raise self._refuse(approver, pseudonym, "the request has expired", request_id)
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(reveal_requests)
+                .where(reveal_requests.c.request_id == request_id, reveal_requests.c.approved_by.is_(None))
+                .values(approved_by=approver.name, approved_at=_ts(now))
+            ).rowcount
+            if done != 1:
+                raise VaultError("the request was approved concurrently")
+            self._audit.append(
+                approver.name,
+                "reveal.approved",
+                pseudonym=pseudonym,
+                reason=str(req["reason"]),
+                detail={"request": request_id, "requester": str(req["requester"])},
+                conn=conn,
+            )
+
+    def reveal(self, request_id: str, requester: Principal) -> str:
+        """Return the raw token of an approved request, once; audited before the token leaves the vault."""
+        req = self._request(request_id)
+        pseudonym = str(req["pseudonym"])
+        if requester.key != str(req["requester"]).strip().casefold():
+            raise self._refuse(
+                requester, pseudonym, "only the requester may carry out the reveal", request_id
+            )
+        if not requester.can(PERMISSION_REVEAL):
+            raise self._refuse(
+                requester, pseudonym, f"{requester.name} lacks the {PERMISSION_REVEAL} permission", request_id
+            )
+        if req["approved_by"] is None:
+            raise self._refuse(requester, pseudonym, "no second person has approved the request", request_id)
+        if req["used_at"] is not None:
+            raise self._refuse(requester, pseudonym, "the request was already used", request_id)
+        now = self._clock()
+        if _ts(now) > str(req["expires_at"]):
+            raise self._refuse(requester, pseudonym, "the request has expired", request_id)
+        raw = self._open(pseudonym)
+        with self._engine.begin() as conn:
+            done = conn.execute(
+                update(reveal_requests)
+                .where(reveal_requests.c.request_id == request_id, reveal_requests.c.used_at.is_(None))
+                .values(used_at=_ts(now))
+            ).rowcount
+            if done != 1:
+                raise VaultError("the request was used concurrently")
+            self._audit.append(
+                requester.name,
+                "reveal.done",
+                pseudonym=pseudonym,
+                reason=str(req["reason"]),
+                detail={"request": request_id, "approved_by": str(req["approved_by"])},
+                conn=conn,
+            )
+        log.warning("vault.reveal.done", actor=requester.name, approved_by=str(req["approved_by"]))
+        return raw
+
+    # --- rotation and erasure ---------------------------------------------------------------------------
+
+    def rederive(self, target: Pseudonymiser, pseudonyms: Sequence[str]) -> dict[str, str]:
+        """Old -> new pseudonym under ``target``'s current key for every pseudonym with a sealed token.
+
+        A system reveal for key rotation: audited as one record per call, tokens never leave this method.
+        """
+        out: dict[str, str] = {}
+        for pseudonym in pseudonyms:
+            if not self.is_sealed(pseudonym):
+                continue
+            out[pseudonym.lower()] = target.hash_under(target.current_version, self._open(pseudonym))
+        if out:
+            self._audit.append(
+                SYSTEM_ACTOR,
+                "rotation.rederived",
+                reason="key rotation: re-derive pseudonyms from sealed tokens",
+                detail={"count": len(out), "target_version": target.current_version},
+            )
+        return out
+
+    # PseudonymRekeyStore for the sealed table itself (its pseudonym index moves with a rotation)
+
+    def pseudonym_versions(self) -> Mapping[int, int]:
+        # "tok1_..." -> "1_", "tok12_..." -> "12": portable across SQLite and PostgreSQL
+        head = func.substr(sealed_tokens.c.pseudonym, 4, 2)
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(head, func.count()).group_by(head)).all()
+        out: dict[int, int] = {}
+        for text, count in rows:
+            digits = str(text).rstrip("_")
+            if digits.isdigit():
+                out[int(digits)] = out.get(int(digits), 0) + int(count)
+        return out
+
+    def pseudonyms_under(self, version: int, *, after: str | None, limit: int) -> Sequence[str]:
+        prefix = f"tok{version}_"
+        query = (
+            select(sealed_tokens.c.pseudonym)
+            .where(func.substr(sealed_tokens.c.pseudonym, 1, len(prefix)) == prefix)
+            .where(sealed_tokens.c.pseudonym > (after or ""))
+            .order_by(sealed_tokens.c.pseudonym)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [r for (r,) in conn.execute(query).all()]
+
+    def rekey(self, mapping: Mapping[str, str]) -> int:
+        changed = 0
+        with self._engine.begin() as conn:
+            for old, new in mapping.items():
+                taken = conn.execute(
+                    select(sealed_tokens.c.record_id).where(sealed_tokens.c.pseudonym == new)
+                ).first()
+                if taken is not None:  # the same token was sealed again under the new key: keep one record
+                    changed += conn.execute(
+                        delete(sealed_tokens).where(sealed_tokens.c.pseudonym == old)
+                    ).rowcount
+                    continue
+                changed += conn.execute(
+                    update(sealed_tokens).where(sealed_tokens.c.pseudonym == old).values(pseudonym=new)
+                ).rowcount
+        return changed
+
+    def erase(self, pseudonym: str) -> int:
+        """Delete the sealed token of a pseudonym (part of an erasure request); returns rows deleted."""
+        with self._engine.begin() as conn:
+            return conn.execute(
+                delete(sealed_tokens).where(sealed_tokens.c.pseudonym == pseudonym.lower())
+            ).rowcount

@@ -1,0 +1,161 @@
+"""ocpp.* rule detectors: malformed traffic and floods, must-fire cases and near misses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chargeguard.detectors.base import DetectorContext, Limits
+from chargeguard.detectors.rules.protocol import DETECTORS, Flood, Malformed
+from chargeguard.events import ConnectionEvent, Direction, FrameSeen, ProtocolViolation, Severity
+from chargeguard.testing import an_event, at, make_detector, run_detector
+
+VERSIONS = ("1.6", "2.0.1")
+
+
+def violation(seconds: float, reason: str = "schema", ocpp: str = "1.6", **kw: Any) -> ProtocolViolation:
+    return an_event(ProtocolViolation, ts=at(seconds=seconds), reason=reason, ocpp=ocpp, **kw)
+
+
+def test_exports_both_kinds() -> None:
+    assert sorted(k for cls in DETECTORS for k in cls.info.kinds) == ["ocpp.flood", "ocpp.malformed"]
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_single_violation_is_one_low_alert(ocpp: str) -> None:
+    alerts = run_detector(
+        make_detector(Malformed), [violation(0, "duplicate_id", ocpp, detail="id 42 reused")]
+    )
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert (alert.kind, alert.severity, alert.ts, alert.station) == (
+        "ocpp.malformed",
+        Severity.LOW,
+        at(),
+        "CP-0001",
+    )
+    assert alert.evidence["reasons_total"] == {"duplicate_id": 1}
+    assert "id 42 reused" not in repr(alert)  # detail text is never copied
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_sustained_stream_escalates_within_one_alert(ocpp: str) -> None:
+    events = [violation(i * 5, "schema" if i % 2 else "orphan_result", ocpp) for i in range(25)]
+    alerts = run_detector(make_detector(Malformed), events)
+    assert len(alerts) == 1
+    assert alerts[0].severity is Severity.MEDIUM
+    assert alerts[0].ts == at()
+    assert alerts[0].count == 2  # the first violation, then the escalation at the 20th
+    assert alerts[0].evidence["merged"][0]["reasons_in_window"] == {"orphan_result": 10, "schema": 10}
+
+
+def test_path_like_action_is_high_and_never_echoed() -> None:
+    events = [violation(0, "unknown_action", "2.0.1", action="../../v16/schemas/Authorize")]
+    alerts = run_detector(make_detector(Malformed), events)
+    assert [a.severity for a in alerts] == [Severity.HIGH]
+    assert "../../" not in repr(alerts[0].evidence)
+    assert alerts[0].evidence["suspicious_action_names"] == 1
+
+
+def test_probing_unknown_actions_is_high() -> None:
+    events = [violation(i, "unknown_action", action=f"Probe{i}") for i in range(5)]
+    alerts = run_detector(make_detector(Malformed), events)
+    assert len(alerts) == 1
+    assert alerts[0].severity is Severity.HIGH
+    assert alerts[0].last_ts == at(seconds=4)
+    near = [violation(i, "unknown_action", action="VendorThing") for i in range(5)]
+    assert [a.severity for a in run_detector(make_detector(Malformed), near)] == [Severity.LOW]
+
+
+def test_oversize_is_medium_and_stations_are_separate_incidents() -> None:
+    events = [violation(0, "oversize"), violation(1, "schema", station="CP-2")]
+    alerts = sorted(run_detector(make_detector(Malformed), events), key=lambda a: a.ts)
+    assert [(a.station, a.severity) for a in alerts] == [("CP-0001", Severity.MEDIUM), ("CP-2", Severity.LOW)]
+
+
+# ---------------------------------------------------------------------------------------- flood
+
+
+def frames(start_s: float, count: int, spacing_s: float, **kw: Any) -> list[FrameSeen]:
+    return [an_event(FrameSeen, ts=at(seconds=start_s + i * spacing_s), **kw) for i in range(count)]
+
+
+def quiet_baseline(minutes: int) -> list[FrameSeen]:
+    return [an_event(FrameSeen, ts=at(m, seconds=1)) for m in range(minutes)]
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_message_flood_fires_once_per_bucket_and_merges(ocpp: str) -> None:
+    events = [*quiet_baseline(30), *frames(30 * 60 + 2, 1300, 0.09, ocpp=ocpp)]
+    alerts = run_detector(make_detector(Flood), events)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert.kind == "ocpp.flood"
+    assert alert.evidence["metric"] == "frames"
+    # the 600th frame of the 31st minute completed the detection
+    assert alert.ts == at(30, seconds=2 + 599 * 0.09)
+    assert alert.count == 2  # two flooded minutes, one alert
+
+
+def test_busy_minute_below_floor_is_silent() -> None:
+    events = [*quiet_baseline(10), *frames(10 * 60, 400, 0.1)]  # a full NotifyReport burst
+    assert run_detector(make_detector(Flood), events) == []
+
+
+def test_baseline_raises_the_threshold() -> None:
+    busy = [f for m in range(40) for f in frames(m * 60, 100, 0.5)]  # steady 100 per minute
+    surge = frames(40 * 60, 700, 0.05)  # 7x its baseline: above floor, below 10x baseline
+    assert run_detector(make_detector(Flood, frames_floor=200), [*busy, *surge]) == []
+    alerts = run_detector(make_detector(Flood, frames_floor=200), [*busy, *frames(40 * 60, 1100, 0.05)])
+    assert len(alerts) == 1
+
+
+def test_huge_flood_escalates_to_high() -> None:
+    events = frames(0, 6000, 0.005)
+    alerts = run_detector(make_detector(Flood), events)
+    assert [a.severity for a in alerts] == [Severity.HIGH]
+    assert alerts[0].ts == at(seconds=599 * 0.005)
+
+
+def test_csms_side_flood_is_its_own_metric() -> None:
+    events = frames(0, 700, 0.05, direction=Direction.CSMS)
+    alerts = run_detector(make_detector(Flood), events)
+    assert [a.evidence["metric"] for a in alerts] == ["csms_frames"]
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_reconnect_storm_and_boot_loop(ocpp: str) -> None:
+    connects = [an_event(ConnectionEvent, ts=at(seconds=i * 30), event="connect") for i in range(12)]
+    boots = [
+        an_event(FrameSeen, ts=at(seconds=i * 30 + 1), ocpp=ocpp, action="BootNotification", message_type=2)
+        for i in range(12)
+    ]
+    alerts = run_detector(make_detector(Flood), sorted([*connects, *boots], key=lambda e: e.ts))
+    metrics = sorted(a.evidence["metric"] for a in alerts)
+    assert metrics == ["boots", "reconnects"]
+    by_metric = {a.evidence["metric"]: a for a in alerts}
+    assert by_metric["reconnects"].ts == at(seconds=9 * 30)
+    assert by_metric["boots"].ts == at(seconds=4 * 30 + 1)
+
+
+def test_daily_reconnects_and_single_boot_are_silent() -> None:
+    events = []
+    for day in range(5):
+        events.append(an_event(ConnectionEvent, ts=at(day * 1440), event="connect"))
+        events.append(an_event(FrameSeen, ts=at(day * 1440, seconds=1), action="BootNotification"))
+        events.append(an_event(ConnectionEvent, ts=at(day * 1440 + 1), event="disconnect"))
+    assert run_detector(make_detector(Flood), events) == []
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_state_is_bounded(cls: type) -> None:
+    det = make_detector(cls, DetectorContext(limits=Limits(max_keys=20, ttl_s=600)))
+    for i in range(300):
+        for ev in (
+            an_event(ProtocolViolation, ts=at(i), station=f"X{i}", reason="schema"),
+            an_event(FrameSeen, ts=at(i), station=f"X{i}"),
+        ):
+            if type(ev) in det.consumes:
+                list(det.process(ev))
+    assert det.state_size() <= 20

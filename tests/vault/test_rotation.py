@@ -219,3 +219,16 @@ def test_fresh_version_can_be_retired_but_not_current(tmp_path: Path) -> None:
         retire_key_version(key_file, 2)
     assert sorted(retire_key_version(key_file, 1).keys) == [2]
     assert sorted(read_key_ring(key_file).keys) == [2]
+
+
+def test_keys_loaded_the_pipeline_way_keep_their_layers(tmp_path: Path) -> None:
+    from chargeguard.vault.keys import load_pseudonym_keys
+
+    key_file = tmp_path / "keys"
+    write_new_key_file(key_file)
+    keys1, _ = load_pseudonym_keys(env_key=None, key_file=key_file, store_has_data=False)
+    before = Pseudonymiser(keys1, max(keys1))("04A2B3C4")
+    add_key_version(key_file, layered=True)
+    keys2, created = load_pseudonym_keys(env_key=None, key_file=key_file, store_has_data=True)
+    after = Pseudonymiser(keys2, max(keys2))
+    assert created is None and after.upgrade(before) == after("04A2B3C4")

@@ -123,9 +123,27 @@ def read_key_ring(path: Path) -> KeyRing:
     return KeyRing(keys, layers)
 
 
-def read_key_file(path: Path) -> dict[int, bytes]:
-    """Read the keys (``<version>:<hex>`` lines) of a checked key file."""
-    return dict(read_key_ring(path).keys)
+class KeyVersions(dict[int, bytes]):
+    """A plain ``{version: key}`` dict that also carries the file's layers (``{outer: inner}``).
+
+    ``Pseudonymiser(keys, current)`` picks the layers up from it, so callers that only pass the dict along
+    still hash layered versions correctly.
+    """
+
+    layers: dict[int, int]
+
+    def __init__(self, keys: Mapping[int, bytes], layers: Mapping[int, int] | None = None) -> None:
+        super().__init__(keys)
+        self.layers = dict(layers or {})
+
+    def __repr__(self) -> str:
+        return f"KeyVersions(versions={sorted(self)}, layers={self.layers})"
+
+
+def read_key_file(path: Path) -> KeyVersions:
+    """Read the keys (``<version>:<hex>`` lines) of a checked key file, with their layers."""
+    ring = read_key_ring(path)
+    return KeyVersions(ring.keys, ring.layers)
 
 
 def _write_atomically(path: Path, text: str) -> None:

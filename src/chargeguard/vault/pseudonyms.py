@@ -113,6 +113,8 @@ class Pseudonymiser:
         self._decimal_uids = decimal_uids
         self._prefix = f"tok{current}_"
         self._body_len = PSEUDONYM_LENGTH - len(self._prefix) - 2
+        if layers is None:  # a KeyVersions dict from chargeguard.vault.keys carries the key file's layers
+            layers = getattr(keys, "layers", None)
         self._layers = dict(layers or {})
         for outer, inner in self._layers.items():
             if outer not in self._keys or inner not in self._keys:

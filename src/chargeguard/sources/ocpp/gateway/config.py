@@ -1,0 +1,229 @@
+"""Gateway configuration: a TOML file plus environment overrides, validated with pydantic.
+
+Example::
+
+    [listen]
+    host = "0.0.0.0"
+    plain_port = 8080          # ws://  (security profile 1 only where a station allows it)
+    tls_port = 8443            # wss:// (profiles 2 and 3)
+    path = "/ocpp"
+
+    [tls]
+    cert = "server.pem"
+    key = "server.key"
+    client_ca = "ca.pem"       # profile 3: client certificates must chain to this CA
+    crl = "ca.crl"             # optional, PEM or DER
+    operator = "Example CPO"   # profile 3: the O of every client certificate
+
+    [upstream]
+    url = "wss://csms.example.net/ocpp"
+    basic_auth = "passthrough" # or "none" / "configured" (password from env, see below)
+    ca = "csms-ca.pem"
+
+    [stations.CP-0001]
+    security_profile = 2
+    ocpp = "1.6"               # only needed to accept a station that offers no subprotocol
+    password_hash = "scrypt$16384$8$1$<salt>$<hash>"   # chargeguard gateway hash-password
+
+Secrets never live in the file in the clear: ``CHARGEGUARD_GATEWAY_UPSTREAM_PASSWORD`` sets the upstream
+password, and ``CHARGEGUARD_GATEWAY_UPSTREAM_URL`` / ``CHARGEGUARD_GATEWAY_HOST`` override the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from chargeguard.errors import ConfigError
+
+OcppVersion = Literal["1.6", "2.0.1", "2.1"]
+SUBPROTOCOL_OF: dict[str, OcppVersion] = {"ocpp1.6": "1.6", "ocpp2.0.1": "2.0.1", "ocpp2.1": "2.1"}
+ENV_PREFIX = "CHARGEGUARD_GATEWAY_"
+
+# OCPP 2.0.1 Part 2 A00.FR.318-319 / OCPP 1.6 security whitepaper: TLS 1.2 suites stations and CSMS must support.
+# TLS 1.3 suites are negotiated by OpenSSL independently of this list.
+OCPP_TLS12_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:AES128-GCM-SHA256:AES256-GCM-SHA384"
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ListenConfig(_Strict):
+    host: str = "127.0.0.1"
+    plain_port: int | None = Field(default=None, ge=0, le=65535)
+    tls_port: int | None = Field(default=None, ge=0, le=65535)
+    path: str = "/ocpp"
+
+    @field_validator("path")
+    @classmethod
+    def _path_shape(cls, value: str) -> str:
+        value = "/" + value.strip("/")
+        return "" if value == "/" else value
+
+
+class TlsConfig(_Strict):
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+    crl: Path | None = None
+    operator: str | None = None
+    ciphers: str = OCPP_TLS12_CIPHERS
+
+
+class UpstreamConfig(_Strict):
+    url: str
+    basic_auth: Literal["passthrough", "none", "configured"] = "passthrough"
+    username: str | None = None  # "configured": defaults to the station identity
+    password: SecretStr | None = None
+    ca: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    open_timeout_s: float = Field(default=5.0, gt=0)
+    call_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("upstream url must start with ws:// or wss://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _configured_needs_password(self) -> UpstreamConfig:
+        if self.basic_auth == "configured" and self.password is None:
+            raise ValueError(f"upstream basic_auth = 'configured' needs {ENV_PREFIX}UPSTREAM_PASSWORD")
+        return self
+
+
+class StationConfig(_Strict):
+    security_profile: Literal[1, 2, 3]
+    ocpp: OcppVersion | None = None
+    password_hash: str | None = None
+    serial_number: str | None = None
+    allow_plain: bool = False  # profile 1 over ws:// must be explicitly allowed per station
+
+    @model_validator(mode="after")
+    def _profile_material(self) -> StationConfig:
+        if self.security_profile in (1, 2) and not self.password_hash:
+            raise ValueError("security profiles 1 and 2 need a password_hash")
+        if self.security_profile == 3 and not self.serial_number:
+            raise ValueError("security profile 3 needs the station's serial_number (the certificate CN)")
+        return self
+
+
+class PolicyConfig(_Strict):
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    compression: bool = True
+    max_message_id_chars: int = 36
+    seen_message_ids: int = Field(default=1024, ge=16)
+    station_calls_per_s: float = Field(default=10.0, gt=0)
+    station_call_burst: float = Field(default=50.0, ge=1)
+    address_handshakes_per_s: float = Field(default=2.0, gt=0)
+    address_handshake_burst: float = Field(default=20.0, ge=1)
+    hashes_per_s: float = Field(default=20.0, gt=0)  # global budget of slow password hashes
+    credential_cache_s: float = Field(default=300.0, ge=0)
+    lockout_after_failures: int = Field(default=5, ge=1)
+    lockout_base_s: float = Field(default=30.0, gt=0)
+    lockout_max_s: float = Field(default=3600.0, gt=0)
+    duplicate_ping_timeout_s: float = Field(default=2.0, gt=0)
+    identity_must_equal_serial: bool = False
+    drain_timeout_s: float = Field(default=10.0, ge=0)
+    allowed_station_actions: dict[str, list[str]] = Field(default_factory=dict)  # version -> actions
+    allowed_csms_actions: dict[str, list[str]] = Field(default_factory=dict)
+    schema_validation: bool = True
+
+
+class GatewayConfig(_Strict):
+    listen: ListenConfig = ListenConfig()
+    tls: TlsConfig | None = None
+    upstream: UpstreamConfig
+    stations: dict[str, StationConfig] = Field(default_factory=dict)
+    policy: PolicyConfig = PolicyConfig()
+    capture_dir: Path | None = None
+    capture_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    capture_max_age_s: float = Field(default=86400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _listeners_match_profiles(self) -> GatewayConfig:
+        if self.listen.plain_port is None and self.listen.tls_port is None:
+            raise ValueError("configure at least one of listen.plain_port and listen.tls_port")
+        if self.listen.tls_port is not None and self.tls is None:
+            raise ValueError("listen.tls_port needs a [tls] section")
+        needs_mtls = any(s.security_profile == 3 for s in self.stations.values())
+        if needs_mtls and (self.tls is None or self.tls.client_ca is None or not self.tls.operator):
+            raise ValueError("security profile 3 stations need tls.client_ca and tls.operator")
+        return self
+
+
+def _section(data: Mapping[str, object], name: str) -> dict[str, object]:
+    value = data.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"gateway configuration: [{name}] must be a table")
+    return dict(value)
+
+
+def parse_config(data: Mapping[str, object], env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Validate a configuration mapping (as read from TOML), applying environment overrides."""
+    env = os.environ if env is None else env
+    upstream, listen = _section(data, "upstream"), _section(data, "listen")
+    if "password" in upstream:
+        raise ConfigError(f"put the upstream password in {ENV_PREFIX}UPSTREAM_PASSWORD, not in the file")
+    if url := env.get(ENV_PREFIX + "UPSTREAM_URL"):
+        upstream["url"] = url
+    if password := env.get(ENV_PREFIX + "UPSTREAM_PASSWORD"):
+        upstream["password"] = password
+    if host := env.get(ENV_PREFIX + "HOST"):
+        listen["host"] = host
+    merged = {**data, "upstream": upstream, "listen": listen}
+    try:
+        return GatewayConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid gateway configuration: {problems}") from exc
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read and validate a TOML configuration file; relative paths inside it are relative to the file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read gateway configuration {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"gateway configuration {path} is not valid TOML: {exc}") from exc
+    config = parse_config(data, env)
+    return _resolve_paths(config, path.parent)
+
+
+def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
+    def fix(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else base / p
+
+    updates: dict[str, object] = {}
+    if config.tls is not None:
+        tls_fix = {k: fix(getattr(config.tls, k)) for k in ("cert", "key", "client_ca", "crl")}
+        updates["tls"] = config.tls.model_copy(update={k: v for k, v in tls_fix.items() if v is not None})
+    up_fix = {k: fix(getattr(config.upstream, k)) for k in ("ca", "client_cert", "client_key")}
+    updates["upstream"] = config.upstream.model_copy(
+        update={k: v for k, v in up_fix.items() if v is not None}
+    )
+    if (capture := fix(config.capture_dir)) is not None:
+        updates["capture_dir"] = capture
+    return config.model_copy(update=updates)

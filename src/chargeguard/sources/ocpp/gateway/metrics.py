@@ -1,0 +1,67 @@
+"""Gateway metrics in the Prometheus text exposition format (no global registry: one instance per gateway)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+_HELP = {
+    "chargeguard_gateway_connections_total": ("counter", "Station connections accepted."),
+    "chargeguard_gateway_auth_failures_total": ("counter", "Refused upgrades by reason."),
+    "chargeguard_gateway_frames_total": ("counter", "Frames relayed by sender."),
+    "chargeguard_gateway_frames_denied_total": ("counter", "Frames denied by guard reason."),
+    "chargeguard_gateway_frames_flagged_total": (
+        "counter",
+        "Frames forwarded but flagged by a policy guard.",
+    ),
+    "chargeguard_gateway_upstream_failures_total": ("counter", "CSMS connection failures by reason."),
+    "chargeguard_gateway_password_hashes_total": ("counter", "Slow password hashes computed."),
+    "chargeguard_gateway_pipelined_calls_total": (
+        "counter",
+        "OCPP 1.6 CALLs sent while one was outstanding.",
+    ),
+    "chargeguard_gateway_open_connections": ("gauge", "Station connections currently open."),
+}
+
+
+def _labels(labels: tuple[tuple[str, str], ...]) -> str:
+    if not labels:
+        return ""
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+    return "{" + inner + "}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+@dataclass
+class GatewayMetrics:
+    """Counters and gauges keyed by (name, labels); label values are never tokens (reasons, directions)."""
+
+    counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=Counter)
+    gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        self.counters[(name, tuple(sorted(labels.items())))] += amount  # type: ignore[assignment]
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        self.gauges[(name, tuple(sorted(labels.items())))] = value
+
+    def value(self, name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return float(self.counters.get(key, 0) or self.gauges.get(key, 0.0))
+
+    def render(self) -> str:
+        lines: list[str] = []
+        samples: dict[str, list[str]] = {}
+        for (name, labels), value in self.counters.items():
+            samples.setdefault(name, []).append(f"{name}{_labels(labels)} {float(value)!r}")
+        for (name, labels), gauge in self.gauges.items():
+            samples.setdefault(name, []).append(f"{name}{_labels(labels)} {float(gauge)!r}")
+        for name in sorted(set(samples) | set(_HELP)):
+            kind, text = _HELP.get(name, ("untyped", name))
+            lines.append(f"# HELP {name} {text}")
+            lines.append(f"# TYPE {name} {kind}")
+            lines.extend(sorted(samples.get(name, [])))
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,430 @@
+"""The gateway server: listeners, the authenticated upgrade, upstream-first subprotocol negotiation, duplicates.
+
+Upgrade of ``GET <path>/<identity>`` (all inside websockets' ``process_request``, before any answer):
+
+1. health (``/healthz``) and Prometheus (``/metrics``) requests are answered directly;
+2. the identity must be a configured station; the listener must match its security profile (a profile 2/3
+   station on the plain listener is a downgrade attempt and refused);
+3. authentication (profile 1/2: HTTP Basic, username == identity, see ``auth``; profile 3: client certificate,
+   see ``tls``), with lockout and rate limits before any slow hash; failures become ``auth_failed`` lines;
+4. the duplicate-connection policy, only now that the station is authenticated: an existing connection that
+   answers a ping within ``duplicate_ping_timeout_s`` is kept and the new one refused (409); a dead one is closed;
+5. the CSMS leg is opened with the same identity, offering what the station offered (or, for a station offering
+   no subprotocol, the version its configuration names); the station is answered with what the CSMS selected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import http
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidHeaderFormat, InvalidStatus
+from websockets.headers import build_authorization_basic, parse_subprotocol
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from chargeguard.sources.ocpp.gateway.auth import AuthOutcome, KeyedBuckets, Lockout, PasswordAuthenticator
+from chargeguard.sources.ocpp.gateway.config import SUBPROTOCOL_OF, GatewayConfig, StationConfig
+from chargeguard.sources.ocpp.gateway.guards import (
+    ActionGuard,
+    ConnectionState,
+    Guard,
+    GuardChain,
+    MessageIdGuard,
+    OutstandingCallGuard,
+    PayloadValidator,
+    RateGuard,
+    SchemaGuard,
+    ShapeGuard,
+    SizeGuard,
+    default_validator,
+)
+from chargeguard.sources.ocpp.gateway.handshake import authenticate
+from chargeguard.sources.ocpp.gateway.metrics import GatewayMetrics
+from chargeguard.sources.ocpp.gateway.observer import FrameObserver, rfc3339
+from chargeguard.sources.ocpp.gateway.session import Session
+from chargeguard.sources.ocpp.gateway.tls import ClientCertificateVerifier, server_context, upstream_context
+from chargeguard.sources.ocpp.gateway.wire import Direction
+
+log = structlog.get_logger("chargeguard.gateway")
+
+_IDENTITY_RE = re.compile(r"^[A-Za-z0-9*\-_=:+|@.]{1,48}$")  # OCPP 2.0.1 identifierString, max 48
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An authenticated upgrade whose CSMS leg is open, waiting for the handshake answer and the handler."""
+
+    identity: str
+    station: StationConfig
+    upstream: ClientConnection
+    version: str
+    subprotocol: Subprotocol | None
+    profile: int
+    remote: str
+
+
+class Gateway:
+    """The inline OCPP security gateway (start with :meth:`start`, stop gracefully with :meth:`stop`)."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        observer: FrameObserver,
+        *,
+        validator: PayloadValidator | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.config = config
+        self.observer = observer
+        self.metrics = GatewayMetrics()
+        self._clock = clock
+        self.wall_clock = wall_clock
+        policy = config.policy
+        self.lockout = Lockout(
+            policy.lockout_after_failures, policy.lockout_base_s, policy.lockout_max_s, clock
+        )
+        self.authenticator = PasswordAuthenticator(
+            handshakes_per_s=policy.address_handshakes_per_s,
+            handshake_burst=policy.address_handshake_burst,
+            hashes_per_s=policy.hashes_per_s,
+            cache_s=policy.credential_cache_s,
+            lockout=self.lockout,
+            clock=clock,
+        )
+        for identity, station in config.stations.items():
+            if station.password_hash:
+                self.authenticator.set_hash(identity, station.password_hash)
+        self.cert_verifier: ClientCertificateVerifier | None = None
+        if config.tls is not None and config.tls.operator:
+            self.cert_verifier = ClientCertificateVerifier(
+                config.tls.operator, config.tls.crl, config.tls.client_ca
+            )
+        self._upstream_ssl = upstream_context(config.upstream)
+        if validator is None and policy.schema_validation:
+            validator = default_validator()
+        self.chain = self._build_chain(validator)
+        self.sessions: dict[str, Session] = {}
+        self._pending: dict[ServerConnection, _Pending] = {}
+        self._claimed: set[str] = set()
+        self._identity_locks: dict[str, asyncio.Lock] = {}
+        self._servers: list[Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.plain_port: int | None = None
+        self.tls_port: int | None = None
+
+    def _build_chain(self, validator: PayloadValidator | None) -> GuardChain:
+        policy = self.config.policy
+        allowed = {
+            Direction.STATION: {v: frozenset(a) for v, a in policy.allowed_station_actions.items()},
+            Direction.CSMS: {v: frozenset(a) for v, a in policy.allowed_csms_actions.items()},
+        }
+        guards: list[Guard] = [
+            SizeGuard(policy.max_frame_bytes),
+            ShapeGuard(),
+            MessageIdGuard(policy.max_message_id_chars),
+            ActionGuard(allowed),
+            OutstandingCallGuard(),
+        ]
+        if validator is not None:
+            guards.append(SchemaGuard(validator))
+        guards.append(
+            RateGuard(KeyedBuckets(policy.station_calls_per_s, policy.station_call_burst, self._clock)),
+        )
+        return GuardChain(guards)
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        listen = self.config.listen
+        common: dict[str, Any] = {
+            "select_subprotocol": self._select_subprotocol,
+            "process_response": self._process_response,
+            "max_size": self.config.policy.max_frame_bytes,
+            "compression": "deflate" if self.config.policy.compression else None,
+            "open_timeout": self.config.upstream.open_timeout_s + 5.0,
+            "server_header": None,
+        }
+        if listen.plain_port is not None:
+            server = await serve(
+                self._handle, listen.host, listen.plain_port, process_request=self._plain_request, **common
+            )
+            self._servers.append(server)
+            self.plain_port = server.sockets[0].getsockname()[1]
+        if listen.tls_port is not None:
+            assert self.config.tls is not None
+            ctx = server_context(self.config.tls)
+            server = await serve(
+                self._handle,
+                listen.host,
+                listen.tls_port,
+                ssl=ctx,
+                process_request=self._tls_request,
+                **common,
+            )
+            self._servers.append(server)
+            self.tls_port = server.sockets[0].getsockname()[1]
+        log.info("gateway.started", plain_port=self.plain_port, tls_port=self.tls_port)
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight CALLs finish (``drain_timeout_s``), close every leg with 1001."""
+        for server in self._servers:
+            server.close(close_connections=False)
+        drain = self.config.policy.drain_timeout_s
+        await asyncio.gather(*(s.drain_and_close(drain) for s in list(self.sessions.values())))
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
+        for pending in list(self._pending.values()):
+            await pending.upstream.close(1001)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        log.info("gateway.stopped")
+
+    # ---- HTTP side ----------------------------------------------------------------------------------------
+    async def _plain_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        return await self._process_request(connection, request, tls=False)
+
+    async def _tls_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        return await self._process_request(connection, request, tls=True)
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request, *, tls: bool
+    ) -> Response:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        if path == "/metrics":
+            self.metrics.set("chargeguard_gateway_open_connections", len(self.sessions))
+            self.metrics.set("chargeguard_gateway_password_hashes_total", self.authenticator.hash_count)
+            response = connection.respond(http.HTTPStatus.OK, self.metrics.render())
+            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        prefix = self.config.listen.path + "/"
+        if not path.startswith(prefix) or request.headers.get("Upgrade", "").lower() != "websocket":
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        identity = unquote(path[len(prefix) :])
+        if not _IDENTITY_RE.match(identity):
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        remote = _remote(connection)
+        refusal = await self._authenticate(connection, request, identity, remote, tls=tls)
+        if refusal is not None:
+            return refusal
+        station = self.config.stations[identity]
+        try:
+            raw_offer = [
+                p
+                for h in request.headers.get_all("Sec-WebSocket-Protocol")
+                if h
+                for p in parse_subprotocol(h)
+            ]
+        except InvalidHeaderFormat:
+            raw_offer = [Subprotocol("<invalid>")]
+        offered = [Subprotocol(p) for p in raw_offer if p in SUBPROTOCOL_OF]
+        if not offered and (raw_offer or station.ocpp is None):
+            self._action(identity, remote, 0, {"action": "refused", "reason": "no_supported_subprotocol"})
+            return connection.respond(http.HTTPStatus.BAD_REQUEST, "no supported OCPP subprotocol\n")
+        profile = self.profile_of(connection, tls)
+        lock = self._identity_locks.setdefault(identity, asyncio.Lock())
+        async with lock:
+            if not await self._admit_duplicate(identity, remote, profile):
+                return connection.respond(http.HTTPStatus.CONFLICT, "station already connected\n")
+            return await self._open_upstream(connection, request, identity, station, offered, profile, remote)
+
+    async def _authenticate(
+        self, connection: ServerConnection, request: Request, identity: str, remote: str, *, tls: bool
+    ) -> Response | None:
+        return authenticate(self, connection, request, identity, remote, tls=tls)
+
+    def profile_of(self, connection: ServerConnection, tls: bool) -> int:
+        if not tls:
+            return 1
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        has_cert = ssl_object is not None and ssl_object.getpeercert(binary_form=True)
+        return 3 if has_cert else 2
+
+    async def _admit_duplicate(self, identity: str, remote: str, profile: int) -> bool:
+        """True when the new authenticated connection may proceed (no live connection holds the identity)."""
+        if identity in self._claimed and identity not in self.sessions:
+            self._action(
+                identity, remote, profile, {"action": "duplicate_refused", "reason": "handshake_pending"}
+            )
+            return False
+        old = self.sessions.get(identity)
+        if old is None:
+            return True
+        try:
+            waiter = await old.station.ping()
+            await asyncio.wait_for(waiter, self.config.policy.duplicate_ping_timeout_s)
+        except (TimeoutError, ConnectionClosed):
+            self._action(
+                identity, remote, profile, {"action": "duplicate_replaced", "reason": "old_unresponsive"}
+            )
+            await old.station.close(1001, "replaced by a new connection")
+            await old.upstream.close(1001, "station reconnected")
+            await old.closed.wait()
+            return True
+        self.metrics.inc("chargeguard_gateway_auth_failures_total", reason="duplicate_connection")
+        self._action(
+            identity, remote, profile, {"action": "duplicate_refused", "reason": "old_connection_alive"}
+        )
+        return False
+
+    async def _open_upstream(
+        self,
+        connection: ServerConnection,
+        request: Request,
+        identity: str,
+        station: StationConfig,
+        offered: list[Subprotocol],
+        profile: int,
+        remote: str,
+    ) -> Response:
+        upstream_cfg = self.config.upstream
+        offer = offered or [Subprotocol("ocpp" + str(station.ocpp))]
+        headers = Headers()
+        if upstream_cfg.basic_auth == "passthrough" and (auth := request.headers.get("Authorization")):
+            headers["Authorization"] = auth
+        elif upstream_cfg.basic_auth == "configured" and upstream_cfg.password is not None:
+            user = upstream_cfg.username or identity
+            headers["Authorization"] = build_authorization_basic(
+                user, upstream_cfg.password.get_secret_value()
+            )
+        url = f"{upstream_cfg.url}/{identity}"
+        try:
+            upstream = await connect(
+                url,
+                subprotocols=offer,
+                additional_headers=headers,
+                ssl=self._upstream_ssl,
+                open_timeout=upstream_cfg.open_timeout_s,
+                max_size=self.config.policy.max_frame_bytes,
+                compression="deflate" if self.config.policy.compression else None,
+                proxy=None,
+                user_agent_header=None,
+            )
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            reason = (
+                f"http_{exc.response.status_code}" if isinstance(exc, InvalidStatus) else type(exc).__name__
+            )
+            self.metrics.inc("chargeguard_gateway_upstream_failures_total", reason="connect")
+            self._action(identity, remote, profile, {"action": "refused", "reason": "upstream_unavailable"})
+            log.warning("gateway.upstream.unavailable", station=identity, error=reason)
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "central system unavailable\n")
+        selected = upstream.subprotocol
+        if selected is None or selected not in offer:
+            await upstream.close(1002, "no subprotocol selected")
+            self._action(
+                identity, remote, profile, {"action": "refused", "reason": "upstream_no_subprotocol"}
+            )
+            return connection.respond(http.HTTPStatus.BAD_GATEWAY, "central system selected no subprotocol\n")
+        version = SUBPROTOCOL_OF[selected]
+        self._pending[connection] = _Pending(
+            identity, station, upstream, version, selected if offered else None, profile, remote
+        )
+        self._claimed.add(identity)
+        return connection.protocol.accept(request)
+
+    def _select_subprotocol(self, connection: ServerConnection, offered: Any) -> Subprotocol | None:
+        pending = self._pending.get(connection)
+        return None if pending is None else pending.subprotocol
+
+    async def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response | None:
+        pending = self._pending.get(connection)
+        if pending is not None and response.status_code != http.HTTPStatus.SWITCHING_PROTOCOLS:
+            await self._release(connection)
+        elif pending is not None:
+            task = asyncio.create_task(self._reap_unclaimed(connection))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return None
+
+    async def _reap_unclaimed(self, connection: ServerConnection) -> None:
+        """A station that vanished between our 101 and the handler: close its CSMS leg."""
+        await asyncio.sleep(self.config.upstream.open_timeout_s + 5.0)
+        if connection in self._pending:
+            await self._release(connection)
+
+    async def _release(self, connection: ServerConnection) -> None:
+        pending = self._pending.pop(connection, None)
+        if pending is not None:
+            self._claimed.discard(pending.identity)
+            await pending.upstream.close(1001, "station handshake failed")
+
+    # ---- WebSocket side -----------------------------------------------------------------------------------
+    async def _handle(self, connection: ServerConnection) -> None:
+        pending = self._pending.pop(connection, None)
+        if pending is None:
+            await connection.close(1011, "no upstream")
+            return
+        policy = self.config.policy
+        state = ConnectionState(
+            pending.identity,
+            pending.version,
+            pending.remote,
+            pending.profile,
+            max_seen_ids=policy.seen_message_ids,
+        )
+        session = Session(
+            station=connection,
+            upstream=pending.upstream,
+            state=state,
+            chain=self.chain,
+            observer=self.observer,
+            metrics=self.metrics,
+            authenticator=self.authenticator if pending.profile in (1, 2) else None,
+            call_timeout_s=self.config.upstream.call_timeout_s,
+            wall_clock=self.wall_clock,
+            clock=self._clock,
+        )
+        self.sessions[pending.identity] = session
+        self.metrics.inc("chargeguard_gateway_connections_total", profile=str(pending.profile))
+        try:
+            await session.run()
+        finally:
+            if self.sessions.get(pending.identity) is session:
+                del self.sessions[pending.identity]
+                self._claimed.discard(pending.identity)
+
+    def _action(self, identity: str, remote: str, profile: int, detail: dict[str, Any]) -> None:
+        self.observer.on_connection(self.connection_line(identity, "action", remote, profile, detail))
+
+    def connection_line(
+        self, identity: str, event: str, remote: str, profile: int, detail: dict[str, Any]
+    ) -> dict[str, Any]:
+        line: dict[str, Any] = {"ts": rfc3339(self.wall_clock()), "station": identity, "event": event}
+        line["remote"] = remote
+        if profile:
+            line["security_profile"] = profile
+        line["detail"] = detail
+        return line
+
+    def auth_outcome_response(self, connection: ServerConnection, outcome: AuthOutcome) -> Response:
+        status = http.HTTPStatus(outcome.status)
+        response = connection.respond(status, f"{status.phrase.lower()}\n")
+        if status == http.HTTPStatus.UNAUTHORIZED:
+            response.headers["WWW-Authenticate"] = 'Basic realm="chargeguard", charset="UTF-8"'
+        return response
+
+
+def _remote(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(address)

@@ -1,0 +1,326 @@
+"""One relayed station connection: both legs, the guard chain on every frame, capture lines, faults, drain.
+
+Frames are forwarded as the original text, one at a time per direction, so order and ids are preserved. A
+denied CALL is answered by the gateway with a CALLERROR and never reaches the other side; the gateway never
+answers a CALL positively on anyone's behalf. When the CSMS leg fails or stays silent on a station CALL for
+``call_timeout_s``, the station leg is closed (1013 try again later / 1011) so the station falls back to its
+offline behaviour and reconnects with back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from chargeguard.sources.ocpp.gateway.auth import PasswordAuthenticator, password_problem
+from chargeguard.sources.ocpp.gateway.guards import ConnectionState, GuardChain, Verdict, callerror_code
+from chargeguard.sources.ocpp.gateway.metrics import GatewayMetrics
+from chargeguard.sources.ocpp.gateway.observer import FrameObserver, rfc3339
+from chargeguard.sources.ocpp.gateway.wire import (
+    CALL,
+    CALLERROR,
+    CALLRESULT,
+    CALLRESULTERROR,
+    Direction,
+    Frame,
+    callerror_text,
+    parse_frame,
+)
+
+log = structlog.get_logger("chargeguard.gateway.session")
+
+WallClock = Callable[[], dt.datetime]
+_RESULTS = (CALLRESULT, CALLERROR, CALLRESULTERROR)
+
+
+class Session:
+    """A station leg and its CSMS leg, relayed through the guard chain."""
+
+    def __init__(
+        self,
+        *,
+        station: ServerConnection,
+        upstream: ClientConnection,
+        state: ConnectionState,
+        chain: GuardChain,
+        observer: FrameObserver,
+        metrics: GatewayMetrics,
+        authenticator: PasswordAuthenticator | None,
+        call_timeout_s: float,
+        wall_clock: WallClock,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.station = station
+        self.upstream = upstream
+        self.state = state
+        self._chain = chain
+        self._observer = observer
+        self._metrics = metrics
+        self._authenticator = authenticator
+        self._call_timeout_s = call_timeout_s
+        self._wall_clock = wall_clock
+        self._clock = clock
+        self._call_started: dict[str, float] = {}
+        self._rotations: dict[
+            str, str
+        ] = {}  # CSMS CALL id -> new station password, until the station answers
+        self._log = log.bind(station=state.identity, ocpp=state.version)
+        self.closed = asyncio.Event()
+
+    @property
+    def identity(self) -> str:
+        return self.state.identity
+
+    def idle(self) -> bool:
+        """No CALL outstanding in either direction (safe to close without losing an answer)."""
+        return not any(side.outstanding for side in self.state.sides.values())
+
+    # ---- capture lines ------------------------------------------------------------------------------------
+    def frame_line(self, direction: Direction, frame: list[Any]) -> None:
+        self._observer.on_frame(
+            {
+                "ts": rfc3339(self._wall_clock()),
+                "station": self.state.identity,
+                "ocpp": self.state.version,
+                "from": direction.value,
+                "frame": frame,
+            }
+        )
+
+    def connection_line(self, event: str, detail: dict[str, Any]) -> None:
+        self._observer.on_connection(
+            {
+                "ts": rfc3339(self._wall_clock()),
+                "station": self.state.identity,
+                "event": event,
+                "remote": self.state.address,
+                "security_profile": self.state.security_profile,
+                "detail": detail,
+            }
+        )
+
+    # ---- relay --------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Relay until either leg closes; then close the other leg with a fitting code."""
+        self.connection_line("connect", {"subprotocol": self.station.subprotocol})
+        pumps = {
+            asyncio.create_task(self._pump(Direction.STATION)): Direction.STATION,
+            asyncio.create_task(self._pump(Direction.CSMS)): Direction.CSMS,
+        }
+        watchdog = asyncio.create_task(self._watch_calls())
+        try:
+            done, pending = await asyncio.wait([*pumps, watchdog], return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            first = next(iter(done))
+            if first is watchdog:
+                await self._close_both(1013, "csms did not answer in time", "upstream_timeout")
+            elif pumps[first] is Direction.CSMS:
+                await self._upstream_gone()
+            else:
+                await self._station_gone()
+        finally:
+            code = self.station.close_code
+            self.connection_line("disconnect", {"code": code} if code is not None else {})
+            self.closed.set()
+
+    async def _pump(self, direction: Direction) -> None:
+        source = self.station if direction is Direction.STATION else self.upstream
+        target = self.upstream if direction is Direction.STATION else self.station
+        try:
+            async for message in source:
+                await self._relay_one(message, direction, source, target)
+        except ConnectionClosed:
+            return
+
+    async def _relay_one(
+        self,
+        message: str | bytes,
+        direction: Direction,
+        source: ServerConnection | ClientConnection,
+        target: ServerConnection | ClientConnection,
+    ) -> None:
+        frame = parse_frame(message, direction, self.state.version)
+        result = self._chain.check(frame, self.state)
+        for flag in result.flags:
+            self._metrics.inc("chargeguard_gateway_frames_flagged_total", reason=flag.reason)
+            self.connection_line("action", _action_detail("flagged", flag, frame))
+        verdict = result.verdict
+        if not verdict.allow:
+            await self._deny(frame, verdict, source)
+            return
+        before = self.state.sides[direction].pipelined
+        self.state.commit(frame)
+        if self.state.sides[direction].pipelined != before:
+            self._metrics.inc("chargeguard_gateway_pipelined_calls_total", sender=direction.value)
+        if frame.value is not None:
+            self.frame_line(direction, frame.value)
+        self._metrics.inc("chargeguard_gateway_frames_total", sender=direction.value)
+        if frame.message_id is not None:
+            if direction is Direction.STATION:
+                if frame.message_type == CALL:
+                    self._call_started[frame.message_id] = self._clock()
+                else:
+                    self.learn_from_station_result(frame)
+            elif frame.message_type == CALL:
+                self._track_rotation(frame)
+            else:
+                self._call_started.pop(frame.message_id, None)
+        await target.send(message)
+
+    async def _deny(
+        self, frame: Frame, verdict: Verdict, source: ServerConnection | ClientConnection
+    ) -> None:
+        self._metrics.inc("chargeguard_gateway_frames_denied_total", reason=verdict.reason)
+        if frame.value is not None:
+            self.frame_line(frame.direction, frame.value)
+        detail = _action_detail("denied", verdict, frame)
+        if verdict.close_code is not None:
+            detail["close_code"] = verdict.close_code
+            self.connection_line("action", detail)
+            await source.close(verdict.close_code, verdict.reason)
+            return
+        code = callerror_code(self.state.version, verdict.reason)
+        answer_id = frame.message_id
+        if answer_id is None and self.state.version != "1.6":
+            answer_id = "-1"  # OCPP 2.0.1 4.2.3: the message id could not be read
+        answerable = frame.message_type == CALL or (
+            frame.problem is not None and frame.message_type not in _RESULTS
+        )
+        if code is None or answer_id is None or not answerable:
+            detail["answered"] = None
+            self.connection_line("action", detail)
+            return
+        detail["answered"] = code
+        self.connection_line("action", detail)
+        description = f"refused by gateway: {verdict.reason}"
+        self.frame_line(frame.direction.other, [4, answer_id, code, description, {}])
+        await source.send(callerror_text(answer_id, code, description))
+
+    def _track_rotation(self, frame: Frame) -> None:
+        """Remember a password rotation the CSMS sends until the station answers it."""
+        if self._authenticator is None or frame.message_id is None:
+            return
+        new_password = _rotated_password(frame.action, frame.payload)
+        if new_password is not None:
+            self._rotations[frame.message_id] = new_password
+
+    def learn_from_station_result(self, frame: Frame) -> None:
+        """Called for station results: a rotation the station accepted replaces the stored hash."""
+        if self._authenticator is None or frame.message_id is None:
+            return
+        password = self._rotations.pop(frame.message_id, None)
+        if password is None or frame.message_type != CALLRESULT or not _accepted(frame.payload):
+            return
+        problem = password_problem(self.state.version, password)
+        if problem is not None:
+            self.connection_line("action", {"action": "password_rotation_ignored", "reason": problem})
+            return
+        self._authenticator.learn_password(self.state.identity, password)
+        self.connection_line("action", {"action": "password_rotation_learned"})
+        self._log.info("gateway.password.rotated")
+
+    async def _watch_calls(self) -> None:
+        interval = min(1.0, self._call_timeout_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = self._clock()
+            outstanding = self.state.sides[Direction.STATION].outstanding
+            for message_id in list(self._call_started):
+                if message_id not in outstanding:
+                    del self._call_started[message_id]
+            if any(now - started > self._call_timeout_s for started in self._call_started.values()):
+                self._metrics.inc("chargeguard_gateway_upstream_failures_total", reason="timeout")
+                return
+
+    # ---- endings ------------------------------------------------------------------------------------------
+    async def _upstream_gone(self) -> None:
+        received = self.upstream.protocol.close_rcvd
+        if received is not None and received.code in (1000, 1001):
+            await self._close_station(received.code, "csms closed the connection", "upstream_closed")
+        else:
+            self._metrics.inc("chargeguard_gateway_upstream_failures_total", reason="lost")
+            await self._close_station(1013, "csms unavailable", "upstream_lost")
+
+    async def _station_gone(self) -> None:
+        code = self.station.close_code or 1000
+        if code in (1000, 1001):
+            await self.upstream.close(code, "station closed the connection")
+        else:
+            await self.upstream.close(1001, "station connection lost")
+
+    async def _close_station(self, code: int, reason: str, action: str) -> None:
+        self.connection_line("action", {"action": action, "close_code": code})
+        self._log.info("gateway.session.closing", reason=action, code=code)
+        await self.station.close(code, reason)
+
+    async def _close_both(self, code: int, reason: str, action: str) -> None:
+        await self._close_station(code, reason, action)
+        await self.upstream.close(1001, "gateway closed the station connection")
+
+    async def drain_and_close(self, deadline_s: float) -> None:
+        """Graceful shutdown: wait until no CALL is outstanding (at most ``deadline_s``), then close with 1001."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        while not self.idle() and loop.time() < end and not self.closed.is_set():
+            await asyncio.sleep(0.01)
+        if not self.closed.is_set():
+            await self._close_both(1001, "gateway shutting down", "shutdown")
+
+
+def _action_detail(what: str, verdict: Verdict, frame: Frame) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "action": what,
+        "guard": verdict.guard,
+        "reason": verdict.reason,
+        "from": frame.direction.value,
+        "bytes": frame.size_bytes,
+    }
+    if frame.message_id is not None and len(frame.message_id) <= 64:
+        detail["message_id"] = frame.message_id
+    if frame.action is not None and len(frame.action) <= 64:
+        detail["ocpp_action"] = frame.action
+    return detail
+
+
+def _rotated_password(action: str | None, payload: Any) -> str | None:
+    if not isinstance(payload, dict):
+        return None
+    if action == "ChangeConfiguration" and payload.get("key") == "AuthorizationKey":
+        value = payload.get("value")
+        return value if isinstance(value, str) else None
+    if action == "SetVariables":
+        for entry in payload.get("setVariableData") or []:
+            if not isinstance(entry, dict):
+                continue
+            variable = entry.get("variable")
+            if isinstance(variable, dict) and variable.get("name") == "BasicAuthPassword":
+                value = entry.get("attributeValue")
+                return value if isinstance(value, str) else None
+    return None
+
+
+def _accepted(payload: Any) -> bool:
+    if not isinstance(payload, dict):
+        return False
+    if payload.get("status") == "Accepted":
+        return True
+    results = payload.get("setVariableResult")
+    if isinstance(results, list):
+        return any(
+            isinstance(r, dict)
+            and isinstance(r.get("variable"), dict)
+            and r["variable"].get("name") == "BasicAuthPassword"
+            and r.get("attributeStatus") == "Accepted"
+            for r in results
+        )
+    return False

@@ -1,0 +1,143 @@
+"""Real OCPP 1.6 / 2.0.1 stations (ocpp library) through the gateway to a real central system."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import pytest
+from ocpp.v16 import ChargePoint as Cp16
+from ocpp.v16 import call as c16
+from ocpp.v201 import ChargePoint as Cp201
+from ocpp.v201 import call as c201
+from websockets.exceptions import InvalidStatus
+
+from chargeguard.sources.ocpp.gateway.wire import Direction
+
+PW16 = "0123456789abcdef0123456789abcdef01234567"
+PW201 = "correct-horse-battery-staple-1"
+
+
+async def _run_station(cp: Any) -> asyncio.Task[None]:
+    return asyncio.create_task(cp.start())
+
+
+def test_ocpp16_profile1_session_is_relayed_in_order_with_same_ids(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness() as h:
+            ws = await h.connect("CP-1", password=PW16)
+            assert ws.subprotocol == "ocpp1.6"
+            cp = Cp16("CP-1", ws)
+            task = await _run_station(cp)
+            boot = await cp.call(c16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+            assert boot.status == "Accepted"
+            auth = await cp.call(c16.Authorize(id_tag="04A2B3C4D5E6F7"))
+            assert auth.id_tag_info["status"] == "Accepted"
+            start = await cp.call(
+                c16.StartTransaction(
+                    connector_id=1, id_tag="04A2B3C4D5E6F7", meter_start=0, timestamp="2026-03-01T08:00:00Z"
+                )
+            )
+            assert start.transaction_id == 4711
+            await cp.call(
+                c16.StopTransaction(meter_stop=1500, timestamp="2026-03-01T09:00:00Z", transaction_id=4711)
+            )
+            task.cancel()
+            await ws.close()
+            # the CSMS saw the same identity, subprotocol and credentials, and the frames in order with their ids
+            assert h.csms.requests[0]["path"] == "/csms/CP-1"
+            assert h.csms.requests[0]["subprotocol"] == "ocpp1.6"
+            expected_auth = "Basic " + base64.b64encode(f"CP-1:{PW16}".encode()).decode()
+            assert h.csms.requests[0]["authorization"] == expected_auth
+            received = [frame for ident, frame in h.csms.received if ident == "CP-1"]
+            assert [f[2] for f in received] == [
+                "BootNotification",
+                "Authorize",
+                "StartTransaction",
+                "StopTransaction",
+            ]
+            frames = h.observer.frames()
+            station_frames = [line["frame"] for line in frames if line["from"] == Direction.STATION]
+            assert station_frames == received
+            answers = [line["frame"] for line in frames if line["from"] == Direction.CSMS]
+            assert [a[1] for a in answers] == [f[1] for f in received]
+            assert all(line["ocpp"] == "1.6" and line["station"] == "CP-1" for line in frames)
+            await asyncio.sleep(0.05)
+            connects = h.observer.events("connect")
+            assert connects[0]["security_profile"] == 1
+            assert h.observer.events("disconnect")
+
+    asyncio.run(scenario())
+
+
+def test_ocpp201_profile2_over_tls(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness() as h:
+            ws = await h.connect("CP-2", password=PW201, subprotocols=["ocpp2.0.1", "ocpp1.6"], tls=True)
+            assert ws.subprotocol == "ocpp2.0.1"
+            cp = Cp201("CP-2", ws)
+            task = await _run_station(cp)
+            boot = await cp.call(
+                c201.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
+            )
+            assert boot.status == "Accepted"
+            task.cancel()
+            await ws.close()
+            assert h.csms.requests[0]["subprotocol"] == "ocpp2.0.1"
+            assert h.observer.events("connect")[0]["security_profile"] == 2
+
+    asyncio.run(scenario())
+
+
+def test_answers_with_the_subprotocol_the_csms_selected(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness() as h:
+            # the CSMS prefers 2.0.1; a station offering 1.6 first still gets what the CSMS chose
+            ws = await h.connect("CP-1", password=PW16, subprotocols=["ocpp1.6", "ocpp2.0.1"])
+            assert ws.subprotocol == h.csms.requests[0]["subprotocol"] == "ocpp2.0.1"
+            await ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_station_without_subprotocol_accepted_only_when_configured(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness() as h:
+            ws = await h.connect("CP-NOSUB", password=PW16, subprotocols=[])
+            assert ws.subprotocol is None
+            assert h.csms.requests[0]["subprotocol"] == "ocpp1.6"
+            cp = Cp16("CP-NOSUB", ws)
+            task = await _run_station(cp)
+            beat = await cp.call(c16.Heartbeat())
+            assert beat.current_time
+            task.cancel()
+            await ws.close()
+            with pytest.raises(InvalidStatus) as refused:
+                await h.connect("CP-1", password=PW16, subprotocols=[])
+            assert refused.value.response.status_code == 400
+            assert len(h.csms.requests) == 1  # no upstream leg opened for the refused one
+
+    asyncio.run(scenario())
+
+
+def test_health_and_metrics_endpoints(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness() as h:
+            ws = await h.connect("CP-1", password=PW16)
+            await ws.send('[2,"1","Heartbeat",{}]')
+            await ws.recv()
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.plain_port)
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            body = (await reader.read(65536)).decode()
+            writer.close()
+            assert "200 OK" in body
+            assert 'chargeguard_gateway_frames_total{sender="station"} 1.0' in body
+            assert "chargeguard_gateway_open_connections 1.0" in body
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.plain_port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert "200 OK" in (await reader.read(65536)).decode()
+            writer.close()
+            await ws.close()
+
+    asyncio.run(scenario())

@@ -36,6 +36,12 @@ def _libpq(url: str) -> str:
 
 
 @pytest.fixture
+def pg_base() -> str:
+    """The PostgreSQL URL from the environment (skips or fails as described above)."""
+    return pg_base_url()
+
+
+@pytest.fixture
 def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
     base = pg_base_url()

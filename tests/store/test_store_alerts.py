@@ -13,7 +13,7 @@ from chargeguard.events import Alert, Severity
 from chargeguard.store import Store
 from chargeguard.testing import at
 
-TOKEN = "tok1_abcdefghijklmn23"  # pseudonym-shaped, 20 characters
+TOKEN = "tok1_abcdefghijklm23"  # pseudonym-shaped, 20 characters
 
 
 def an_alert(**override: Any) -> Alert:

@@ -27,7 +27,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_CONNECT_TIMEOUT_S = 10
 
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@]*):(?P<password>[^@]*)@")
-_PASSWORD_PARAM = re.compile(r"(?i)(password=)[^&\s]*")
+_PASSWORD_PARAM = re.compile(r"(?i)([a-z_]*password=)[^&\s]*")
 
 
 def default_url() -> str:
@@ -38,13 +38,12 @@ def default_url() -> str:
 
 def redact_url(url: str | URL) -> str:
     """The URL with any password replaced by ``***`` (works on URLs SQLAlchemy cannot parse too)."""
-    if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        text = (url if isinstance(url, URL) else make_url(url)).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
-        return _PASSWORD_PARAM.sub(r"\1***", text)
+        text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(url))
+    # libpq also takes passwords as query parameters (password=, sslpassword=)
+    return _PASSWORD_PARAM.sub(r"\1***", text)
 
 
 def _secrets_of(url: str | URL) -> list[str]:

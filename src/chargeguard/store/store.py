@@ -76,7 +76,7 @@ class Store:
 
     def _migrate(self) -> None:
         head = migrate.head_revision()
-        with self._write("migrating the store") as conn:
+        with self._write("opening the store") as conn:
             if self._dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             current = migrate.current_revision(conn)

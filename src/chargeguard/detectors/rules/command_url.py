@@ -1,0 +1,165 @@
+"""command.untrusted_url: firmware, diagnostics and log commands that point at untrusted or unsafe locations."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import SplitResult, urlsplit
+
+from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
+from chargeguard.detectors.rules.station_config import host_matches
+from chargeguard.events import CommandIssued, Event, Finding, Severity
+
+_PLAIN = frozenset({"http", "ftp", "tftp"})
+_SECURE = frozenset({"https", "ftps", "sftp"})
+_UNSIGNED_FIRMWARE = "UpdateFirmware"
+
+
+@dataclass(frozen=True, slots=True)
+class UntrustedUrlConfig:
+    """Settings of command.untrusted_url.
+
+    trusted_hosts: hosts (``fw.vendor.example``) or suffixes (``.vendor.example``) the operator trusts; URLs on them
+    are never flagged except for embedded credentials. When set, every other host is flagged.
+    allow_plain_transport: accept http/ftp/tftp (no TLS) on hosts that are otherwise acceptable.
+    actions: the commands whose locations are checked.
+    """
+
+    trusted_hosts: tuple[str, ...] = ()
+    allow_plain_transport: bool = False
+    actions: tuple[str, ...] = (
+        "UpdateFirmware",
+        "SignedUpdateFirmware",
+        "PublishFirmware",
+        "GetDiagnostics",
+        "GetLog",
+    )
+
+
+def _safe_url(parts: SplitResult) -> str:
+    """scheme://host[:port]/path - no credentials (already removed), no query or fragment."""
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}{parts.path[:100]}"
+
+
+class UntrustedUrl(Detector[UntrustedUrlConfig]):
+    """UpdateFirmware / SignedUpdateFirmware / PublishFirmware / GetDiagnostics / GetLog pointing somewhere unsafe.
+
+    Catches: a command URL that carried credentials (``user:password@``; high, medium on a trusted host); when
+    ``trusted_hosts`` is configured, any host outside it (high); and, trusted list or not: schemes other than
+    http(s)/ftp(s)/sftp/tftp (``file:``, ``smb:``; high), loopback, link-local, cloud-metadata or unspecified
+    addresses (high), other IP-literal hosts (medium: no certificate name to check), URLs without a host
+    (medium), and plain http/ftp/tftp (medium; high for an OCPP 1.6 UpdateFirmware, whose image is not signed,
+    unless ``allow_plain_transport``). One alert per command and location, merging every station it was sent to.
+
+    Why: a firmware location under an attacker's control installs their code (DOMAIN #31; Mennekes
+    CVE-2025-22366/22368); diagnostics and logs uploaded to a foreign server leak station secrets and driver data
+    (#14); credentials in URLs end up in station logs and captures. OCPP 2.0.1 L01 requires signed firmware;
+    1.6 UpdateFirmware is unsigned.
+
+    False positives: vendors that still deliver firmware over plain http from an IP address; list their hosts in
+    ``trusted_hosts`` (credentials in the URL are still reported).
+
+    References: OCPP 1.6 §5.19 / §5.7, OCPP 1.6 security whitepaper §6 (SignedUpdateFirmware, GetLog), OCPP 2.0.1
+    L01/L02/N01, DOMAIN.md #14, #31.
+    """
+
+    info: ClassVar[DetectorInfo] = DetectorInfo(
+        name="command_untrusted_url",
+        kinds=("command.untrusted_url",),
+        title="Command points at an untrusted location",
+        severity=Severity.MEDIUM,
+        references=("OCPP 2.0.1 L01", "OCPP 2.0.1 N01", "DOMAIN.md #31"),
+    )
+    consumes: ClassVar[tuple[type[Any], ...]] = (CommandIssued,)
+    Config: ClassVar[type[Any]] = UntrustedUrlConfig
+
+    def __init__(self, config: UntrustedUrlConfig, context: DetectorContext) -> None:
+        super().__init__(config, context)
+        self._actions = frozenset(config.actions)
+
+    def process(self, event: Event) -> Iterable[Finding]:
+        if not isinstance(event, CommandIssued) or event.action not in self._actions:
+            return ()
+        out: list[Finding] = []
+        for url in event.urls[:4]:
+            finding = self._check(event, url)
+            if finding is not None:
+                out.append(finding)
+        return out
+
+    def _check(self, event: CommandIssued, url: str) -> Finding | None:
+        cfg = self.config
+        try:
+            parts = urlsplit(url.strip())
+            host = (parts.hostname or "").lower()
+        except ValueError:
+            parts, host = urlsplit(""), ""
+        scheme = parts.scheme.lower()
+        trusted = bool(host) and host_matches(host, cfg.trusted_hosts)
+        reasons: list[tuple[Severity, str]] = []
+        if event.url_credentials:
+            reasons.append((Severity.MEDIUM if trusted else Severity.HIGH, "credentials embedded in the URL"))
+        if not trusted:
+            reasons.extend(self._untrusted(event, scheme, host))
+        if not reasons:
+            return None
+        severity = max(s for s, _ in reasons)
+        location = _safe_url(parts) if host else "<no host>"
+        return self.finding(
+            "command.untrusted_url",
+            ts=event.ts,
+            incident=f"{event.action}:{scheme}://{host}",
+            summary=f"{event.action} to station {event.station} points at {location}: "
+            + "; ".join(r for _, r in reasons),
+            severity=severity,
+            station=event.station,
+            evidence={
+                "action": event.action,
+                "location": location[:200],
+                "host": host or None,
+                "scheme": scheme or None,
+                "reasons": [r for _, r in reasons],
+                "url_credentials": event.url_credentials,
+                "trusted_host": trusted,
+                "ocpp": event.ocpp,
+            },
+        )
+
+    def _untrusted(self, event: CommandIssued, scheme: str, host: str) -> list[tuple[Severity, str]]:
+        cfg = self.config
+        reasons: list[tuple[Severity, str]] = []
+        if scheme not in _PLAIN | _SECURE:
+            reasons.append((Severity.HIGH, f"unexpected scheme {scheme or '<none>'}"))
+        if not host:
+            reasons.append((Severity.MEDIUM, "no host"))
+            return reasons
+        if cfg.trusted_hosts:
+            reasons.append((Severity.HIGH, "host is not in the trusted list"))
+        try:
+            address = ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            address = None
+            if host == "localhost" or host.endswith(".localhost"):
+                reasons.append((Severity.HIGH, "points at the station itself (localhost)"))
+        if address is not None:
+            if address.is_loopback or address.is_link_local or address.is_unspecified or address.is_multicast:
+                reasons.append((Severity.HIGH, "internal or special address"))
+            elif address.is_private:
+                reasons.append((Severity.MEDIUM, "private IP-literal host"))
+            else:
+                reasons.append((Severity.MEDIUM, "IP-literal host (no name to verify)"))
+        if scheme in _PLAIN and not cfg.allow_plain_transport:
+            unsigned = event.action == _UNSIGNED_FIRMWARE and event.ocpp == "1.6"
+            reasons.append(
+                (Severity.HIGH, f"unsigned firmware over plain {scheme}")
+                if unsigned
+                else (Severity.MEDIUM, f"plain {scheme} without TLS")
+            )
+        return reasons

@@ -1,0 +1,242 @@
+"""command.* rule detectors: must-fire cases and near misses, in OCPP 1.6 and 2.0.1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chargeguard.detectors.base import DetectorContext, Limits
+from chargeguard.detectors.rules.commands import (
+    DETECTORS,
+    Burst,
+    FleetSynchronised,
+    StaleLocalList,
+    UntrustedUrl,
+)
+from chargeguard.events import AuthorizationDecision, CommandIssued, Severity
+from chargeguard.testing import an_event, at, make_detector, run_detector
+
+TOKEN_A = "tok1_aaaaaaaaaaaaaaa"
+TOKEN_B = "tok1_bbbbbbbbbbbbbbb"
+
+
+def cmd(seconds: float, action: str, ocpp: str = "1.6", **kw: Any) -> CommandIssued:
+    kw.setdefault("message_id", f"m{seconds}")
+    return an_event(CommandIssued, ts=at(seconds=seconds), action=action, ocpp=ocpp, **kw)
+
+
+def test_exports_every_command_kind() -> None:
+    assert sorted(k for cls in DETECTORS for k in cls.info.kinds) == [
+        "command.burst",
+        "command.fleet_synchronised",
+        "command.stale_local_list",
+        "command.untrusted_url",
+    ]
+
+
+# ------------------------------------------------------------------------------------------ untrusted_url
+
+
+@pytest.mark.parametrize(
+    ("ocpp", "action", "url", "severity"),
+    [
+        (
+            "1.6",
+            "UpdateFirmware",
+            "http://fw.vendor.example/img.bin",
+            Severity.HIGH,
+        ),  # unsigned over plain http
+        ("2.0.1", "UpdateFirmware", "http://fw.vendor.example/img.bin", Severity.MEDIUM),  # signed image
+        ("1.6", "SignedUpdateFirmware", "https://203.0.113.5/img.bin", Severity.MEDIUM),
+        ("1.6", "GetDiagnostics", "ftp://diag.vendor.example/in/", Severity.MEDIUM),
+        ("2.0.1", "GetLog", "https://169.254.169.254/latest/meta-data/", Severity.HIGH),
+        ("2.0.1", "GetLog", "file:///etc/shadow", Severity.HIGH),
+        ("2.0.1", "GetLog", "https://localhost:8443/upload", Severity.HIGH),
+        ("1.6", "GetDiagnostics", "https://10.1.2.3/upload", Severity.MEDIUM),
+    ],
+)
+def test_unsafe_locations_fire(ocpp: str, action: str, url: str, severity: Severity) -> None:
+    alerts = run_detector(make_detector(UntrustedUrl), [cmd(0, action, ocpp, urls=(url,))])
+    assert len(alerts) == 1
+    assert alerts[0].kind == "command.untrusted_url"
+    assert alerts[0].severity is severity
+    assert alerts[0].ts == at()
+
+
+def test_safe_https_host_is_silent_without_allow_list() -> None:
+    events = [
+        cmd(0, "UpdateFirmware", "2.0.1", urls=("https://fw.vendor.example/img.bin?sig=abc",)),
+        cmd(1, "GetDiagnostics", urls=("https://diag.vendor.example/upload",)),
+        cmd(2, "Reset", urls=("http://203.0.113.1/",)),  # not a URL-bearing command
+    ]
+    assert run_detector(make_detector(UntrustedUrl), events) == []
+
+
+def test_credentials_always_flagged_even_on_trusted_host() -> None:
+    det = make_detector(UntrustedUrl, trusted_hosts=(".vendor.example",))
+    event = cmd(0, "GetDiagnostics", urls=("ftp://diag.vendor.example/in/",), url_credentials=True)
+    alerts = run_detector(det, [event])
+    assert [a.severity for a in alerts] == [Severity.MEDIUM]
+    assert alerts[0].evidence["reasons"] == ["credentials embedded in the URL"]
+    det = make_detector(UntrustedUrl)
+    event = cmd(0, "GetDiagnostics", urls=("https://diag.elsewhere.example/in/",), url_credentials=True)
+    assert [a.severity for a in run_detector(det, [event])] == [Severity.HIGH]
+
+
+def test_allow_list_flags_other_hosts_and_trusts_its_own() -> None:
+    det = make_detector(UntrustedUrl, trusted_hosts=("fw.vendor.example",))
+    events = [
+        cmd(
+            0, "SignedUpdateFirmware", urls=("http://fw.vendor.example/a.bin",)
+        ),  # trusted: plain is accepted
+        cmd(1, "SignedUpdateFirmware", urls=("https://fw.vendor.example.evil.net/a.bin",)),
+    ]
+    alerts = run_detector(det, events)
+    assert len(alerts) == 1
+    assert alerts[0].ts == at(seconds=1)
+    assert alerts[0].severity is Severity.HIGH
+    assert alerts[0].evidence["host"] == "fw.vendor.example.evil.net"
+
+
+def test_same_location_to_many_stations_is_one_alert() -> None:
+    events = [
+        cmd(i, "UpdateFirmware", urls=("http://198.51.100.9/fw.bin",), station=f"CP-{i}") for i in range(5)
+    ]
+    alerts = run_detector(make_detector(UntrustedUrl), events)
+    assert len(alerts) == 1
+    assert alerts[0].count == 5
+    assert set(alerts[0].stations) == {f"CP-{i}" for i in range(5)}
+    assert alerts[0].evidence["location"] == "http://198.51.100.9/fw.bin"
+
+
+# ------------------------------------------------------------------------------------------ burst
+
+
+@pytest.mark.parametrize(
+    ("ocpp", "action"), [("1.6", "RemoteStartTransaction"), ("2.0.1", "RequestStartTransaction")]
+)
+def test_remote_start_burst_at_one_station(ocpp: str, action: str) -> None:
+    events = [cmd(i * 20, action, ocpp, connector=str(1 + i % 2)) for i in range(6)]
+    alerts = run_detector(make_detector(Burst), events)
+    assert len(alerts) == 1
+    assert alerts[0].kind == "command.burst"
+    assert alerts[0].ts == at(seconds=80)
+    assert alerts[0].severity is Severity.MEDIUM
+    assert alerts[0].evidence["family"] == "RemoteStart"
+
+
+def test_burst_near_misses() -> None:
+    retries = [cmd(i * 30, "RemoteStartTransaction") for i in range(4)]
+    assert run_detector(make_detector(Burst), retries) == []
+    spread = [cmd(i * 120, "UnlockConnector") for i in range(10)]  # one every two minutes
+    assert run_detector(make_detector(Burst), spread) == []
+    other = [cmd(i, "GetConfiguration") for i in range(20)]
+    assert run_detector(make_detector(Burst), other) == []
+    mixed = [cmd(i, a) for i, a in enumerate(["Reset", "UnlockConnector", "ChangeAvailability", "Reset"])]
+    assert run_detector(make_detector(Burst), mixed) == []
+
+
+def test_fleet_unlock_burst_is_high() -> None:
+    events = [cmd(i * 0.5, "UnlockConnector", "2.0.1", station=f"CP-{i:03d}") for i in range(100)]
+    alerts = run_detector(make_detector(Burst), events)
+    assert len(alerts) == 1
+    assert alerts[0].severity is Severity.HIGH
+    assert alerts[0].ts == at(seconds=49.5)
+    assert alerts[0].evidence["distinct_stations"] == 100
+
+
+# ------------------------------------------------------------------------------------------ fleet_synchronised
+
+
+@pytest.mark.parametrize("ocpp", ["1.6", "2.0.1"])
+def test_same_profile_to_many_stations(ocpp: str) -> None:
+    events = [
+        cmd(i * 3, "SetChargingProfile", ocpp, station=f"CP-{i:03d}", fingerprint="f00d") for i in range(25)
+    ]
+    alerts = run_detector(make_detector(FleetSynchronised), events)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert.kind == "command.fleet_synchronised"
+    assert alert.severity is Severity.HIGH
+    assert alert.ts == at(seconds=27)  # the tenth station
+    assert alert.count == 2  # at 10 and at 20 stations
+    assert len(alert.stations) == 20
+
+
+def test_fleet_synchronised_near_misses() -> None:
+    slow = [cmd(i * 60, "SetChargingProfile", station=f"CP-{i}", fingerprint="f00d") for i in range(15)]
+    assert run_detector(make_detector(FleetSynchronised), slow) == []  # at most 3 stations per 2 minutes
+    different = [cmd(i, "SetChargingProfile", station=f"CP-{i}", fingerprint=f"p{i}") for i in range(15)]
+    assert run_detector(make_detector(FleetSynchronised), different) == []
+    same_station = [cmd(i, "SetChargingProfile", fingerprint="f00d") for i in range(15)]
+    assert run_detector(make_detector(FleetSynchronised), same_station) == []
+    reads = [cmd(i, "GetConfiguration", station=f"CP-{i}", fingerprint="cafe") for i in range(15)]
+    assert run_detector(make_detector(FleetSynchronised), reads) == []
+    no_print = [cmd(i, "SetChargingProfile", station=f"CP-{i}", fingerprint=None) for i in range(15)]
+    assert run_detector(make_detector(FleetSynchronised), no_print) == []
+
+
+def test_configuration_rollout_is_medium() -> None:
+    events = [cmd(i, "ChangeConfiguration", station=f"CP-{i}", fingerprint="cfg") for i in range(10)]
+    assert [a.severity for a in run_detector(make_detector(FleetSynchronised), events)] == [Severity.MEDIUM]
+
+
+# ------------------------------------------------------------------------------------------ stale_local_list
+
+
+def decision(seconds: float, token: str, status: str, ocpp: str = "1.6") -> AuthorizationDecision:
+    return an_event(AuthorizationDecision, ts=at(seconds=seconds), token_ref=token, status=status, ocpp=ocpp)
+
+
+@pytest.mark.parametrize("ocpp", ["1.6", "2.0.1"])
+def test_local_list_with_blocked_token(ocpp: str) -> None:
+    events = [
+        decision(0, TOKEN_A, "Blocked", ocpp),
+        decision(1, TOKEN_B, "Accepted", ocpp),
+        cmd(60, "SendLocalList", ocpp, token_refs=(TOKEN_B, TOKEN_A.upper())),
+        cmd(70, "SendLocalList", ocpp, token_refs=(TOKEN_A,)),
+    ]
+    alerts = run_detector(make_detector(StaleLocalList), events)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert.kind == "command.stale_local_list"
+    assert alert.severity is Severity.HIGH
+    assert alert.ts == at(seconds=60)
+    assert alert.token_ref == TOKEN_A.upper()
+    assert alert.count == 2
+
+
+def test_stale_local_list_near_misses() -> None:
+    unblocked = [
+        decision(0, TOKEN_A, "Expired"),
+        decision(5, TOKEN_A, "Accepted"),
+        cmd(60, "SendLocalList", token_refs=(TOKEN_A,)),
+    ]
+    assert run_detector(make_detector(StaleLocalList), unblocked) == []
+    unrelated = [decision(0, TOKEN_A, "ConcurrentTx"), cmd(60, "SendLocalList", token_refs=(TOKEN_A,))]
+    assert run_detector(make_detector(StaleLocalList), unrelated) == []
+    other_command = [
+        decision(0, TOKEN_A, "Blocked"),
+        cmd(60, "RemoteStartTransaction", token_refs=(TOKEN_A,)),
+    ]
+    assert run_detector(make_detector(StaleLocalList), other_command) == []
+
+
+def test_expired_token_is_medium() -> None:
+    events = [decision(0, TOKEN_A, "Expired"), cmd(60, "SendLocalList", token_refs=(TOKEN_A,))]
+    assert [a.severity for a in run_detector(make_detector(StaleLocalList), events)] == [Severity.MEDIUM]
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_state_is_bounded(cls: type) -> None:
+    det = make_detector(cls, DetectorContext(limits=Limits(max_keys=20, ttl_s=600)))
+    for i in range(300):
+        for ev in (
+            decision(i, f"tok1_{i:015d}", "Blocked"),
+            cmd(i, "SetChargingProfile", station=f"CP-{i}", fingerprint=f"f{i}"),
+            cmd(i, "Reset", station=f"CP-{i}"),
+        ):
+            if type(ev) in det.consumes:
+                list(det.process(ev))
+    assert det.state_size() <= 20 + 5

@@ -1,0 +1,141 @@
+"""Station-time transaction spans and their overlap, shared by concurrent-use and session-overlap detectors.
+
+A ``Span`` is one transaction seen from a key's point of view (a token, a connector): when it started and,
+once known, when it ended, both in station time (``at``). Whether two spans overlap is only decided on what is
+known:
+
+* both ended: the length of the intersection of the two intervals;
+* one open and live (its start came in real time): it is still running now, so it overlaps everything that
+  started after it began - unless it has been open implausibly long (``max_open_s``), which means its stop was
+  lost;
+* one open and queued (sent late from the station's offline queue): its end is unknown, maybe in the next
+  frame, so judgement waits for its end. This is what keeps offline replays from looking like overlaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from chargeguard.detectors.state import BoundedState
+
+INF = float("inf")
+
+
+@dataclass(slots=True)
+class Span:
+    """One transaction on one key, in station time (epoch seconds)."""
+
+    station: str
+    transaction_id: str
+    connector: str | None
+    start: float
+    end: float | None = None
+    queued: bool = False
+    reported: set[str] = field(default_factory=set)
+
+    @property
+    def tx_key(self) -> tuple[str, str]:
+        return (self.station, self.transaction_id)
+
+
+def overlap_s(a: Span, b: Span, *, max_open_s: float) -> float | None:
+    """Seconds the two spans run at once, or None while it cannot be known yet (or an open span is stale)."""
+    ends: list[float] = []
+    for span, other in ((a, b), (b, a)):
+        if span.end is not None:
+            ends.append(span.end)
+        elif span.queued:
+            return None
+        elif other.start - span.start > max_open_s or (
+            other.end is not None and other.end - span.start > max_open_s
+        ):
+            return None  # open for longer than any real session: its stop was lost, not a live transaction
+        else:
+            ends.append(INF)
+    return min(ends) - max(a.start, b.start)
+
+
+@dataclass(frozen=True, slots=True)
+class Clash:
+    """Two spans of one key found running at once."""
+
+    first: Span
+    second: Span
+    overlap_s: float
+
+
+class SpanBook:
+    """Per-key lists of recent spans, bounded in keys (BoundedState) and in spans per key."""
+
+    def __init__(
+        self, *, max_keys: int, ttl_s: float, max_spans: int = 16, max_open_s: float = 172_800.0
+    ) -> None:
+        self._by_key: BoundedState[str, list[Span]] = BoundedState(max_keys, ttl_s)
+        self.max_spans = max_spans
+        self.max_open_s = max_open_s
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def spans(self, key: str) -> list[Span]:
+        return self._by_key.get(key) or []
+
+    def upsert(
+        self,
+        key: str,
+        *,
+        station: str,
+        transaction_id: str,
+        connector: str | None,
+        start: float | None,
+        end: float | None,
+        queued: bool,
+        ts: datetime,
+    ) -> Span:
+        """Record that a transaction starts or ends on ``key``; returns its span."""
+        spans = self._by_key.setdefault(key, list, ts)
+        for span in spans:
+            if span.station == station and span.transaction_id == transaction_id:
+                if start is not None and span.end is None and end is None:
+                    span.start = min(span.start, start)
+                if end is not None:
+                    span.end = end
+                span.queued = span.queued and queued
+                if connector is not None and span.connector is None:
+                    span.connector = connector
+                return span
+        begin = start if start is not None else (end if end is not None else ts.timestamp())
+        span = Span(station, transaction_id, connector, begin, end, queued)
+        spans.append(span)
+        if len(spans) > self.max_spans:
+            spans.sort(key=lambda s: s.start)
+            del spans[: len(spans) - self.max_spans]
+        return span
+
+    def clashes(
+        self, key: str, span: Span, *, tolerance_s: float, accept: Callable[[Clash], bool] | None = None
+    ) -> list[Clash]:
+        """New overlaps between ``span`` and the other spans of ``key`` beyond ``tolerance_s``.
+
+        Each pair is reported once; ``accept`` may decline a pair for now (it is then judged again later).
+        """
+        found: list[Clash] = []
+        for other in self.spans(key):
+            if other is span or other.tx_key == span.tx_key:
+                continue
+            pair = f"{other.station}\x1f{other.transaction_id}"
+            if pair in span.reported:
+                continue
+            seconds = overlap_s(span, other, max_open_s=self.max_open_s)
+            if seconds is None or seconds <= tolerance_s:
+                continue
+            first, second = (other, span) if other.start <= span.start else (span, other)
+            clash = Clash(first, second, seconds)
+            if accept is not None and not accept(clash):
+                continue
+            span.reported.add(pair)
+            other.reported.add(f"{span.station}\x1f{span.transaction_id}")
+            found.append(clash)
+        return found

@@ -1,0 +1,82 @@
+"""Per-transaction detector state: keyed by (station, transaction id), found again from meter samples.
+
+1.6 MeterValues may omit ``transactionId``; such a sample belongs to the transaction open on its connector.
+The book keeps a (station, connector) -> transaction index for that, and everything lives in BoundedState.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from chargeguard.detectors.base import DetectorContext
+from chargeguard.detectors.state import BoundedState
+
+V = TypeVar("V")
+
+TxKey = tuple[str, str]
+
+
+def connector_key(ocpp: str, connector: str | None) -> str | None:
+    """The unit that carries one transaction at a time: the 1.6 connector, the 2.0.1 EVSE.
+
+    2.0.1 connectors are written ``"<evseId>/<connectorId>"``; an EVSE delivers energy to one EV at a time, so
+    ``"1/1"`` and ``"1/2"`` (and ``"1"``) are one place. Connector ``"0"`` (the whole station) and None are
+    unknown.
+    """
+    if connector is None:
+        return None
+    unit = connector.split("/", 1)[0] if not ocpp.startswith("1.") else connector
+    unit = unit.strip()
+    return None if unit in ("", "0") else unit
+
+
+class TxBook(Generic[V]):
+    """Per-transaction values of one detector, created by ``factory`` on first sight."""
+
+    def __init__(self, factory: Callable[[], V], context: DetectorContext) -> None:
+        limits = context.limits
+        self._factory = factory
+        self._tx: BoundedState[TxKey, V] = BoundedState(limits.max_keys, limits.ttl_s)
+        self._open_on: BoundedState[TxKey, str] = BoundedState(limits.max_keys, limits.ttl_s)
+
+    def __len__(self) -> int:
+        return len(self._tx) + len(self._open_on)
+
+    def get(self, station: str, transaction_id: str) -> V | None:
+        return self._tx.get((station, transaction_id))
+
+    def touch(self, station: str, transaction_id: str, ts: datetime, connector: str | None = None) -> V:
+        """The value for a transaction (created when new); indexes its connector when given."""
+        value = self._tx.setdefault((station, transaction_id), self._factory, ts)
+        if connector is not None:
+            self._open_on.put((station, connector), transaction_id, ts)
+        return value
+
+    def resolve(self, station: str, transaction_id: str | None, connector: str | None) -> str | None:
+        """The transaction a sample belongs to: its own id, else the one open on its connector."""
+        if transaction_id is not None:
+            return transaction_id
+        if connector is None:
+            return None
+        return self._open_on.get((station, connector))
+
+    def for_sample(
+        self, station: str, transaction_id: str | None, connector: str | None, ts: datetime
+    ) -> V | None:
+        """The value of the transaction a meter sample belongs to, or None when it belongs to none known."""
+        tx = self.resolve(station, transaction_id, connector)
+        if tx is None:
+            return None
+        if transaction_id is None and (station, tx) not in self._tx:
+            return None
+        return self.touch(station, tx, ts)
+
+    def pop(self, station: str, transaction_id: str, connector: str | None = None) -> V | None:
+        if connector is not None and self._open_on.get((station, connector)) == transaction_id:
+            self._open_on.pop((station, connector))
+        return self._tx.pop((station, transaction_id))
+
+    def items(self) -> Iterator[tuple[TxKey, V]]:
+        return self._tx.items()

@@ -8,6 +8,7 @@ import datetime as dt
 import ipaddress
 import json
 import ssl
+import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -97,8 +98,11 @@ class Pki:
             cert, key = self.clients[name]
             ctx.load_cert_chain(cert, key)
         if tls_max is not None:
-            ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-            ctx.maximum_version = tls_max
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # the client itself would allow old versions
+                ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+                ctx.maximum_version = tls_max
         return ctx
 
 

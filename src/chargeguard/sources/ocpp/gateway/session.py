@@ -74,6 +74,7 @@ class Session:
         ] = {}  # CSMS CALL id -> new station password, until the station answers
         self._log = log.bind(station=state.identity, ocpp=state.version)
         self.closed = asyncio.Event()
+        self._closed_by_guard = False
 
     @property
     def identity(self) -> str:
@@ -187,6 +188,7 @@ class Session:
         if verdict.close_code is not None:
             detail["close_code"] = verdict.close_code
             self.connection_line("action", detail)
+            self._closed_by_guard = True
             await source.close(verdict.close_code, verdict.reason)
             return
         code = callerror_code(self.state.version, verdict.reason)
@@ -253,6 +255,13 @@ class Session:
 
     async def _station_gone(self) -> None:
         code = self.station.close_code or 1000
+        sent = self.station.protocol.close_sent
+        if (
+            sent is not None and sent.code == 1009 and not self._closed_by_guard
+        ):  # websockets' max_size: after decompression, before parsing
+            self._metrics.inc("chargeguard_gateway_frames_denied_total", reason="too_large")
+            detail = {"action": "denied", "guard": "size", "reason": "too_large", "from": "station"}
+            self.connection_line("action", {**detail, "close_code": 1009})
         if code in (1000, 1001):
             await self.upstream.close(code, "station closed the connection")
         else:

@@ -298,7 +298,7 @@ class Rollback(Detector[RollbackConfig]):
             at, wh = event.at.timestamp(), event.energy_wh
             if meter.first_wh is None:
                 meter.first_wh = wh
-                if meter.start_wh is not None and wh < meter.start_wh:
+                if meter.start_wh is not None and wh < meter.start_wh - tol:
                     # a first sample below meterStart: two registers disagree (meter.inconsistent)
                     meter.max_wh, meter.max_at = wh, at
             found: list[Finding] = []

@@ -1,0 +1,507 @@
+"""Metering and session detectors: capacity, rollback, inconsistent readings, connector overlap, phantom sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chargeguard.detectors.base import DetectorContext, Limits
+from chargeguard.detectors.rules.metering import DETECTORS, ExceedsCapacity, Inconsistent, Rollback
+from chargeguard.detectors.rules.sessions import Phantom, SessionOverlap
+from chargeguard.events import Event, MeterSample, Severity, TransactionEnded, TransactionStarted
+from chargeguard.inventory import ConnectorInfo, Inventory, StationInfo
+from chargeguard.testing import an_event, at, make_detector, run_detector
+
+T1 = "tok1_aaaaaaaaaaaaaaa"
+
+INVENTORY = Inventory(
+    {
+        "CP-AC": StationInfo("CP-AC", 56.46, -2.97, 22.0, connectors=2),
+        "CP-DC": StationInfo(
+            "CP-DC",
+            56.47,
+            -2.98,
+            150.0,
+            connectors=2,
+            connector_info={
+                "1/1": ConnectorInfo("1/1", 50.0, "DC"),
+                "2/1": ConnectorInfo("2/1", 150.0, "DC"),
+            },
+        ),
+    }
+)
+WITH_INVENTORY = DetectorContext(inventory=INVENTORY)
+
+
+def start(
+    tx: str,
+    minute: float,
+    *,
+    station: str = "CP-AC",
+    ocpp: str = "1.6",
+    connector: str = "1",
+    meter: float | None = 0.0,
+    queued: bool = False,
+    arrive: float | None = None,
+    token: str | None = T1,
+) -> TransactionStarted:
+    return an_event(
+        TransactionStarted,
+        ts=at(minute if arrive is None else arrive),
+        at=at(minute),
+        station=station,
+        ocpp=ocpp,
+        transaction_id=tx,
+        connector=connector,
+        token_ref=token,
+        meter_start_wh=meter,
+        queued=queued,
+        auth_status="Accepted" if ocpp == "1.6" else None,
+    )
+
+
+def sample(
+    tx: str | None,
+    minute: float,
+    wh: float | None,
+    *,
+    station: str = "CP-AC",
+    ocpp: str = "1.6",
+    connector: str = "1",
+    power_w: float | None = None,
+    arrive: float | None = None,
+    queued: bool = False,
+) -> MeterSample:
+    return an_event(
+        MeterSample,
+        ts=at(minute if arrive is None else arrive),
+        at=at(minute),
+        station=station,
+        ocpp=ocpp,
+        transaction_id=tx,
+        connector=connector,
+        energy_wh=wh,
+        power_w=power_w,
+        queued=queued,
+    )
+
+
+def end(
+    tx: str,
+    begin: float | None,
+    minute: float,
+    *,
+    station: str = "CP-AC",
+    ocpp: str = "1.6",
+    connector: str = "1",
+    meter_start: float | None = 0.0,
+    meter_stop: float | None = 10_000.0,
+    samples: int = 0,
+    first: float | None = None,
+    last: float | None = None,
+    max_power_w: float | None = None,
+    charging_seen: bool = True,
+    queued: bool = False,
+    arrive: float | None = None,
+) -> TransactionEnded:
+    return an_event(
+        TransactionEnded,
+        ts=at(minute if arrive is None else arrive),
+        at=at(minute),
+        station=station,
+        ocpp=ocpp,
+        transaction_id=tx,
+        connector=connector,
+        token_ref=T1,
+        started_at=None if begin is None else at(begin),
+        meter_start_wh=meter_start,
+        meter_stop_wh=meter_stop,
+        samples=samples,
+        first_sample_wh=first,
+        last_sample_wh=last,
+        max_power_w=max_power_w,
+        charging_seen=charging_seen,
+        queued=queued,
+    )
+
+
+def run(
+    cls: type[Any], events: list[Event], *, context: DetectorContext | None = None, **settings: Any
+) -> list[Any]:
+    return run_detector(make_detector(cls, context, **settings), events)
+
+
+def test_exports_every_meter_and_session_kind() -> None:
+    kinds = {kind for cls in DETECTORS for kind in cls.info.kinds}
+    assert kinds == {
+        "meter.exceeds_capacity",
+        "meter.rollback",
+        "meter.inconsistent",
+        "session.overlap",
+        "session.phantom",
+    }
+
+
+# --------------------------------------------------------------------------------------------- capacity
+
+
+def test_energy_between_samples_beyond_the_connector_rating() -> None:
+    events: list[Event] = [
+        start("1", 0, meter=1000.0),
+        sample("1", 1, 1300.0),  # 18 kW on a 22 kW connector
+        sample("1", 2, 2300.0),  # 60 kW
+        sample("1", 3, 3300.0),  # again: same incident, no second finding
+        end("1", 0, 4, meter_start=1000.0, meter_stop=3500.0, samples=3, first=1300.0, last=3300.0),
+    ]
+    alerts = run(ExceedsCapacity, events, context=WITH_INVENTORY)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert (alert.kind, alert.ts, alert.station, alert.transactions) == (
+        "meter.exceeds_capacity",
+        at(2),
+        "CP-AC",
+        ("1",),
+    )
+    assert alert.count == 1
+    assert alert.evidence["check"] == "interval"
+    assert alert.evidence["limit_kw"] == 22.0
+    assert alert.evidence["limit_source"] == "inventory"
+    assert alert.evidence["average_kw"] == pytest.approx(60.0)
+
+
+def test_plausible_charging_within_tolerance_is_silent() -> None:
+    events: list[Event] = [start("1", 0, meter=0.0)]
+    for minute in range(1, 61):
+        events.append(sample("1", minute, minute * 400.0, power_w=23_500.0))  # 24 kW vs 22 kW + 10 %
+    events.append(
+        end("1", 0, 61, meter_stop=24_400.0, samples=60, first=400.0, last=24_000.0, max_power_w=23_500.0)
+    )
+    assert run(ExceedsCapacity, events, context=WITH_INVENTORY) == []
+
+
+def test_reported_power_beyond_the_rating() -> None:
+    events: list[Event] = [
+        start("1", 0),
+        sample("1", 1, None, power_w=30_000.0),
+        sample("1", 2, None, power_w=31_000.0),
+    ]
+    alerts = run(ExceedsCapacity, events, context=WITH_INVENTORY)
+    assert [(a.ts, a.evidence["check"], a.count) for a in alerts] == [(at(1), "power", 1)]
+
+
+def test_201_connector_rows_of_the_inventory_apply_per_evse() -> None:
+    events: list[Event] = [
+        start("a", 0, station="CP-DC", ocpp="2.0.1", connector="1/1"),
+        sample(
+            "a", 10, 12_000.0, station="CP-DC", ocpp="2.0.1", connector="1/1"
+        ),  # 72 kW on the 50 kW connector
+        start("b", 0, station="CP-DC", ocpp="2.0.1", connector="2/1"),
+        sample("b", 10, 20_000.0, station="CP-DC", ocpp="2.0.1", connector="2/1"),  # 120 kW on the 150 kW one
+    ]
+    alerts = run(ExceedsCapacity, events, context=WITH_INVENTORY)
+    assert [(a.transactions, a.evidence["limit_kw"]) for a in alerts] == [(("a",), 50.0)]
+
+
+def test_without_inventory_only_the_absolute_maximum_applies() -> None:
+    moderate = [start("1", 0), sample("1", 1, 1500.0)]  # 90 kW: fine without knowing the connector
+    assert run(ExceedsCapacity, moderate) == []
+    absurd = [start("1", 0), sample("1", 1, 10_000.0)]  # 600 kW
+    alerts = run(ExceedsCapacity, absurd)
+    assert [(a.evidence["limit_kw"], a.evidence["limit_source"]) for a in alerts] == [(400.0, "default")]
+
+
+def test_more_energy_than_any_battery() -> None:
+    events: list[Event] = [
+        start("1", 0, station="CP-X", meter=0.0),
+        end("1", 0, 24 * 60, station="CP-X", meter_stop=300_000.0),
+    ]
+    alerts = run(ExceedsCapacity, events)
+    assert [(a.ts, a.evidence["check"]) for a in alerts] == [(at(24 * 60), "battery")]
+    assert run(ExceedsCapacity, events, max_session_wh=400_000.0) == []
+
+
+def test_late_sample_with_an_earlier_station_time_is_not_a_jump() -> None:
+    events: list[Event] = [
+        start("1", 0),
+        sample("1", 30, 10_000.0),
+        sample("1", 10, 3_000.0, arrive=31),  # arrives late, belongs earlier
+        sample("1", 31, 10_300.0),
+    ]
+    assert run(ExceedsCapacity, events, context=WITH_INVENTORY) == []
+
+
+# --------------------------------------------------------------------------------------------- rollback
+
+
+def test_register_going_backwards_in_16() -> None:
+    events: list[Event] = [
+        start("1", 0, meter=1000.0),
+        sample("1", 5, 2000.0),
+        sample("1", 10, 1500.0),
+        sample("1", 15, 1200.0),
+    ]
+    alerts = run(Rollback, events)
+    assert len(alerts) == 1
+    assert (alerts[0].kind, alerts[0].ts, alerts[0].transactions) == ("meter.rollback", at(10), ("1",))
+    assert alerts[0].evidence["drop_wh"] == 500.0
+
+
+def test_slow_rollback_in_small_steps_is_caught_once_the_sum_passes_the_tolerance() -> None:
+    events: list[Event] = [start("e", 0, ocpp="2.0.1", connector="1/1", meter=5000.0)]
+    for i in range(1, 6):
+        events.append(sample("e", i, 5000.0 - 4.0 * i, ocpp="2.0.1", connector="1/1"))  # 4 Wh per step
+    alerts = run(Rollback, events)
+    assert [a.ts for a in alerts] == [at(3)]  # 12 Wh below the peak > 10 Wh
+
+
+def test_meter_stop_below_meter_start() -> None:
+    events: list[Event] = [
+        start("1", 0, meter=50_000.0),
+        end("1", 0, 60, meter_start=50_000.0, meter_stop=40_000.0),
+    ]
+    alerts = run(Rollback, events)
+    assert [(a.ts, a.evidence["check"], a.severity) for a in alerts] == [
+        (at(60), "stop_below_start", Severity.HIGH)
+    ]
+
+
+def test_rollback_near_misses() -> None:
+    rounding = [start("1", 0, meter=1000.0), sample("1", 5, 2000.0), sample("1", 6, 1991.0)]
+    assert run(Rollback, rounding) == []
+    late = [start("1", 0), sample("1", 10, 2000.0), sample("1", 5, 1000.0, arrive=11)]
+    assert run(Rollback, late) == []
+    separate = [
+        start("1", 0, meter=9000.0),
+        end("1", 0, 10, meter_start=9000.0, meter_stop=9500.0),
+        start("2", 20, meter=0.0),
+        sample("2", 25, 500.0),
+    ]
+    assert run(Rollback, separate) == []
+
+
+def test_rollbacks_on_one_connector_are_one_incident() -> None:
+    events: list[Event] = [
+        start("1", 0, meter=1000.0),
+        sample("1", 5, 3000.0),
+        sample("1", 6, 2000.0),
+        end("1", 0, 10, meter_start=1000.0, meter_stop=2000.0),
+        start("2", 20, meter=2000.0),
+        sample("2", 25, 4000.0),
+        sample("2", 26, 2500.0),
+    ]
+    alerts = run(Rollback, events)
+    assert len(alerts) == 1
+    assert alerts[0].transactions == ("1", "2")
+    assert alerts[0].count == 2
+
+
+# --------------------------------------------------------------------------------------------- inconsistent
+
+
+def test_meter_stop_below_the_last_sampled_register() -> None:
+    events: list[Event] = [
+        start("1", 0, meter=1000.0),
+        sample("1", 10, 3000.0),
+        sample("1", 20, 5000.0),
+        end("1", 0, 20, meter_start=1000.0, meter_stop=3000.0, samples=2, first=3000.0, last=5000.0),
+    ]
+    alerts = run(Inconsistent, events, context=WITH_INVENTORY)
+    assert len(alerts) == 1
+    assert (alerts[0].kind, alerts[0].ts, alerts[0].token_ref) == ("meter.inconsistent", at(20), T1)
+    assert alerts[0].evidence["check"] == "stop"
+    assert alerts[0].evidence["difference_wh"] == -2000.0
+
+
+def test_meter_stop_far_above_what_the_connector_could_add() -> None:
+    events: list[Event] = [
+        start("1", 0, meter=0.0),
+        sample("1", 30, 10_000.0),
+        end("1", 0, 31, meter_stop=40_000.0, samples=1, first=10_000.0, last=10_000.0),  # +30 kWh in a minute
+    ]
+    alerts = run(Inconsistent, events, context=WITH_INVENTORY)
+    assert [a.evidence["check"] for a in alerts] == ["stop"]
+    plausible = [start("1", 0, meter=0.0), sample("1", 30, 10_000.0), end("1", 0, 40, meter_stop=13_000.0)]
+    assert run(Inconsistent, plausible, context=WITH_INVENTORY) == []  # 3 kWh in 10 min on 22 kW
+
+
+def test_first_sample_disagreeing_with_meter_start_in_201() -> None:
+    events: list[Event] = [
+        start("e", 0, ocpp="2.0.1", connector="1/1", meter=0.0),  # meterStart 0 ...
+        sample("e", 1, 1_234_567.0, ocpp="2.0.1", connector="1/1"),  # ... but an absolute register
+        sample("e", 30, 1_244_567.0, ocpp="2.0.1", connector="1/1"),
+        end("e", 0, 30, ocpp="2.0.1", meter_start=0.0, meter_stop=1_244_567.0, samples=2),
+    ]
+    alerts = run(Inconsistent, events, context=WITH_INVENTORY)
+    assert [(a.ts, a.evidence["check"], a.severity) for a in alerts] == [
+        (at(30), "first_sample", Severity.HIGH)
+    ]
+
+
+def test_consistent_readings_are_silent() -> None:
+    events: list[Event] = [
+        start("1", 0, meter=1000.0),
+        sample("1", 0, 1000.0),
+        sample("1", 30, 6000.0),
+        end("1", 0, 31, meter_start=1000.0, meter_stop=6050.0, samples=2, first=1000.0, last=6000.0),
+    ]
+    assert run(Inconsistent, events, context=WITH_INVENTORY) == []
+    unsampled = [start("2", 0), end("2", 0, 60, meter_stop=20_000.0)]
+    assert run(Inconsistent, unsampled, context=WITH_INVENTORY) == []
+
+
+# --------------------------------------------------------------------------------------------- overlap
+
+
+def test_two_transactions_open_on_one_16_connector() -> None:
+    events: list[Event] = [start("1", 0), start("2", 10), end("1", 0, 30), end("2", 10, 40)]
+    alerts = run(SessionOverlap, events)
+    assert len(alerts) == 1
+    assert (alerts[0].kind, alerts[0].ts, alerts[0].transactions) == ("session.overlap", at(10), ("1", "2"))
+    assert alerts[0].count == 1
+
+
+def test_overlap_needs_the_same_connector_or_evse() -> None:
+    other_connector = [start("1", 0, connector="1"), start("2", 10, connector="2")]
+    assert run(SessionOverlap, other_connector) == []
+    other_evse = [start("a", 0, ocpp="2.0.1", connector="1/1"), start("b", 5, ocpp="2.0.1", connector="2/1")]
+    assert run(SessionOverlap, other_evse) == []
+    same_evse = [start("a", 0, ocpp="2.0.1", connector="1/1"), start("b", 5, ocpp="2.0.1", connector="1/2")]
+    assert [a.ts for a in run(SessionOverlap, same_evse)] == [at(5)]
+    other_station = [start("1", 0, station="CP-1"), start("2", 5, station="CP-2")]
+    assert run(SessionOverlap, other_station) == []
+
+
+def test_back_to_back_and_offline_replays_are_not_overlaps() -> None:
+    back_to_back = [start("1", 0), end("1", 0, 30), start("2", 30.1), end("2", 30.1, 60)]
+    assert run(SessionOverlap, back_to_back) == []
+    offline_then_live = [
+        start("live", 120),
+        start("off", 30, queued=True, arrive=180),
+        end("off", 30, 90, queued=True, arrive=180.1),
+    ]
+    assert run(SessionOverlap, offline_then_live) == []
+
+
+def test_queued_transaction_overlapping_a_live_one_fires_at_its_end() -> None:
+    events: list[Event] = [
+        start("live", 120),
+        start("off", 130, queued=True, arrive=300),
+        end("off", 130, 170, queued=True, arrive=300.2),
+    ]
+    alerts = run(SessionOverlap, events)
+    assert [(a.ts, a.transactions) for a in alerts] == [(at(300.2), ("live", "off"))]
+
+
+# --------------------------------------------------------------------------------------------- phantom
+
+
+def test_energy_billed_with_no_sign_of_charging() -> None:
+    events: list[Event] = [end("1", 0, 120, meter_stop=12_000.0, samples=0, charging_seen=False)]
+    alerts = run(Phantom, events, context=WITH_INVENTORY)
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert (alert.kind, alert.ts, alert.station, alert.transactions, alert.token_ref) == (
+        "session.phantom",
+        at(120),
+        "CP-AC",
+        ("1",),
+        T1,
+    )
+    assert alert.severity == Severity.HIGH
+    assert alert.evidence["signals"] == ["no_register_rise", "no_power", "no_charging_status"]
+
+
+def test_energy_in_too_short_a_time_without_samples() -> None:
+    too_short = [
+        end("1", 0, 5, meter_stop=20_000.0, samples=0, charging_seen=True)
+    ]  # 20 kWh in 5 min on 22 kW
+    alerts = run(Phantom, too_short, context=WITH_INVENTORY)
+    assert [a.evidence["signals"] for a in alerts] == [["no_register_rise", "no_power", "too_short"]]
+    long_enough = [end("1", 0, 60, meter_stop=20_000.0, samples=0, charging_seen=True)]
+    assert run(Phantom, long_enough, context=WITH_INVENTORY) == []
+
+
+def test_real_charging_and_small_sessions_are_not_phantoms() -> None:
+    sampled = [
+        end(
+            "e",
+            0,
+            60,
+            ocpp="2.0.1",
+            connector="1/1",
+            meter_stop=15_000.0,
+            samples=12,
+            first=0.0,
+            last=15_000.0,
+            max_power_w=15_000.0,
+            charging_seen=False,
+        )
+    ]
+    assert run(Phantom, sampled, context=WITH_INVENTORY) == []
+    small = [end("1", 0, 60, meter_stop=400.0, samples=0, charging_seen=False)]
+    assert run(Phantom, small, context=WITH_INVENTORY) == []
+    flat_register_but_power = [
+        end(
+            "1",
+            0,
+            60,
+            meter_stop=5_000.0,
+            samples=4,
+            first=0.0,
+            last=0.0,
+            max_power_w=7_000.0,
+            charging_seen=False,
+        )
+    ]
+    assert run(Phantom, flat_register_but_power, context=WITH_INVENTORY) == []
+
+
+def test_phantom_201_flat_register() -> None:
+    events: list[Event] = [
+        end(
+            "e",
+            0,
+            90,
+            ocpp="2.0.1",
+            connector="1/1",
+            meter_stop=8_000.0,
+            samples=3,
+            first=8_000.0,
+            last=8_000.0,
+            charging_seen=False,
+        )
+    ]
+    assert [a.ts for a in run(Phantom, events, context=WITH_INVENTORY)] == [at(90)]
+
+
+def test_queued_sessions_fire_only_on_the_duration_test() -> None:
+    lifeless_offline = [end("1", 0, 120, meter_stop=12_000.0, charging_seen=False, queued=True, arrive=400)]
+    assert run(Phantom, lifeless_offline, context=WITH_INVENTORY) == []
+    impossible_offline = [end("1", 0, 2, meter_stop=12_000.0, charging_seen=False, queued=True, arrive=400)]
+    alerts = run(Phantom, impossible_offline, context=WITH_INVENTORY)
+    assert [(a.ts, a.evidence["offline"]) for a in alerts] == [(at(400), True)]
+
+
+def test_phantoms_at_one_station_are_one_incident() -> None:
+    events: list[Event] = [
+        end(str(i), i * 10, i * 10 + 8, meter_stop=9_000.0, samples=0, charging_seen=False) for i in range(4)
+    ]
+    alerts = run(Phantom, events, context=WITH_INVENTORY)
+    assert len(alerts) == 1
+    assert alerts[0].transactions == ("0", "1", "2", "3")
+
+
+# --------------------------------------------------------------------------------------------- bounded state
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_state_stays_bounded_under_a_flood_of_transactions(cls: type[Any]) -> None:
+    detector = make_detector(cls, DetectorContext(limits=Limits(max_keys=40, ttl_s=3600.0)))
+    for i in range(500):
+        for event in (
+            start(str(i), i * 0.1, station=f"CP-{i}"),
+            sample(str(i), i * 0.1, 10.0, station=f"CP-{i}"),
+        ):
+            list(detector.process(event))
+    assert detector.state_size() <= 3 * 40

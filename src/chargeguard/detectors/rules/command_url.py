@@ -71,7 +71,7 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="command_untrusted_url",
+        name="command-untrusted-url",
         kinds=("command.untrusted_url",),
         title="Command points at an untrusted location",
         severity=Severity.MEDIUM,

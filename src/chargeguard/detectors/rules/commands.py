@@ -73,7 +73,7 @@ class Burst(Detector[BurstConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="command_burst",
+        name="command-burst",
         kinds=("command.burst",),
         title="Burst of remote commands",
         severity=Severity.MEDIUM,
@@ -229,7 +229,7 @@ class FleetSynchronised(Detector[FleetSynchronisedConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="command_fleet_synchronised",
+        name="command-fleet-synchronised",
         kinds=("command.fleet_synchronised",),
         title="Same command pushed to many stations",
         severity=Severity.HIGH,
@@ -321,7 +321,7 @@ class StaleLocalList(Detector[StaleLocalListConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="command_stale_local_list",
+        name="command-stale-local-list",
         kinds=("command.stale_local_list",),
         title="Local list re-grants rejected tokens",
         severity=Severity.MEDIUM,

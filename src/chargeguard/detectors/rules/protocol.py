@@ -83,7 +83,7 @@ class Malformed(Detector[MalformedConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="ocpp_malformed",
+        name="ocpp-malformed",
         kinds=("ocpp.malformed",),
         title="Malformed OCPP traffic",
         severity=Severity.LOW,
@@ -110,7 +110,8 @@ class Malformed(Detector[MalformedConfig]):
             return ()
         cfg = self.config
         st = self._state.setdefault(event.station, self._new, event.ts)
-        reason = event.reason if event.reason in st.total or len(st.total) < _MAX_REASONS else "other"
+        raw_reason = str(event.reason or "other")[:40]
+        reason = raw_reason if raw_reason in st.total or len(st.total) < _MAX_REASONS else "other"
         st.window.add(event.ts, reason)
         st.total[reason] += 1
         st.directions[str(event.direction)] += 1
@@ -145,7 +146,7 @@ class Malformed(Detector[MalformedConfig]):
                 "ocpp.malformed",
                 ts=event.ts,
                 incident=f"station:{event.station}",
-                summary=f"station {event.station}: {why} ({event.reason[:40]}, {event.direction} side, "
+                summary=f"station {event.station}: {why} ({raw_reason}, {event.direction} side, "
                 f"{sum(st.total.values())} so far)",
                 severity=severity,
                 station=event.station,
@@ -235,7 +236,7 @@ class Flood(Detector[FloodConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="ocpp_flood",
+        name="ocpp-flood",
         kinds=("ocpp.flood",),
         title="Message or reconnect flood",
         severity=Severity.MEDIUM,

@@ -74,7 +74,7 @@ class AuthFailure(Detector[AuthFailureConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="station_auth_failure",
+        name="station-auth-failure",
         kinds=("station.auth_failure",),
         title="Repeated station authentication failures",
         severity=Severity.MEDIUM,
@@ -257,7 +257,7 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="station_duplicate_connection",
+        name="station-duplicate-connection",
         kinds=("station.duplicate_connection",),
         title="Duplicate or hijacked station connection",
         severity=Severity.MEDIUM,

@@ -198,7 +198,7 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="station_security_downgrade",
+        name="station-security-downgrade",
         kinds=("station.security_downgrade",),
         title="Station security lowered",
         severity=Severity.HIGH,

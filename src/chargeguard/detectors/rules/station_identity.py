@@ -60,7 +60,7 @@ class IdentityChange(Detector[IdentityChangeConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="station_identity_change",
+        name="station-identity-change",
         kinds=("station.identity_change",),
         title="Station identity changed",
         severity=Severity.HIGH,
@@ -159,7 +159,7 @@ class FirmwareDowngrade(Detector[FirmwareDowngradeConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="station_firmware_downgrade",
+        name="station-firmware-downgrade",
         kinds=("station.firmware_downgrade",),
         title="Station firmware downgraded",
         severity=Severity.HIGH,

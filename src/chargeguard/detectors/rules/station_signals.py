@@ -59,7 +59,7 @@ class SecurityEvent(Detector[SecurityEventConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="station_security_event",
+        name="station-security-event",
         kinds=("station.security_event",),
         title="Station security event",
         severity=Severity.LOW,
@@ -171,7 +171,7 @@ class ClockSkew(Detector[ClockSkewConfig]):
     """
 
     info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="station_clock_skew",
+        name="station-clock-skew",
         kinds=("station.clock_skew",),
         title="Station clock skewed",
         severity=Severity.MEDIUM,

@@ -133,6 +133,11 @@ class Engine:
         key = (finding.kind, finding.incident)
         current = self._open.get(key)
         t = finding.ts.timestamp()
+        if current is not None and t - current.last_seen > self.merge_gap_s:
+            # the incident went quiet longer than the merge gap: close it, this finding opens a new one
+            del self._open[key]
+            self._close(current)
+            current = None
         if current is not None:
             self._extend(current, finding, t)
             self._open.move_to_end(key)

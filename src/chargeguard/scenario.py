@@ -163,8 +163,9 @@ class _Builder:
         return str(self.tx)
 
 
-def build(seed: int = 7) -> tuple[list[Line], list[dict[str, Any]]]:
-    """Return (capture lines in ts order with ``ts`` filled, inventory rows)."""
+def build(seed: int = 7, *, attacks: bool = True) -> tuple[list[Line], list[dict[str, Any]]]:
+    """Return (capture lines in ts order with ``ts`` filled, inventory rows); ``attacks=False`` gives only the
+    benign traffic (the golden benign capture every detector must stay silent on)."""
     b = _Builder(seed)
     t0 = epoch(DAY)
     versions = {s[0]: s[4] for s in STATIONS}
@@ -191,13 +192,14 @@ def build(seed: int = 7) -> tuple[list[Line], list[dict[str, Any]]]:
             minutes = 40 + b.rng.random() * 60
             kwh = min(power[station] * 0.8, 11.0) * minutes / 60 * (0.6 + 0.3 * b.rng.random())
             plans.append((start, station, token, minutes, kwh, "Accepted", None))
-    # 1. cloned card: Dundee and Edinburgh at the same time (about 60 km apart)
-    plans.append((DAY + timedelta(hours=12), "DUN-01", CLONED, 60, 9.0, "Accepted", None))
-    plans.append((DAY + timedelta(hours=12, minutes=20), "EDI-01", CLONED, 50, 8.0, "Accepted", None))
-    # 2. blocked card: the CSMS says Blocked, the station charges anyway
-    plans.append((DAY + timedelta(hours=13), "PER-02", BLOCKED, 40, 18.0, "Blocked", None))
-    # 5. an AC 7.4 kW connector billing 40 kWh in one hour
-    plans.append((DAY + timedelta(hours=22), "DUN-04", BENIGN_TOKENS[4], 60, 40.0, "Accepted", 40.0))
+    if attacks:
+        # 1. cloned card: Dundee and Edinburgh at the same time (about 60 km apart)
+        plans.append((DAY + timedelta(hours=12), "DUN-01", CLONED, 60, 9.0, "Accepted", None))
+        plans.append((DAY + timedelta(hours=12, minutes=20), "EDI-01", CLONED, 50, 8.0, "Accepted", None))
+        # 2. blocked card: the CSMS says Blocked, the station charges anyway
+        plans.append((DAY + timedelta(hours=13), "PER-02", BLOCKED, 40, 18.0, "Blocked", None))
+        # 5. an AC 7.4 kW connector billing 40 kWh in one hour
+        plans.append((DAY + timedelta(hours=22), "DUN-04", BENIGN_TOKENS[4], 60, 40.0, "Accepted", 40.0))
     rollback_tx = ""
     rollback_at = rollback_wh = 0.0
     for start, station, card, minutes, kwh, status, max_kw in sorted(plans, key=lambda p: (p[0], p[1])):
@@ -207,127 +209,138 @@ def build(seed: int = 7) -> tuple[list[Line], list[dict[str, Any]]]:
             rollback_tx = tx_id
             rollback_at = epoch(start) + minutes * 30  # mid-session
             rollback_wh = b.meters[(station, 1)] - kwh * 1000 - 5000  # 5 kWh below the session's start
-    # 3. enumeration: 14 distinct made-up UIDs rejected within 12 minutes
-    te = t0 + 14 * 3600
-    for n in range(14):
-        guess = f"04{0x10 + n:02X}{0xC0FFEE + n:06X}80"
+    if attacks:
+        # 3. enumeration: 14 distinct made-up UIDs rejected within 12 minutes
+        te = t0 + 14 * 3600
+        for n in range(14):
+            guess = f"04{0x10 + n:02X}{0xC0FFEE + n:06X}80"
+            b.call(
+                te + n * 50,
+                "EDI-04",
+                "1.6",
+                "Authorize",
+                {"idTag": guess},
+                {"idTagInfo": {"status": "Invalid"}},
+            )
+        # 4. meter rollback inside a 1.6 session on DUN-02: the register drops back by 5 kWh mid-session
+        if rollback_tx:
+            b.call(
+                rollback_at,
+                "DUN-02",
+                "1.6",
+                "MeterValues",
+                {
+                    "connectorId": 1,
+                    "transactionId": int(rollback_tx),
+                    "meterValue": [
+                        {
+                            "timestamp": format_ts_s(rollback_at),
+                            "sampledValue": [
+                                {
+                                    "value": str(int(rollback_wh)),
+                                    "measurand": "Energy.Active.Import.Register",
+                                    "unit": "Wh",
+                                    "context": "Sample.Periodic",
+                                }
+                            ],
+                        }
+                    ],
+                },
+                {},
+            )
+        # 6. SaiFlow hijack: a second connection for PER-01 from another address while the first is open, alternating
+        th = t0 + 16 * 3600
+        for k in range(3):
+            b.conn(th + k * 120, "PER-01", "connect", f"203.0.113.66:5{k:04d}")
+            b.conn(th + k * 120 + 60, "PER-01", "connect", f"198.51.100.14:4{k:04d}")
+        # 7. security downgrade on EDI-05 (1.6) and EDI-03 (2.0.1)
         b.call(
-            te + n * 50, "EDI-04", "1.6", "Authorize", {"idTag": guess}, {"idTagInfo": {"status": "Invalid"}}
-        )
-    # 4. meter rollback inside a 1.6 session on DUN-02: the register drops back by 5 kWh mid-session
-    if rollback_tx:
-        b.call(
-            rollback_at,
-            "DUN-02",
+            t0 + 17 * 3600,
+            "EDI-05",
             "1.6",
-            "MeterValues",
+            "ChangeConfiguration",
+            {"key": "SecurityProfile", "value": "0"},
+            {"status": "Rejected"},
+            sender="csms",
+        )
+        b.call(
+            t0 + 17 * 3600 + 30,
+            "EDI-05",
+            "1.6",
+            "ChangeConfiguration",
+            {"key": "AllowOfflineTxForUnknownId", "value": "true"},
+            {"status": "Accepted"},
+            sender="csms",
+        )
+        b.call(
+            t0 + 17 * 3600 + 90,
+            "EDI-03",
+            "2.0.1",
+            "SetVariables",
             {
-                "connectorId": 1,
-                "transactionId": int(rollback_tx),
-                "meterValue": [
+                "setVariableData": [
                     {
-                        "timestamp": format_ts_s(rollback_at),
-                        "sampledValue": [
-                            {
-                                "value": str(int(rollback_wh)),
-                                "measurand": "Energy.Active.Import.Register",
-                                "unit": "Wh",
-                                "context": "Sample.Periodic",
-                            }
-                        ],
+                        "attributeValue": "true",
+                        "component": {"name": "AuthCtrlr"},
+                        "variable": {"name": "OfflineTxForUnknownIdEnabled"},
                     }
-                ],
+                ]
             },
+            {
+                "setVariableResult": [
+                    {
+                        "attributeStatus": "Accepted",
+                        "component": {"name": "AuthCtrlr"},
+                        "variable": {"name": "OfflineTxForUnknownIdEnabled"},
+                    }
+                ]
+            },
+            sender="csms",
+        )
+        # 8. firmware downgrade on EDI-02 after a reboot
+        b.boot(t0 + 18 * 3600, "EDI-02", "2.0.1", "2.1.0", "198.51.100.18:40008")
+        # 9. firmware update from a bare IP over plain HTTP with credentials in the URL
+        b.call(
+            t0 + 18 * 3600 + 600,
+            "PER-03",
+            "2.0.1",
+            "UpdateFirmware",
+            {
+                "requestId": 7,
+                "firmware": {
+                    "location": "http://updater:s3cr3t@192.0.2.45/fw/eve-2.9.bin",
+                    "retrieveDateTime": format_ts_s(t0 + 18 * 3600 + 600),
+                },
+            },
+            {"status": "Accepted"},
+            sender="csms",
+        )
+        # 10. tamper detection on DUN-03
+        b.call(
+            t0 + 19 * 3600,
+            "DUN-03",
+            "2.0.1",
+            "SecurityEventNotification",
+            {"type": "TamperDetectionActivated", "timestamp": format_ts_s(t0 + 19 * 3600)},
             {},
         )
-    # 6. SaiFlow hijack: a second connection for PER-01 from another address while the first is open, alternating
-    th = t0 + 16 * 3600
-    for k in range(3):
-        b.conn(th + k * 120, "PER-01", "connect", f"203.0.113.66:5{k:04d}")
-        b.conn(th + k * 120 + 60, "PER-01", "connect", f"198.51.100.14:4{k:04d}")
-    # 7. security downgrade on EDI-05 (1.6) and EDI-03 (2.0.1)
-    b.call(
-        t0 + 17 * 3600,
-        "EDI-05",
-        "1.6",
-        "ChangeConfiguration",
-        {"key": "SecurityProfile", "value": "0"},
-        {"status": "Rejected"},
-        sender="csms",
-    )
-    b.call(
-        t0 + 17 * 3600 + 30,
-        "EDI-05",
-        "1.6",
-        "ChangeConfiguration",
-        {"key": "AllowOfflineTxForUnknownId", "value": "true"},
-        {"status": "Accepted"},
-        sender="csms",
-    )
-    b.call(
-        t0 + 17 * 3600 + 90,
-        "EDI-03",
-        "2.0.1",
-        "SetVariables",
-        {
-            "setVariableData": [
-                {
-                    "attributeValue": "true",
-                    "component": {"name": "AuthCtrlr"},
-                    "variable": {"name": "OfflineTxForUnknownIdEnabled"},
-                }
-            ]
-        },
-        {
-            "setVariableResult": [
-                {
-                    "attributeStatus": "Accepted",
-                    "component": {"name": "AuthCtrlr"},
-                    "variable": {"name": "OfflineTxForUnknownIdEnabled"},
-                }
-            ]
-        },
-        sender="csms",
-    )
-    # 8. firmware downgrade on EDI-02 after a reboot
-    b.boot(t0 + 18 * 3600, "EDI-02", "2.0.1", "2.1.0", "198.51.100.18:40008")
-    # 9. firmware update from a bare IP over plain HTTP with credentials in the URL
-    b.call(
-        t0 + 18 * 3600 + 600,
-        "PER-03",
-        "2.0.1",
-        "UpdateFirmware",
-        {
-            "requestId": 7,
-            "firmware": {
-                "location": "http://updater:s3cr3t@192.0.2.45/fw/eve-2.9.bin",
-                "retrieveDateTime": format_ts_s(t0 + 18 * 3600 + 600),
-            },
-        },
-        {"status": "Accepted"},
-        sender="csms",
-    )
-    # 10. tamper detection on DUN-03
-    b.call(
-        t0 + 19 * 3600,
-        "DUN-03",
-        "2.0.1",
-        "SecurityEventNotification",
-        {"type": "TamperDetectionActivated", "timestamp": format_ts_s(t0 + 19 * 3600)},
-        {},
-    )
-    # 11. malformed frames from PER-02: bad shapes, unknown actions, schema violations
-    tm = t0 + 21 * 3600
-    bad_frames: list[Any] = [
-        [2, "x1", "../../v201/schemas/Reset", {}],
-        [2, "x2", "Authorize", {"idTag": "0123456789ABCDEF0123456789"}],
-        [7, "x3"],
-        [3, "never-asked", {}],
-        [2, "x4", "StatusNotification", {"connectorId": "one", "status": "Charging", "errorCode": "NoError"}],
-        "not even a list",
-    ]
-    for n, frame in enumerate(bad_frames * 2):
-        b.line(tm + n * 5, "PER-02", "1.6", "station", frame)
+        # 11. malformed frames from PER-02: bad shapes, unknown actions, schema violations
+        tm = t0 + 21 * 3600
+        bad_frames: list[Any] = [
+            [2, "x1", "../../v201/schemas/Reset", {}],
+            [2, "x2", "Authorize", {"idTag": "0123456789ABCDEF0123456789"}],
+            [7, "x3"],
+            [3, "never-asked", {}],
+            [
+                2,
+                "x4",
+                "StatusNotification",
+                {"connectorId": "one", "status": "Charging", "errorCode": "NoError"},
+            ],
+            "not even a list",
+        ]
+        for n, frame in enumerate(bad_frames * 2):
+            b.line(tm + n * 5, "PER-02", "1.6", "station", frame)
     lines = []
     for t, line in sorted(b.emits, key=lambda e: e[0]):
         line["ts"] = format_ts(t)

@@ -64,7 +64,7 @@ def at(minutes: float = 0.0, *, seconds: float = 0.0) -> datetime:
     return BASE_TS + timedelta(minutes=minutes, seconds=seconds)
 
 
-def an_event(event_type: type[T], **override: Any) -> T:
+def an_event(event_type: type[T], /, **override: Any) -> T:
     """Build an event of ``event_type`` with defaults; ``at`` defaults to ``ts`` when only ``ts`` is given."""
     values: dict[str, Any] = {}
     for f in fields(event_type):  # type: ignore[arg-type]

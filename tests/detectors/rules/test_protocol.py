@@ -68,6 +68,18 @@ def test_probing_unknown_actions_is_high() -> None:
     assert [a.severity for a in run_detector(make_detector(Malformed), near)] == [Severity.LOW]
 
 
+def test_fuzzer_mix_of_violations_is_high() -> None:
+    reasons = ["unknown_action", "schema", "bad_message_type", "orphan_result", "not_json"]
+    events = [violation(i * 5, reason, action=None) for i, reason in enumerate(reasons)]
+    alerts = run_detector(make_detector(Malformed), events)
+    assert len(alerts) == 1
+    assert alerts[0].severity is Severity.HIGH
+    assert alerts[0].ts == at()
+    assert alerts[0].last_ts == at(seconds=15)  # the fourth kind of violation escalated it
+    three_kinds = [violation(i * 5, r) for i, r in enumerate(["schema", "orphan_result", "duplicate_id"])]
+    assert [a.severity for a in run_detector(make_detector(Malformed), three_kinds)] == [Severity.LOW]
+
+
 def test_oversize_is_medium_and_stations_are_separate_incidents() -> None:
     events = [violation(0, "oversize"), violation(1, "schema", station="CP-2")]
     alerts = sorted(run_detector(make_detector(Malformed), events), key=lambda a: a.ts)

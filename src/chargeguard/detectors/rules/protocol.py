@@ -51,6 +51,7 @@ class MalformedConfig:
     sustained_count: violations per station within the window that make a sustained stream (medium).
     storm_count: violations per station within the window that make a storm (high).
     distinct_unknown_actions: distinct unknown action names from one station that look like probing (high).
+    distinct_reasons: different kinds of violation from one station within the window (a fuzzer's mix; high).
     reemit_s: while violations go on at the same severity, evidence is added at most this often.
     """
 
@@ -58,6 +59,7 @@ class MalformedConfig:
     sustained_count: int = 20
     storm_count: int = 100
     distinct_unknown_actions: int = 5
+    distinct_reasons: int = 4
     reemit_s: float = 300.0
 
 
@@ -69,8 +71,9 @@ class Malformed(Detector[MalformedConfig]):
     station. One violation is low; ``sustained_count`` within ``window_s`` medium and ``storm_count`` high;
     oversize frames, bad encodings and wrong-direction actions are medium at once; path-like action names
     (``../../v201/schemas/X``, which the ``ocpp`` library would resolve to another version's schema) and
-    ``distinct_unknown_actions`` different unknown actions (probing, fuzzing) are high. Evidence lists reasons,
-    directions and counts, and unknown action names only when they are plain identifiers - never payload content.
+    ``distinct_unknown_actions`` different unknown actions or ``distinct_reasons`` different kinds of violation
+    within the window (probing, fuzzing) are high. Evidence lists reasons, directions and counts, and unknown
+    action names only when they are plain identifiers - never payload content.
 
     Why: malformed traffic is how parsers are fuzzed and crashed (EVerest libocpp #649, #1104, #1129), how
     replay and injection show on plaintext links (duplicate ids, orphan results; DOMAIN #29), and a sign of a
@@ -133,6 +136,12 @@ class Malformed(Detector[MalformedConfig]):
                 st.unknown_actions.add(event.action)
         if len(st.unknown_actions) >= cfg.distinct_unknown_actions and severity < Severity.HIGH:
             severity, why = Severity.HIGH, f"{len(st.unknown_actions)} different unknown actions"
+        in_window = Counter(st.window)
+        if len(in_window) >= cfg.distinct_reasons and severity < Severity.HIGH:
+            severity, why = (
+                Severity.HIGH,
+                f"{len(in_window)} different kinds of violation in {cfg.window_s:.0f} s",
+            )
         if len(st.window) >= cfg.storm_count and severity < Severity.HIGH:
             severity, why = Severity.HIGH, f"{len(st.window)} violations in {cfg.window_s:.0f} s"
         elif len(st.window) >= cfg.sustained_count and severity < Severity.MEDIUM:
@@ -140,7 +149,6 @@ class Malformed(Detector[MalformedConfig]):
         if not st.throttle.ready(event.ts) and severity <= st.last_severity:
             return ()
         st.last_severity = max(st.last_severity, severity)
-        in_window = Counter(st.window)
         return (
             self.finding(
                 "ocpp.malformed",

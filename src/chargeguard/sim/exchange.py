@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import random
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -238,13 +239,16 @@ def _first(item: Emit) -> float:
 
 def session_lines(plan: SessionPlan, *, rng: random.Random, ids: MessageIds) -> list[Line]:
     """The capture lines of ``plan`` in ts order (see the module docstring for the shape of the traffic)."""
-    return finish(session_emits(plan, rng=rng, ids=ids))
+    return finish(list(session_emits(plan, rng=rng, ids=ids)))
 
 
 def session_emits(
     plan: SessionPlan, *, rng: random.Random, ids: MessageIds, clock_offset_s: float = 0.0
-) -> list[Emit]:
-    """Unsorted ``(t, line)`` pairs of :func:`session_lines`; payload clocks run ``clock_offset_s`` ahead."""
+) -> Iterator[Emit]:
+    """Lazily, the ``(t, line)`` pairs of :func:`session_lines` in ``t`` order (lines' "ts" not yet filled).
+
+    Payload clocks run ``clock_offset_s`` ahead of true time.
+    """
     if plan.ocpp == "1.6":
         return _Session16(plan, rng, ids, clock_offset_s).run()
     return _Session201(plan, rng, ids, clock_offset_s).run()
@@ -258,7 +262,6 @@ class _SessionBase:
         self.rng = rng
         self.ids = ids
         self.offset = clock_offset_s
-        self.out: list[Emit] = []
         self.start = epoch(plan.start)
         self.end = epoch(plan.end)
         self.duration = self.end - self.start
@@ -280,20 +283,14 @@ class _SessionBase:
 
     def send(
         self, t_payload: float, action: str, payload: dict[str, Any], response: dict[str, Any] | None
-    ) -> None:
-        # Transport never runs backwards within a session, whatever the plan's payload times say.
+    ) -> list[Emit]:
+        # Transport never runs backwards within a session, whatever the plan's payload times say, and the
+        # station waits for each answer before its next CALL (one CALL in flight, as OCPP-J requires).
         t = max(t_payload + 0.02 + self.rng.random() * 0.3, self.last_ts + 0.001)
-        self.last_ts = call(
-            self.out,
-            t,
-            self.plan.station,
-            self.plan.ocpp,
-            action,
-            payload,
-            response,
-            rng=self.rng,
-            ids=self.ids,
-        )
+        out: list[Emit] = []
+        call(out, t, self.plan.station, self.plan.ocpp, action, payload, response, rng=self.rng, ids=self.ids)
+        self.last_ts = out[-1][0]
+        return out
 
     def register_at(self, t: float) -> int:
         return round(self.plan.meter_start_wh + self.profile.energy_at(t - self.start))
@@ -317,42 +314,44 @@ class _SessionBase:
 
 
 class _Session16(_SessionBase):
-    def status(self, t: float, status: str) -> None:
+    def status(self, t: float, status: str) -> list[Emit]:
         payload = {
             "connectorId": self.plan.connector_id,
             "errorCode": "NoError",
             "status": status,
             "timestamp": self.stamp(t),
         }
-        self.send(t, "StatusNotification", payload, {})
+        return self.send(t, "StatusNotification", payload, {})
 
-    def run(self) -> list[Emit]:
+    def run(self) -> Iterator[Emit]:
         plan = self.plan
         id_tag = plan.token if plan.token is not None else f"NOAUTH{self.tx}"[:20]
         status = plan.auth_status if plan.auth_status in AUTH_16 else "Invalid"
-        self.status(self.plug, "Preparing")
+        yield from self.status(self.plug, "Preparing")
         if plan.token is not None:
-            self.send(self.authorize, "Authorize", {"idTag": id_tag}, {"idTagInfo": {"status": status}})
+            yield from self.send(
+                self.authorize, "Authorize", {"idTag": id_tag}, {"idTagInfo": {"status": status}}
+            )
         if self.refused:
-            self.status(self.authorize + 20.0 + self.rng.random() * 60.0, "Available")
-            return self.out
+            yield from self.status(self.authorize + 20.0 + self.rng.random() * 60.0, "Available")
+            return
         start_payload = {
             "connectorId": plan.connector_id,
             "idTag": id_tag,
             "meterStart": self.meter_start,
             "timestamp": self.stamp(self.start),
         }
-        self.send(
+        yield from self.send(
             self.start,
             "StartTransaction",
             start_payload,
             {"transactionId": int(self.tx), "idTagInfo": {"status": status}},
         )
-        self.status(self.start + 0.5 + self.rng.random(), "Charging")
+        yield from self.status(self.start + 0.5 + self.rng.random(), "Charging")
         suspended = self.suspended_at()
         for t in self.sample_times():
             if suspended is not None and t >= suspended:
-                self.status(suspended, "SuspendedEV")
+                yield from self.status(suspended, "SuspendedEV")
                 suspended = None
             sampled = [
                 {
@@ -375,7 +374,7 @@ class _Session16(_SessionBase):
                 "transactionId": int(self.tx),
                 "meterValue": [{"timestamp": self.stamp(t), "sampledValue": sampled}],
             }
-            self.send(t, "MeterValues", payload, {})
+            yield from self.send(t, "MeterValues", payload, {})
         reason = plan.stop_reason if plan.stop_reason in REASONS_16 else "Other"
         stop_payload: dict[str, Any] = {
             "meterStop": self.meter_stop,
@@ -385,23 +384,22 @@ class _Session16(_SessionBase):
         }
         if reason == "Local":
             stop_payload["idTag"] = id_tag
-        self.send(self.end, "StopTransaction", stop_payload, {"idTagInfo": {"status": status}})
-        self.status(self.end + 0.5 + self.rng.random(), "Finishing")
-        self.status(self.unplug, "Available")
-        return self.out
+        yield from self.send(self.end, "StopTransaction", stop_payload, {"idTagInfo": {"status": status}})
+        yield from self.status(self.end + 0.5 + self.rng.random(), "Finishing")
+        yield from self.status(self.unplug, "Available")
 
 
 class _Session201(_SessionBase):
-    def status(self, t: float, status: str) -> None:
+    def status(self, t: float, status: str) -> list[Emit]:
         payload = {
             "timestamp": self.stamp(t),
             "connectorStatus": status,
             "evseId": self.plan.evse_id,
             "connectorId": self.plan.connector_id,
         }
-        self.send(t, "StatusNotification", payload, {})
+        return self.send(t, "StatusNotification", payload, {})
 
-    def run(self) -> list[Emit]:
+    def run(self) -> Iterator[Emit]:
         plan = self.plan
         status = plan.auth_status if plan.auth_status in AUTH_201 else "Invalid"
         if plan.token is None:
@@ -409,22 +407,24 @@ class _Session201(_SessionBase):
         else:
             id_token = {"idToken": plan.token, "type": "ISO14443"}
         token_info = {"idTokenInfo": {"status": status}}
-        self.status(self.plug, "Occupied")
+        yield from self.status(self.plug, "Occupied")
         start_at_plug = self.rng.random() < 0.5
         self.seq = 0
         if start_at_plug and not self.refused:
-            self.event("Started", self.plug, "CablePluggedIn", "EVConnected", energy="Transaction.Begin")
+            yield from self.event(
+                "Started", self.plug, "CablePluggedIn", "EVConnected", energy="Transaction.Begin"
+            )
         if plan.token is not None:
-            self.send(self.authorize, "Authorize", {"idToken": id_token}, token_info)
+            yield from self.send(self.authorize, "Authorize", {"idToken": id_token}, token_info)
         if self.refused:
-            self.status(self.authorize + 20.0 + self.rng.random() * 60.0, "Available")
-            return self.out
+            yield from self.status(self.authorize + 20.0 + self.rng.random() * 60.0, "Available")
+            return
         if start_at_plug:
-            self.event(
+            yield from self.event(
                 "Updated", self.start, "Authorized", "Charging", id_token=id_token, response=token_info
             )
         else:
-            self.event(
+            yield from self.event(
                 "Started",
                 self.start,
                 "Authorized",
@@ -433,18 +433,22 @@ class _Session201(_SessionBase):
                 response=token_info,
                 energy="Transaction.Begin",
             )
-            self.event("Updated", self.start + 0.5 + self.rng.random(), "ChargingStateChanged", "Charging")
+            yield from self.event(
+                "Updated", self.start + 0.5 + self.rng.random(), "ChargingStateChanged", "Charging"
+            )
         suspended = self.suspended_at()
         for t in self.sample_times():
             if suspended is not None and t >= suspended:
-                self.event("Updated", suspended, "ChargingStateChanged", "SuspendedEV")
+                yield from self.event("Updated", suspended, "ChargingStateChanged", "SuspendedEV")
                 suspended = None
-            self.event("Updated", t, "MeterValuePeriodic", None, energy="Sample.Periodic", power=True)
+            yield from self.event(
+                "Updated", t, "MeterValuePeriodic", None, energy="Sample.Periodic", power=True
+            )
         reason = _REASON_201.get(plan.stop_reason, plan.stop_reason)
         reason = reason if reason in REASONS_201 else "Other"
         trigger = _TRIGGER_FOR_REASON.get(reason, "AbnormalCondition")
         state = "Idle" if reason == "EVDisconnected" else "EVConnected"
-        self.event(
+        yield from self.event(
             "Ended",
             self.end,
             trigger,
@@ -454,8 +458,7 @@ class _Session201(_SessionBase):
             energy="Transaction.End",
             stopped_reason=reason,
         )
-        self.status(self.unplug, "Available")
-        return self.out
+        yield from self.status(self.unplug, "Available")
 
     def event(
         self,
@@ -469,7 +472,7 @@ class _Session201(_SessionBase):
         energy: str | None = None,
         power: bool = False,
         stopped_reason: str | None = None,
-    ) -> None:
+    ) -> list[Emit]:
         info: dict[str, Any] = {"transactionId": self.tx}
         if charging_state is not None:
             info["chargingState"] = charging_state
@@ -507,4 +510,4 @@ class _Session201(_SessionBase):
                     }
                 )
             payload["meterValue"] = [{"timestamp": self.stamp(t), "sampledValue": sampled}]
-        self.send(t, "TransactionEvent", payload, response if response is not None else {})
+        return self.send(t, "TransactionEvent", payload, response if response is not None else {})

@@ -7,34 +7,31 @@ from datetime import UTC, datetime
 
 from chargeguard.errors import InputError
 
-_minute_cache: dict[int, str] = {}
+_CACHE_LIMIT = 200_000
+_second_cache: dict[int, str] = {}
+
+
+def _prefix(sec: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of whole epoch second ``sec`` (cached: lines come in time order)."""
+    text = _second_cache.get(sec)
+    if text is None:
+        if len(_second_cache) >= _CACHE_LIMIT:
+            _second_cache.clear()
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _second_cache[sec] = text
+    return text
 
 
 def format_ts(t: float) -> str:
-    """``t`` (epoch seconds) as ``YYYY-MM-DDTHH:MM:SS.mmmZ``; minutes are cached so this stays cheap."""
+    """``t`` (epoch seconds) as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (milliseconds, rounded half up)."""
     ms = int(t * 1000.0 + 0.5) if t >= 0 else -int(-t * 1000.0 + 0.5)
-    sec, milli = divmod(ms, 1000)
-    minute, s = divmod(sec, 60)
-    prefix = _minute_cache.get(minute)
-    if prefix is None:
-        if len(_minute_cache) > 4096:
-            _minute_cache.clear()
-        prefix = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
-        _minute_cache[minute] = prefix
-    return f"{prefix}{s:02d}.{milli:03d}Z"
+    sec = ms // 1000
+    return f"{_prefix(sec)}.{ms - sec * 1000:03d}Z"
 
 
 def format_ts_s(t: float) -> str:
     """``t`` as ``YYYY-MM-DDTHH:MM:SSZ`` (whole seconds, the way many stations write payload timestamps)."""
-    sec = int(t // 1)
-    minute, s = divmod(sec, 60)
-    prefix = _minute_cache.get(minute)
-    if prefix is None:
-        if len(_minute_cache) > 4096:
-            _minute_cache.clear()
-        prefix = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
-        _minute_cache[minute] = prefix
-    return f"{prefix}{s:02d}Z"
+    return f"{_prefix(int(t // 1))}Z"
 
 
 def epoch(moment: datetime) -> float:

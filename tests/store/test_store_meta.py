@@ -25,7 +25,8 @@ def test_mark_pseudonymised_merges_key_versions(store: Store) -> None:
     assert store.pseudonym_key_versions() == frozenset({1, 3})
 
 
-def test_any_alert_counts_as_pseudonymised_data(store: Store, store_url: str) -> None:
+def test_any_alert_counts_as_pseudonymised_data(store_url: str) -> None:
+    store = Store.open(store_url)
     alert = Alert(
         id="al_x",
         kind="meter.rollback",
@@ -42,6 +43,7 @@ def test_any_alert_counts_as_pseudonymised_data(store: Store, store_url: str) ->
     store.save_alerts([alert])
     # evidence may carry pseudonyms the store cannot see: data of any kind counts
     assert store.has_pseudonymised_data()
+    store.close()
     with Store.open(store_url) as again:
         assert again.has_pseudonymised_data()
 

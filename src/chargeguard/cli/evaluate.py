@@ -10,16 +10,25 @@ import structlog
 import typer
 from rich.console import Console
 
-from chargeguard.errors import ChargeguardError, InputError
+from chargeguard.errors import ChargeguardError, ConfigError, InputError
 from chargeguard.eval.matching import DEFAULT_GRACE_S
 from chargeguard.eval.metrics import evaluate
 from chargeguard.eval.records import load_alerts, load_truth
 from chargeguard.eval.report import print_evaluation
 from chargeguard.eval.sessions import count_sessions
+from chargeguard.logs import configure_logging
+from chargeguard.sources.datasets.registry import FORMATS, import_dataset
+from chargeguard.sources.datasets.render import OCPP_CHOICES, RenderOptions, write_import
 
 log = structlog.get_logger("chargeguard.cli.evaluate")
 
 MAX_EXAMPLES = 5
+PIPE_WIDTH = 200  # tables piped to files or tests are not wrapped at 80 columns
+
+
+def make_console(*, stderr: bool) -> Console:
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=PIPE_WIDTH)
 
 
 def report_errors(console: Console, label: str, errors: list[InputError]) -> None:
@@ -49,9 +58,10 @@ def eval_command(
     ] = DEFAULT_GRACE_S,
 ) -> None:
     """Match alerts to labelled incidents; report recall, precision, F1, delay and false alerts per kind."""
+    configure_logging("warning", "json")
     to_stdout = json_out is not None and str(json_out) == "-"
-    console = Console(stderr=to_stdout)
-    err = Console(stderr=True)
+    console = make_console(stderr=to_stdout)
+    err = make_console(stderr=True)
     if sessions is not None and capture is not None:
         raise typer.BadParameter("give either --sessions or --capture, not both")
     try:
@@ -89,6 +99,60 @@ def eval_command(
             json_out.write_bytes(data)
 
 
+def import_sessions_command(
+    inputs: Annotated[list[Path], typer.Argument(help="Dataset files or directories.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for capture.jsonl, stations.csv and reports.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help=f"One of {', '.join(FORMATS)}.")],
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", help="Column mapping (TOML/JSON), csv only.")
+    ] = None,
+    ocpp: Annotated[str, typer.Option("--ocpp", help="1.6, 2.0.1 or mix (one version per station).")] = "mix",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of tokens, registers and timing jitter.")] = 0,
+    sample_interval_s: Annotated[
+        float, typer.Option("--sample-interval", min=0.0, help="Seconds between MeterValues (0 = none).")
+    ] = 300.0,
+) -> None:
+    """Turn a public charging-session dataset into an OCPP capture with a station inventory."""
+    configure_logging("warning", "json")
+    err = make_console(stderr=True)
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    if ocpp not in OCPP_CHOICES:
+        raise typer.BadParameter(f"--ocpp must be one of {', '.join(OCPP_CHOICES)}")
+    missing = [str(p) for p in inputs if not p.exists()]
+    if missing:
+        err.print(f"[red]error:[/] input not found: {', '.join(missing)}", highlight=False)
+        raise typer.Exit(1)
+    try:
+        data = import_dataset(fmt, inputs, mapping=mapping)
+    except ChargeguardError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from exc
+    if not data.sessions:
+        for problem in data.problems[:MAX_EXAMPLES]:
+            err.print(f"[yellow]unparsable row[/] {problem}", highlight=False)
+        err.print("[red]error:[/] no session could be read", highlight=False)
+        raise typer.Exit(1)
+    options = RenderOptions(ocpp=ocpp, seed=seed, sample_interval_s=sample_interval_s)
+    report = write_import(data, out, options, inputs)
+    for problem in data.problems[:MAX_EXAMPLES]:
+        err.print(f"[yellow]unparsable row[/] {problem}", highlight=False)
+    if len(data.problems) > MAX_EXAMPLES:
+        err.print(f"... and {len(data.problems) - MAX_EXAMPLES} more unparsable row(s)")
+    for note in data.notes:
+        err.print(f"note: {note}", highlight=False)
+    odd = ", ".join(f"{k} {v}" for k, v in report["oddities"].items()) or "none"
+    err.print(
+        f"{report['sessions']} sessions ({report['open_sessions']} never stopped) at {report['stations']} "
+        f"stations -> {report['frames']} frames in {out / 'capture.jsonl'}; {report['unparsable_rows']} "
+        f"unparsable row(s); oddities: {odd}",
+        highlight=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
     app.command("eval")(eval_command)
+    app.command("import-sessions")(import_sessions_command)

@@ -181,22 +181,23 @@ class _Rate:
     learned: int = 0
     flagged: int = 0  # 0: quiet bucket, 1: flood reported, 2: escalated to high
 
-    def add(self, t: float, bucket_s: float, alpha: float) -> None:
-        bucket = int(t // bucket_s)
-        if bucket != self.bucket:
-            if self.bucket >= 0 and bucket > self.bucket:
-                if not self.flagged:
-                    self.ewma += alpha * (self.count - self.ewma)
-                    self.learned += 1
-                gaps = min(bucket - self.bucket - 1, 10_000)
-                self.ewma *= (1.0 - alpha) ** gaps
-            self.bucket, self.count, self.flagged = bucket, 0, 0
-        self.count += 1
+    threshold: float = 0.0
+
+    def roll(self, bucket: int, alpha: float) -> None:
+        """Close the current bucket (learning from it unless it was flagged) and open ``bucket``."""
+        if self.bucket >= 0 and bucket > self.bucket:
+            if not self.flagged:
+                self.ewma += alpha * (self.count - self.ewma)
+                self.learned += 1
+            gaps = min(bucket - self.bucket - 1, 10_000)
+            self.ewma *= (1.0 - alpha) ** gaps
+        self.bucket, self.count, self.flagged = bucket, 0, 0
 
 
 @dataclass(slots=True)
 class _Station:
     rates: dict[str, _Rate] = field(default_factory=dict)
+    touched: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +257,8 @@ class Flood(Detector[FloodConfig]):
     def __init__(self, config: FloodConfig, context: DetectorContext) -> None:
         super().__init__(config, context)
         self._state: BoundedState[str, _Station] = BoundedState(context.limits.max_keys, context.limits.ttl_s)
+        # the state is touched (TTL and LRU order) at most this often per station; the baseline needs no more
+        self._touch_every_s = min(context.limits.ttl_s / 8, 600.0)
         c = config
         self._metrics: dict[str, tuple[float, int, str]] = {
             "frames": (c.frames_bucket_s, c.frames_floor, "frames sent"),
@@ -283,14 +286,28 @@ class Flood(Detector[FloodConfig]):
         return ()
 
     def _count(self, station: str, metric: str, event: FrameSeen | ConnectionEvent) -> tuple[Finding, ...]:
-        cfg = self.config
+        # hot path (every frame): one dict lookup and a compare; state is touched once per bucket
         bucket_s, floor, noun = self._metrics[metric]
-        st = self._state.setdefault(station, _Station, event.ts)
+        t = event.ts.timestamp()
+        bucket = int(t // bucket_s)
+        st = self._state.get(station)
+        if st is None:
+            st = _Station(touched=t)
+            self._state.put(station, st, event.ts)
+        elif t - st.touched > self._touch_every_s:
+            st.touched = t
+            self._state.put(station, st, event.ts)
         rate = st.rates.get(metric)
         if rate is None:
             rate = st.rates[metric] = _Rate()
-        rate.add(event.ts.timestamp(), bucket_s, cfg.alpha)
-        threshold = max(float(floor), cfg.factor * rate.ewma)
+        if bucket != rate.bucket:
+            cfg = self.config
+            rate.roll(bucket, cfg.alpha)
+            rate.threshold = max(float(floor), cfg.factor * rate.ewma)
+        rate.count += 1
+        if rate.count < rate.threshold:
+            return ()
+        threshold = rate.threshold
         level = 2 if rate.count >= 10 * threshold else 1 if rate.count >= threshold else 0
         if level <= rate.flagged:
             return ()

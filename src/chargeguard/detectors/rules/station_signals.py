@@ -200,6 +200,12 @@ class ClockSkew(Detector[ClockSkewConfig]):
             skew = event.at.timestamp() - now
         except (OverflowError, ValueError, OSError):
             return ()
+        if -cfg.behind_threshold_s <= skew <= cfg.ahead_threshold_s:
+            # hot path: a healthy reading only ends a streak; it needs no state of its own
+            healthy = self._state.get(event.station)
+            if healthy is not None and healthy.streak:
+                healthy.streak.clear()
+            return ()
         st = self._state.setdefault(event.station, _Clock, event.ts)
         if st.throttle is None:
             st.throttle = Throttle(cfg.reemit_s)
@@ -212,11 +218,8 @@ class ClockSkew(Detector[ClockSkewConfig]):
             skew < -cfg.behind_threshold_s and not event.queued and not in_replay
         ):
             sign = -1
-        elif skew < -cfg.behind_threshold_s:
-            return ()  # a queued message: neither evidence nor a sign of a healthy clock
         else:
-            st.streak.clear()
-            return ()
+            return ()  # a queued message: neither evidence nor a sign of a healthy clock
         if st.streak and (st.streak[-1] > 0) != (sign > 0):
             st.streak.clear()
         st.streak.append(skew)

@@ -168,6 +168,40 @@ def test_duplicate_connection_near_misses() -> None:
     assert run_detector(make_detector(DuplicateConnection), half_dead) == []
 
 
+def test_gateway_refused_duplicate_is_reported_and_replacement_is_not() -> None:
+    refused = [
+        conn(0, "connect", remote="198.51.100.7:5000"),
+        conn(
+            3,
+            "action",
+            remote="203.0.113.66:1",
+            detail={"action": "duplicate_refused", "reason": "old_connection_alive"},
+        ),
+        conn(
+            4,
+            "action",
+            remote="203.0.113.66:2",
+            detail={"action": "duplicate_refused", "reason": "old_connection_alive"},
+        ),
+    ]
+    alerts = run_detector(make_detector(DuplicateConnection), refused)
+    assert len(alerts) == 1
+    assert (alerts[0].severity, alerts[0].ts, alerts[0].count) == (Severity.MEDIUM, at(3), 2)
+    assert alerts[0].evidence["open_remote_hosts"] == ["198.51.100.7"]
+    replaced = [
+        conn(0, "connect", remote="198.51.100.7:5000"),
+        conn(
+            30,
+            "action",
+            remote="203.0.113.66:1",
+            detail={"action": "duplicate_replaced", "reason": "old_unresponsive"},
+        ),
+        conn(30.01, "connect", remote="203.0.113.66:1"),
+        conn(31, "action", remote="203.0.113.66:1", detail={"action": "denied", "reason": "too_large"}),
+    ]
+    assert run_detector(make_detector(DuplicateConnection), replaced) == []
+
+
 def test_duplicate_connection_alternating_addresses_is_one_high_alert() -> None:
     events = []
     for i, host in enumerate(["198.51.100.7", "203.0.113.66"] * 3):

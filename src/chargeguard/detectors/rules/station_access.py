@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -249,6 +249,11 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
     CSMSs dropped the real station or silently ignored it, allowing denial of service and energy theft (DOMAIN
     #26, SaiFlow 2023; OCPP 2.1 Part 4 §3.1.1 says not to rely on the URL alone).
 
+    Captures written by the chargeguard gateway carry its own decision instead of a second ``connect``: it pings
+    the current holder of the identity and refuses the newcomer when it answers (``duplicate_refused``, medium,
+    low from the holder's own address) or replaces a holder that did not answer (``duplicate_replaced``, no
+    alert: the old connection was dead).
+
     False positives: a reconnect after a clean disconnect, or from the same address (the old TCP connection
     was half-dead), never fires. Stations with two uplinks (LTE failover) may alternate addresses: allow-list
     them.
@@ -294,9 +299,46 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
                 elif st.open_hosts:
                     del st.open_hosts[next(iter(st.open_hosts))]
             return ()
+        if event.event == "action":
+            return self._gateway_action(event)
         if event.event != "connect":
             return ()
         return self._connect(event)
+
+    def _gateway_action(self, event: ConnectionEvent) -> list[Finding]:
+        """The chargeguard gateway's own duplicate policy: it pings the holder of the identity first."""
+        detail = event.detail if isinstance(event.detail, Mapping) else {}
+        action = detail.get("action")
+        if action == "duplicate_replaced":  # the old connection did not answer a ping: it was dead
+            st = self._state.get(event.station)
+            if st is not None:
+                st.open_hosts.clear()
+            return []
+        if action != "duplicate_refused":
+            return []
+        host = remote_host(event.remote)
+        st = self._state.get(event.station)
+        holders = sorted(h for h in (st.open_hosts if st is not None else {}) if h is not None)
+        same = host is not None and holders == [host]
+        alive = detail.get("reason") == "old_connection_alive"
+        return [
+            self.finding(
+                "station.duplicate_connection",
+                ts=event.ts,
+                incident=f"station:{event.station}",
+                summary=f"gateway refused a second connection for station {event.station} from {host or 'unknown'}"
+                + (" while the first was alive" if alive else " during a pending handshake"),
+                severity=Severity.LOW if same else Severity.MEDIUM,
+                confidence=0.5 if same else 0.85,
+                station=event.station,
+                evidence={
+                    "new_remote_host": host,
+                    "open_remote_hosts": holders,
+                    "gateway_reason": str(detail.get("reason", ""))[:40],
+                    "first_connection_active": alive,
+                },
+            )
+        ]
 
     def _connect(self, event: ConnectionEvent) -> list[Finding]:
         cfg = self.config

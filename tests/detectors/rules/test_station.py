@@ -78,6 +78,18 @@ def test_auth_failure_brute_force_on_one_identity_is_one_alert() -> None:
     assert alert.last_ts == at(12.0)
 
 
+def test_auth_failure_counts_gateway_reasons() -> None:
+    reasons = ["bad_credentials", "bad_credentials", "username_mismatch", "locked", "Bad Credentials!"]
+    events = [conn(i * 0.1, "auth_failed", detail={"reason": r}) for i, r in enumerate(reasons)]
+    alerts = run_detector(make_detector(AuthFailure), events)
+    assert alerts[0].evidence["reasons_so_far"] == {
+        "bad_credentials": 2,
+        "badcredentials": 1,  # foreign text is reduced to [a-z0-9_]
+        "locked": 1,
+        "username_mismatch": 1,
+    }
+
+
 def test_auth_failure_below_threshold_or_spread_out_is_silent() -> None:
     few = [conn(i, "auth_failed") for i in range(4)]
     assert run_detector(make_detector(AuthFailure), few) == []
@@ -342,6 +354,14 @@ def test_security_profile_baseline_from_report_and_raise_is_silent(ocpp: str) ->
     assert [a.severity for a in alerts] == [Severity.HIGH]
     upgrade = [conn(0, "connect", security_profile=1), change(1, PROFILE_KEY[ocpp], "2", ocpp)]
     assert run_detector(make_detector(SecurityDowngrade), upgrade) == []
+
+
+def test_gateway_refused_profile_downgrade_is_medium() -> None:
+    event = conn(0, "auth_failed", security_profile=1, detail={"reason": "security_profile_downgrade"})
+    alerts = run_detector(make_detector(SecurityDowngrade), [event])
+    assert [(a.severity, a.ts) for a in alerts] == [(Severity.MEDIUM, at(0))]
+    other = conn(0, "auth_failed", security_profile=1, detail={"reason": "bad_credentials"})
+    assert run_detector(make_detector(SecurityDowngrade), [other]) == []
 
 
 def test_reconnect_at_lower_profile_is_high() -> None:

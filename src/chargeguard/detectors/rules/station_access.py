@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -21,6 +23,7 @@ from chargeguard.events import (
 )
 
 _MAX_LISTED = 20
+_REASON = re.compile(r"[^a-z0-9_]")
 _REPORTED_AUTH_TYPES = frozenset({"FailedToAuthenticateAtCsms", "CsmsFailedToAuthenticate"})
 
 
@@ -28,6 +31,7 @@ _REPORTED_AUTH_TYPES = frozenset({"FailedToAuthenticateAtCsms", "CsmsFailedToAut
 class _Failures:
     window: EventWindow[str]
     throttle: Throttle
+    reasons: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,10 @@ class AuthFailure(Detector[AuthFailureConfig]):
         cap = 4 * max(cfg.per_station_failures, cfg.per_remote_failures)
         st = self._stations.setdefault(event.station, lambda: self._new(cap), event.ts)
         st.window.add(event.ts, host or "")
+        detail = event.detail if isinstance(event.detail, Mapping) else {}
+        reason = _REASON.sub("", str(detail.get("reason") or "unspecified").lower())[:40] or "unspecified"
+        if len(st.reasons) < _MAX_LISTED or reason in st.reasons:
+            st.reasons[reason] += 1
         if len(st.window) >= cfg.per_station_failures and st.throttle.ready(event.ts):
             hosts = sorted({h for h in st.window if h})
             out.append(
@@ -129,6 +137,7 @@ class AuthFailure(Detector[AuthFailureConfig]):
                         "window_s": cfg.window_s,
                         "remote_hosts": hosts[:_MAX_LISTED],
                         "distinct_remote_hosts": len(hosts),
+                        "reasons_so_far": dict(sorted(st.reasons.items())),
                     },
                 )
             )

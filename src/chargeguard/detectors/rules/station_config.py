@@ -3,7 +3,7 @@ settings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -171,7 +171,8 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
         SecurityCtrlr.SecurityProfile) below the highest profile seen for the station (from connections,
         configuration reports and earlier changes), whatever the station answered - high; setting profile 0
         on a station of unknown profile - medium;
-    (b) a (re)connection at a lower security_profile than the station used before - high;
+    (b) a (re)connection at a lower security_profile than the station used before - high; a connection the
+        chargeguard gateway refused as ``security_profile_downgrade`` - medium (blocked, but someone tried);
     (c) SetNetworkProfile with a lower securityProfile (high), a plaintext ``ws://`` CSMS URL (medium,
         high when the station was on profile 2 or 3), or a CSMS host outside ``trusted_csms_hosts`` / other
         than the hosts seen for the station before (high); with neither baseline nor allow-list, a low notice;
@@ -236,6 +237,20 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
         return ()
 
     def _connection(self, event: ConnectionEvent) -> list[Finding]:
+        detail = event.detail if isinstance(event.detail, Mapping) else {}
+        if event.event == "auth_failed" and detail.get("reason") == "security_profile_downgrade":
+            return [
+                self.finding(
+                    "station.security_downgrade",
+                    ts=event.ts,
+                    incident=f"station:{event.station}:profile",
+                    summary=f"gateway refused a connection for station {event.station} below its configured "
+                    "security profile",
+                    severity=Severity.MEDIUM,
+                    station=event.station,
+                    evidence={"security_profile": event.security_profile, "via": "gateway", "refused": True},
+                )
+            ]
         if event.event != "connect" or event.security_profile is None:
             return []
         st = self._state.setdefault(event.station, _Posture, event.ts)

@@ -222,7 +222,7 @@ class Csms16(Cp16):
 
     @on(Action16.heartbeat)
     async def on_heartbeat(self) -> r16.Heartbeat:
-        await asyncio.sleep(self.csms.delay_s)
+        await self.csms.pause()
         return r16.Heartbeat(current_time=dt.datetime.now(dt.UTC).isoformat())
 
     @on(Action16.authorize)
@@ -231,7 +231,7 @@ class Csms16(Cp16):
 
     @on(Action16.start_transaction)
     async def on_start(self, **kwargs: Any) -> r16.StartTransaction:
-        await asyncio.sleep(self.csms.delay_s)
+        await self.csms.pause()
         return r16.StartTransaction(transaction_id=4711, id_tag_info={"status": AuthorizationStatus.accepted})
 
     @on(Action16.meter_values)
@@ -256,12 +256,12 @@ class Csms201(Cp201):
 
     @on(Action201.heartbeat)
     async def on_heartbeat(self) -> r201.Heartbeat:
-        await asyncio.sleep(self.csms.delay_s)
+        await self.csms.pause()
         return r201.Heartbeat(current_time=dt.datetime.now(dt.UTC).isoformat())
 
     @on(Action201.transaction_event)
     async def on_tx(self, **kwargs: Any) -> r201.TransactionEvent:
-        await asyncio.sleep(self.csms.delay_s)
+        await self.csms.pause()
         return r201.TransactionEvent()
 
 
@@ -277,6 +277,13 @@ class Csms:
         self.points: dict[str, Cp16 | Cp201] = {}
         self.server: Server | None = None
         self.port = 0
+        self.wake = asyncio.Event()
+
+    async def pause(self) -> None:
+        """Answer after ``delay_s`` (cut short when the central system crashes or stops)."""
+        if self.delay_s > 0:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.delay_s)
 
     async def start(self) -> None:
         self.server = await serve(self._handle, "127.0.0.1", 0, subprotocols=list(self.subprotocols))  # type: ignore[arg-type]
@@ -310,11 +317,13 @@ class Csms:
     def crash(self) -> None:
         """Die abruptly: stop listening and drop every TCP connection without a close frame."""
         assert self.server is not None
+        self.wake.set()
         self.server.close(close_connections=False)
         for connection in self.connections:
             connection.transport.abort()
 
     async def stop(self) -> None:
+        self.wake.set()
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()

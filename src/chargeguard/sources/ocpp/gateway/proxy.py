@@ -273,7 +273,7 @@ class Gateway:
             self._action(
                 identity, remote, profile, {"action": "duplicate_replaced", "reason": "old_unresponsive"}
             )
-            await old.station.close(1001, "replaced by a new connection")
+            await force_close(old.station, 1001, "replaced by a new connection")
             await old.upstream.close(1001, "station reconnected")
             await old.closed.wait()
             return True
@@ -420,6 +420,14 @@ class Gateway:
         if status == http.HTTPStatus.UNAUTHORIZED:
             response.headers["WWW-Authenticate"] = 'Basic realm="chargeguard", charset="UTF-8"'
         return response
+
+
+async def force_close(connection: ServerConnection, code: int, reason: str, timeout_s: float = 1.0) -> None:
+    """Close with a close frame, but do not wait for a peer that stopped reading: abort after ``timeout_s``."""
+    try:
+        await asyncio.wait_for(connection.close(code, reason), timeout_s)
+    except TimeoutError:
+        connection.transport.abort()
 
 
 def _remote(connection: ServerConnection) -> str:

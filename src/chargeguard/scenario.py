@@ -187,25 +187,27 @@ def build(seed: int = 7, *, attacks: bool = True) -> tuple[list[Line], list[dict
     for i, token in enumerate(BENIGN_TOKENS):
         station = STATIONS[i % len(STATIONS)][0]
         slot = i // len(STATIONS)  # drivers sharing a home station use it at different times of day
-        for base_hour, spacing in ((6.0, 3.0), (15.0, 2.5)):
+        for base_hour, spacing in ((6.0, 3.0), (16.0, 2.5)):
             start = DAY + timedelta(hours=base_hour + slot * spacing, minutes=b.rng.randint(0, 25))
             minutes = 40 + b.rng.random() * 60
             kwh = min(power[station] * 0.8, 11.0) * minutes / 60 * (0.6 + 0.3 * b.rng.random())
             plans.append((start, station, token, minutes, kwh, "Accepted", None))
     if attacks:
         # 1. cloned card: Dundee and Edinburgh at the same time (about 60 km apart)
-        plans.append((DAY + timedelta(hours=12), "DUN-01", CLONED, 60, 9.0, "Accepted", None))
-        plans.append((DAY + timedelta(hours=12, minutes=20), "EDI-01", CLONED, 50, 8.0, "Accepted", None))
+        plans.append((DAY + timedelta(hours=14, minutes=10), "DUN-01", CLONED, 60, 9.0, "Accepted", None))
+        plans.append((DAY + timedelta(hours=14, minutes=30), "EDI-01", CLONED, 50, 8.0, "Accepted", None))
         # 2. blocked card: the CSMS says Blocked, the station charges anyway
-        plans.append((DAY + timedelta(hours=13), "PER-02", BLOCKED, 40, 18.0, "Blocked", None))
+        plans.append((DAY + timedelta(hours=14, minutes=10), "PER-02", BLOCKED, 40, 18.0, "Blocked", None))
         # 5. an AC 7.4 kW connector billing 40 kWh in one hour
-        plans.append((DAY + timedelta(hours=22), "DUN-04", BENIGN_TOKENS[4], 60, 40.0, "Accepted", 40.0))
+        plans.append(
+            (DAY + timedelta(hours=23, minutes=10), "DUN-04", BENIGN_TOKENS[4], 60, 40.0, "Accepted", 40.0)
+        )
     rollback_tx = ""
     rollback_at = rollback_wh = 0.0
     for start, station, card, minutes, kwh, status, max_kw in sorted(plans, key=lambda p: (p[0], p[1])):
         version = versions[station]
         tx_id = b.session(station, version, card, start, minutes, kwh, status=status, max_kw=max_kw)
-        if station == "DUN-02" and start.hour == 15 and not rollback_tx and version == "1.6":
+        if station == "DUN-02" and start.hour == 16 and not rollback_tx and version == "1.6":
             rollback_tx = tx_id
             rollback_at = epoch(start) + minutes * 30  # mid-session
             rollback_wh = b.meters[(station, 1)] - kwh * 1000 - 5000  # 5 kWh below the session's start

@@ -51,8 +51,8 @@ def scan(
         settings = settings_from_cli(config, db_url=db, lateness_s=lateness)
         configure_logging(settings.log_level, settings.log_format)
         to_stdout = alerts == "-"
-        out = Console(stderr=True) if to_stdout else Console()
-        err = Console(stderr=True)
+        out = Console(stderr=True, soft_wrap=True) if to_stdout else Console(soft_wrap=True)
+        err = Console(stderr=True, soft_wrap=True)
         inventory = load_inventory(stations) if stations else None
         store = None if no_store else open_store(settings)
         started = datetime.now(UTC)

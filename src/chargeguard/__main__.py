@@ -1,0 +1,5 @@
+"""``python -m chargeguard`` runs the CLI."""
+
+from chargeguard.cli import main
+
+main()

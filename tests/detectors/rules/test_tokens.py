@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -638,3 +641,83 @@ def test_state_stays_bounded_under_a_flood_of_tokens(cls: type[Any]) -> None:
             list(detector.process(event))
         list(detector.process(decision(station, tok(i), i * 0.1, "Invalid")))
     assert detector.state_size() <= 3 * 50
+
+
+# --------------------------------------------------------------------------------------------- real sessions
+
+DUNDEE = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "scotland-dundee"
+
+
+def _dundee() -> tuple[list[Event], Inventory]:
+    """Dundee City Council charge sessions (Jun-Sep 2018, OGL v3) as 1.6 start/stop events, with a coordinate
+    inventory. Sessions without a user id or an end are left out."""
+
+    def when(day: str, hm: str) -> datetime:
+        return datetime.strptime(f"{day} {hm}", "%d/%m/%Y %H:%M").replace(tzinfo=UTC)
+
+    with (DUNDEE / "cp-locations_enriched.csv").open(encoding="utf-8") as f:
+        coords = {
+            r["CP ID"].removeprefix("SCO"): (float(r["Latitude"]), float(r["Longitude"]))
+            for r in csv.DictReader(f)
+        }
+    timed: list[tuple[datetime, int, Event]] = []
+    sites: dict[str, str] = {}
+    with (DUNDEE / "charge-sessions-june-sept.csv").open(encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            if not (r["User ID"] and r["Start Date"] and r["End Date"]):
+                continue
+            began, ended = when(r["Start Date"], r["Start Time"]), when(r["End Date"], r["End Time"])
+            station, tx, token = r["CP ID"], r["Charging event"], f"user-{r['User ID']}"
+            sites[station] = r["Site"]
+            connector = r["Connector"]
+            timed.append(
+                (
+                    began,
+                    0,
+                    TransactionStarted(
+                        began, began, station, "1.6", tx, connector, token, 0.0, auth_status="Accepted"
+                    ),
+                )
+            )
+            stop = TransactionEnded(
+                ended,
+                ended,
+                station,
+                "1.6",
+                tx,
+                connector,
+                token,
+                None,
+                began,
+                0.0,
+                1000.0,
+                None,
+                0,
+                None,
+                None,
+                None,
+                True,
+            )
+            timed.append((ended, 1, stop))
+    timed.sort(key=lambda item: (item[0], item[1]))
+    inventory = Inventory(
+        {
+            cp: StationInfo(cp, *coords.get(cp, (None, None)), 50.0, location_id=site)
+            for cp, site in sites.items()
+        }
+    )
+    return [event for _, _, event in timed], inventory
+
+
+@pytest.mark.skipif(not DUNDEE.is_dir(), reason="real datasets not present")
+def test_default_thresholds_stay_quiet_on_real_dundee_sessions() -> None:
+    events, inventory = _dundee()
+    ctx = DetectorContext(inventory=inventory)
+    assert len(events) > 38_000
+    travel = run(ImpossibleTravel, events, context=ctx)
+    assert len(travel) <= 2  # one card: 8.5 km in two minutes between two sessions
+    velocity = run(HighVelocity, events, context=ctx)
+    assert {a.token_ref for a in velocity} <= {"user-511718", "user-603453"}  # a test-site card and one other
+    concurrent = run(ConcurrentUse, events, context=ctx)
+    assert len(concurrent) <= 40  # of 19,131 sessions: shared cards
+    assert sum(1 for a in concurrent if a.severity == Severity.HIGH) <= 20

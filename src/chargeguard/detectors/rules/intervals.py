@@ -109,6 +109,11 @@ class SpanBook:
         begin = start if start is not None else (end if end is not None else ts.timestamp())
         span = Span(station, transaction_id, connector, begin, end, queued)
         spans.append(span)
+        if len(spans) > 2:
+            # spans that ended more than max_open_s before the newest start cannot meet a live transaction; a
+            # late offline replay older than that is beyond what the key remembers
+            horizon = max(s.start for s in spans) - self.max_open_s
+            spans[:] = [s for s in spans if s.end is None or s.end >= horizon]
         if len(spans) > self.max_spans:
             spans.sort(key=lambda s: s.start)
             del spans[: len(spans) - self.max_spans]
@@ -123,7 +128,9 @@ class SpanBook:
         """
         found: list[Clash] = []
         for other in self.spans(key):
-            if other is span or other.tx_key == span.tx_key:
+            if other is span or (
+                other.transaction_id == span.transaction_id and other.station == span.station
+            ):
                 continue
             pair = f"{other.station}\x1f{other.transaction_id}"
             if pair in span.reported:

@@ -36,11 +36,17 @@ VERSIONS = ("1.6", "2.0.1")
 
 
 def sec(
-    ts: Any = None, ocpp: str = "1.6", event_type: str = "StartupOfTheDevice", station: str = "CP-0001"
+    ts: Any = None,
+    ocpp: str = "1.6",
+    event_type: str = "StartupOfTheDevice",
+    station: str = "CP-0001",
+    happened: Any = None,
 ) -> SecurityEventReported:
     # an_event's first parameter is also called event_type, so this event type is built directly
     when = at(0) if ts is None else ts
-    return SecurityEventReported(ts=when, at=when, station=station, ocpp=ocpp, event_type=event_type)
+    return SecurityEventReported(
+        ts=when, at=happened or when, station=station, ocpp=ocpp, event_type=event_type
+    )
 
 
 def conn(minutes: float, event: str, remote: str | None = "198.51.100.7:5000", **kw: Any) -> ConnectionEvent:
@@ -534,6 +540,17 @@ def test_routine_reboot_is_silent_but_reboot_loop_is_medium(ocpp: str) -> None:
     assert alerts[0].severity is Severity.MEDIUM
     assert alerts[0].ts == at(10)  # the fifth reboot-type event
     assert alerts[0].evidence["burst"] is True
+
+
+def test_queued_reboots_delivered_together_are_not_a_loop() -> None:
+    # ten reboots over twenty hours, queued while offline and delivered within seconds of each other
+    queued = [
+        sec(ts=at(0, seconds=i), event_type="ResetOrReboot", happened=at(-120 * (10 - i))) for i in range(10)
+    ]
+    assert run_detector(make_detector(SecurityEvent), queued) == []
+    # the same ten reboots within an hour of station time are a loop, even delivered late
+    loop = [sec(ts=at(0, seconds=i), event_type="ResetOrReboot", happened=at(-60 + 5 * i)) for i in range(10)]
+    assert [a.severity for a in run_detector(make_detector(SecurityEvent), loop)] == [Severity.MEDIUM]
 
 
 def test_security_event_min_severity_is_validated() -> None:

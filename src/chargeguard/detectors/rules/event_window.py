@@ -63,6 +63,20 @@ class Throttle:
         return False
 
 
+def occurred_at(ts: datetime, at: datetime, *, max_lag_s: float = 7 * 86_400.0) -> datetime:
+    """When a station-reported event happened: its station time ``at`` when plausible, else transport ``ts``.
+
+    Security events are queued with guaranteed delivery and arrive in a burst after a reconnect; counting them by
+    ``ts`` would turn an hour of history into a burst. A station time more than ``max_lag_s`` away from ``ts``
+    (a broken clock) is not trusted.
+    """
+    try:
+        lag = abs((ts - at).total_seconds())
+    except OverflowError:
+        return ts
+    return at if lag <= max_lag_s else ts
+
+
 def remote_host(remote: str | None) -> str | None:
     """The host part of a transport peer ``ip:port`` (IPv6 as ``[addr]:port``); None when absent."""
     if not remote:

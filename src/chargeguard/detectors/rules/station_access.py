@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
-from chargeguard.detectors.rules.event_window import EventWindow, Throttle, remote_host
+from chargeguard.detectors.rules.event_window import EventWindow, Throttle, occurred_at, remote_host
 from chargeguard.detectors.security_events import canonical_event_type
 from chargeguard.detectors.state import BoundedState
 from chargeguard.events import (
@@ -203,7 +203,7 @@ class AuthFailure(Detector[AuthFailureConfig]):
             return []
         cfg = self.config
         st = self._reported.setdefault(event.station, lambda: self._new(4 * cfg.reported_failures), event.ts)
-        st.window.add(event.ts, kind)
+        st.window.add(occurred_at(event.ts, event.at), kind)
         if len(st.window) < cfg.reported_failures or not st.throttle.ready(event.ts):
             return []
         counts = {k: sum(1 for x in st.window if x == k) for k in sorted(set(st.window))}

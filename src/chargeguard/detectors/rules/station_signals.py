@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
-from chargeguard.detectors.rules.event_window import EventWindow, Throttle
+from chargeguard.detectors.rules.event_window import EventWindow, Throttle, occurred_at
 from chargeguard.detectors.security_events import rate_security_event
 from chargeguard.detectors.state import BoundedState
 from chargeguard.errors import ConfigError
@@ -87,7 +87,7 @@ class SecurityEvent(Detector[SecurityEventConfig]):
         window = self._windows.setdefault(
             (event.station, group), lambda: EventWindow(cfg.burst_window_s, 2 * cfg.burst_count), event.ts
         )
-        window.add(event.ts, None)
+        window.add(occurred_at(event.ts, event.at), None)
         burst = len(window) >= cfg.burst_count
         severity = rating.burst if burst else rating.base
         if severity < self._min:

@@ -52,6 +52,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -222,35 +223,38 @@ def _names(names: frozenset[str] | set[str]) -> str:
     return "|".join(sorted((re.escape(n) for n in names), key=len, reverse=True))
 
 
-_ID_FIELDS = {
-    "message_id",
-    "messageid",
-    "msg_id",
-    "msgid",
-    "unique_id",
-    "uniqueid",
-    "request_id",
-    "requestid",
-    "trace_id",
-    "traceid",
-    "span_id",
-    "spanid",
-    "correlation_id",
-    "correlationid",
-    "transaction_id",
-    "transactionid",
-    "session_id",
-    "sessionid",
-    "cdr_id",
-    "alert_id",
-    "commit",
-    "sha",
-    "sha1",
-    "sha256",
-    "hash",
-    "digest",
-    "token_ref",
-}
+#: Field names whose values are identifiers (message, transaction, trace ids, hashes), never tokens.
+ID_FIELDS: frozenset[str] = frozenset(
+    {
+        "message_id",
+        "messageid",
+        "msg_id",
+        "msgid",
+        "unique_id",
+        "uniqueid",
+        "request_id",
+        "requestid",
+        "trace_id",
+        "traceid",
+        "span_id",
+        "spanid",
+        "correlation_id",
+        "correlationid",
+        "transaction_id",
+        "transactionid",
+        "session_id",
+        "sessionid",
+        "cdr_id",
+        "alert_id",
+        "commit",
+        "sha",
+        "sha1",
+        "sha256",
+        "hash",
+        "digest",
+        "token_ref",
+    }
+)
 _SECRET_PAIR_NAMES = {n.lower() for n in SECRET_FIELDS} | {k.lower() for k in SECRET_KEYS}
 
 _PATTERNS: list[tuple[str, str]] = [
@@ -266,7 +270,7 @@ _PATTERNS: list[tuple[str, str]] = [
         "p_idfield",
         _NAME_START
         + r"(?i:"
-        + _names(_ID_FIELDS)
+        + _names(ID_FIELDS)
         + r")"
         + _NAME_END
         + _PAIR_SEP
@@ -425,6 +429,63 @@ def redact_text(text: str) -> str:
         return marker("unredactable")
 
 
+@dataclass(frozen=True, slots=True)
+class Sensitive:
+    """One token or secret found in free text: its kind, the field that named it (if any) and its span."""
+
+    kind: str
+    start: int
+    end: int
+    field: str | None = None
+
+
+def _value_span(m: re.Match[str], kind: str) -> tuple[int, int, str | None]:
+    if kind in ("token", "secret"):
+        _value, start, end = _field_value(m, kind)
+        return start, end, m.group(f"{kind}_name")
+    if kind == "ocpi":
+        return m.start("ocpi_uid"), m.end("ocpi_uid"), "ocpi_path"
+    if kind == "auth" and m.group("auth_scheme") is not None:
+        return m.end("auth_scheme") + 1, m.end(), m.group("auth_name")
+    return m.start(), m.end(), None
+
+
+_KIND_NAMES = {"rfid_sep": "rfid"}
+
+
+def find_sensitive(text: str) -> list[Sensitive]:
+    """Where ``redact_text`` would redact something, without changing the text (for scanners and reports).
+
+    Spans cover the sensitive value only (not the field name). Secret configuration values inside JSON objects
+    (``{"key": "AuthorizationKey", "value": ...}``) are reported as kind ``secret``.
+    """
+    found: list[Sensitive] = []
+    if not text:
+        return found
+    if _ANY_SECRET_KEY.search(text):
+        for obj in _FLAT_OBJECT.finditer(text):
+            if _SECRET_KEY_NAMED.search(obj.group(0)):
+                for value in _VALUE_FIELD.finditer(obj.group(0)):
+                    start = obj.start() + value.end(1)
+                    end = obj.start() + value.end()
+                    if text[start:end][:1] in ("'", '"'):
+                        start, end = start + 1, end - 1
+                    if end > start and not text[start:end].startswith("[redacted:"):
+                        found.append(Sensitive("secret", start, end, "value"))
+    for m in _SCANNER.finditer(text):
+        kind = m.lastgroup
+        if kind is None or kind.startswith("p_"):
+            continue
+        if _substitute(m) == m.group(0):
+            continue
+        start, end, field = _value_span(m, kind)
+        if any(f.start <= start < f.end for f in found):
+            continue
+        found.append(Sensitive(_KIND_NAMES.get(kind, kind), start, end, field))
+    found.sort(key=lambda f: f.start)
+    return found
+
+
 # --- structured values and logging
 
 
@@ -449,7 +510,7 @@ def redact_value(value: Any, *, pseudonymise: Callable[[str], str] | None = None
             lower = key.lower() if isinstance(key, str) else ""
             if lower in SECRET_FIELDS or (names_secret and lower in ("value", "attributevalue")):
                 out[key] = marker("secret") if item not in (None, "") else item
-            elif lower in _ID_FIELDS and isinstance(item, str | int):
+            elif lower in ID_FIELDS and isinstance(item, str | int):
                 out[key] = item
             elif lower in TOKEN_FIELDS and isinstance(item, str):
                 if _PSEUDONYM_SHAPE.match(item) or not item:
@@ -479,7 +540,7 @@ def redact_event_dict(
         lower = key.lower()
         if lower in SECRET_FIELDS and item not in (None, ""):
             event_dict[key] = marker("secret")
-        elif lower in _ID_FIELDS:
+        elif lower in ID_FIELDS:
             continue
         elif lower in TOKEN_FIELDS and isinstance(item, str) and item and not _PSEUDONYM_SHAPE.match(item):
             event_dict[key] = marker("token")
@@ -512,7 +573,7 @@ class RedactingFilter(logging.Filter):
         for name, item in list(vars(record).items()):
             if name in _STANDARD_RECORD_ATTRS:
                 continue
-            if name.lower() in _ID_FIELDS:
+            if name.lower() in ID_FIELDS:
                 continue
             if name.lower() in SECRET_FIELDS:
                 setattr(record, name, marker("secret"))

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import structlog
 
@@ -43,6 +43,7 @@ log = structlog.get_logger(__name__)
 Rederive = Callable[[Sequence[str]], Mapping[str, str]]
 
 
+@runtime_checkable
 class PseudonymRekeyStore(Protocol):
     """What a store implements so the vault can rotate the pseudonyms it holds (every table, every column).
 

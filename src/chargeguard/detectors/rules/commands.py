@@ -88,7 +88,7 @@ class Burst(Detector[BurstConfig]):
         self._stations: BoundedState[tuple[str, str], _Burst] = BoundedState(
             context.limits.max_keys, context.limits.ttl_s
         )
-        self._fleet: dict[str, _Burst] = {}
+        self._fleet: BoundedState[str, _Burst] = BoundedState(context.limits.max_keys, context.limits.ttl_s)
 
     def state_size(self) -> int:
         return len(self._stations) + len(self._fleet)
@@ -122,11 +122,11 @@ class Burst(Detector[BurstConfig]):
                     },
                 )
             )
-        fleet = self._fleet.get(family)
-        if fleet is None:
-            fleet = self._fleet[family] = _Burst(
-                EventWindow(cfg.fleet_window_s, 2 * cfg.fleet_count), Throttle(cfg.reemit_s)
-            )
+        fleet = self._fleet.setdefault(
+            family,
+            lambda: _Burst(EventWindow(cfg.fleet_window_s, 2 * cfg.fleet_count), Throttle(cfg.reemit_s)),
+            event.ts,
+        )
         fleet.window.add(event.ts, event.station)
         if len(fleet.window) >= cfg.fleet_count and fleet.throttle.ready(event.ts):
             stations = sorted(set(fleet.window))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chargeguard.detectors.versions import compare_versions, downgrade_depth, parse_version
 
@@ -99,3 +101,30 @@ def test_downgrade_depth() -> None:
     assert depth("4.12.0.999", "4.12.0.1234") == "patch"
     assert depth("R2.1 build 1", "R2.1 build 2") == "build"
     assert depth("2023.04", "2024.01") == "year"
+
+
+_parts = st.lists(st.integers(0, 30).map(str), min_size=1, max_size=4)
+_version_text = st.builds(
+    lambda prefix, parts, sep, suffix: prefix + sep.join(parts) + suffix,
+    st.sampled_from(["", "v", "V", "FW_", "R", "ACME-", "Version "]),
+    _parts,
+    st.sampled_from([".", "_"]),
+    st.sampled_from(["", "-rc1", "-rc2", "b3", "-alpha", " build 7", " build 12", "+5", "-post1", "-custom"]),
+) | st.text(max_size=12)
+
+
+@given(_version_text, _version_text)
+@settings(max_examples=150, deadline=None)
+def test_comparison_is_antisymmetric(a: str, b: str) -> None:
+    ab, ba = compare_versions(a, b), compare_versions(b, a)
+    assert (ab is None) == (ba is None)
+    if ab is not None and ba is not None:
+        assert ab == -ba
+
+
+@given(_version_text, _version_text, _version_text)
+@settings(max_examples=150, deadline=None)
+def test_comparison_is_transitive(a: str, b: str, c: str) -> None:
+    ab, bc, ac = compare_versions(a, b), compare_versions(b, c), compare_versions(a, c)
+    if ab is not None and bc is not None and ac is not None and ab == bc and ab != 0:
+        assert ac == ab

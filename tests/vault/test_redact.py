@@ -229,6 +229,7 @@ def test_redact_value_pseudonymises_token_fields_and_marks_secrets() -> None:
 
 def test_structlog_processor_redacts_every_string() -> None:
     out = io.StringIO()
+    structlog.reset_defaults()  # other tests may have configured a level filter
     structlog.configure(
         processors=[redact_event_dict, structlog.processors.JSONRenderer()],
         logger_factory=structlog.PrintLoggerFactory(out),

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from chargeguard.detectors.base import DetectorContext
 from chargeguard.detectors.rules.station import (
     DETECTORS,
     AuthFailure,
@@ -649,3 +650,126 @@ def test_state_stays_bounded(cls: type) -> None:
             if type(ev) in det.consumes:
                 list(det.process(ev))
     assert det.state_size() <= 3 * 50
+
+
+# ---------------------------------------------------------------------------------- end to end (real normaliser)
+
+
+def scan(lines: list[dict[str, Any]]) -> list[Any]:
+    """Raw capture lines through the real pipeline (normaliser, engine) with the station detectors only."""
+    import orjson
+
+    from chargeguard.detectors.registry import build_detectors
+    from chargeguard.pipeline import ScanPipeline
+    from chargeguard.settings import Settings
+    from chargeguard.sources.capture import parse_line
+    from chargeguard.vault.pseudonyms import Pseudonymiser
+
+    alerts: list[Any] = []
+    detectors = build_detectors(DetectorContext(), classes=DETECTORS)
+    pipeline = ScanPipeline(
+        Settings(), Pseudonymiser({1: bytes(range(32))}, 1), detectors=detectors, on_close=alerts.append
+    )
+    for number, line in enumerate(lines, start=1):
+        pipeline.feed(parse_line(orjson.dumps(line), f"test:{number}"))
+    pipeline.finish()
+    return sorted(alerts, key=lambda a: (a.ts, a.kind))
+
+
+def wire_ts(seconds: int) -> str:
+    return f"2026-03-01T08:{seconds // 60:02d}:{seconds % 60:02d}.000Z"
+
+
+def frame(seconds: int, ocpp: str, sender: str, body: list[Any], station: str = "CP-9") -> dict[str, Any]:
+    return {"ts": wire_ts(seconds), "station": station, "ocpp": ocpp, "from": sender, "frame": body}
+
+
+def boot_frame(seconds: int, ocpp: str, msg_id: str, firmware: str, serial: str) -> list[dict[str, Any]]:
+    if ocpp == "1.6":
+        payload: dict[str, Any] = {
+            "chargePointVendor": "ACME",
+            "chargePointModel": "Wallbox-22",
+            "chargePointSerialNumber": serial,
+            "firmwareVersion": firmware,
+        }
+        answer: dict[str, Any] = {"status": "Accepted", "currentTime": wire_ts(seconds), "interval": 300}
+    else:
+        payload = {
+            "reason": "PowerUp",
+            "chargingStation": {
+                "vendorName": "ACME",
+                "model": "Wallbox-22",
+                "serialNumber": serial,
+                "firmwareVersion": firmware,
+            },
+        }
+        answer = {"status": "Accepted", "currentTime": wire_ts(seconds), "interval": 300}
+    return [
+        frame(seconds, ocpp, "station", [2, msg_id, "BootNotification", payload]),
+        frame(seconds, ocpp, "csms", [3, msg_id, answer]),
+    ]
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_end_to_end_station_kinds_from_raw_frames(ocpp: str) -> None:
+    if ocpp == "1.6":
+        lower = [2, "c1", "ChangeConfiguration", {"key": "SecurityProfile", "value": "0"}]
+        lower_answer = [3, "c1", {"status": "Rejected"}]
+        tamper = "InvalidCentralSystemCertificate"
+    else:
+        lower = [
+            2,
+            "c1",
+            "SetVariables",
+            {
+                "setVariableData": [
+                    {
+                        "component": {"name": "SecurityCtrlr"},
+                        "variable": {"name": "SecurityProfile"},
+                        "attributeValue": "0",
+                    }
+                ]
+            },
+        ]
+        lower_answer = [
+            3,
+            "c1",
+            {
+                "setVariableResult": [
+                    {
+                        "attributeStatus": "Rejected",
+                        "component": {"name": "SecurityCtrlr"},
+                        "variable": {"name": "SecurityProfile"},
+                    }
+                ]
+            },
+        ]
+        tamper = "InvalidCsmsCertificate"
+    lines = [
+        {
+            "ts": wire_ts(0),
+            "station": "CP-9",
+            "event": "connect",
+            "remote": "198.51.100.7:5000",
+            "security_profile": 2,
+        },
+        *boot_frame(1, ocpp, "b1", "v2.4.1", "SN-1"),
+        frame(10, ocpp, "csms", lower),
+        frame(11, ocpp, "station", lower_answer),
+        frame(
+            20,
+            ocpp,
+            "station",
+            [2, "s1", "SecurityEventNotification", {"type": tamper, "timestamp": wire_ts(19)}],
+        ),
+        frame(21, ocpp, "csms", [3, "s1", {}]),
+        *boot_frame(30, ocpp, "b2", "v2.1.0", "SN-2"),
+    ]
+    alerts = scan(lines)
+    assert [(a.kind, a.severity, a.ts) for a in alerts] == [
+        ("station.security_downgrade", Severity.HIGH, at(seconds=10)),
+        ("station.security_event", Severity.HIGH, at(seconds=20)),
+        ("station.firmware_downgrade", Severity.HIGH, at(seconds=30)),
+        ("station.identity_change", Severity.HIGH, at(seconds=30)),
+    ]
+    assert all(a.station == "CP-9" for a in alerts)

@@ -240,3 +240,109 @@ def test_state_is_bounded(cls: type) -> None:
             if type(ev) in det.consumes:
                 list(det.process(ev))
     assert det.state_size() <= 20 + 5
+
+
+# ---------------------------------------------------------------------------------- end to end (real normaliser)
+
+
+def scan(lines: list[dict[str, Any]]) -> list[Any]:
+    """Raw capture lines through the real pipeline (normaliser, engine) with the command detectors only."""
+    import orjson
+
+    from chargeguard.detectors.registry import build_detectors
+    from chargeguard.pipeline import ScanPipeline
+    from chargeguard.settings import Settings
+    from chargeguard.sources.capture import parse_line
+    from chargeguard.vault.pseudonyms import Pseudonymiser
+
+    alerts: list[Any] = []
+    detectors = build_detectors(DetectorContext(), classes=DETECTORS)
+    pipeline = ScanPipeline(
+        Settings(), Pseudonymiser({1: bytes(range(32))}, 1), detectors=detectors, on_close=alerts.append
+    )
+    for number, line in enumerate(lines, start=1):
+        pipeline.feed(parse_line(orjson.dumps(line), f"test:{number}"))
+    pipeline.finish()
+    return sorted(alerts, key=lambda a: (a.ts, a.kind))
+
+
+def wire_ts(seconds: float) -> str:
+    whole = int(seconds)
+    return f"2026-03-01T08:{whole // 60:02d}:{whole % 60:02d}.{int(seconds * 1000) % 1000:03d}Z"
+
+
+def frame(seconds: float, ocpp: str, sender: str, body: list[Any], station: str = "CP-9") -> dict[str, Any]:
+    return {"ts": wire_ts(seconds), "station": station, "ocpp": ocpp, "from": sender, "frame": body}
+
+
+def test_end_to_end_command_kinds_ocpp16() -> None:
+    card = "04A2B3C4D5E6F7"
+    lines = [
+        frame(0, "1.6", "station", [2, "a1", "Authorize", {"idTag": card}]),
+        frame(0.1, "1.6", "csms", [3, "a1", {"idTagInfo": {"status": "Blocked"}}]),
+        frame(
+            5,
+            "1.6",
+            "csms",
+            [
+                2,
+                "u1",
+                "UpdateFirmware",
+                {"location": "ftp://u:pw@198.51.100.3/fw.bin", "retrieveDate": wire_ts(5)},
+            ],
+        ),
+        frame(5.1, "1.6", "station", [3, "u1", {}]),
+        frame(
+            10,
+            "1.6",
+            "csms",
+            [
+                2,
+                "l1",
+                "SendLocalList",
+                {
+                    "listVersion": 2,
+                    "updateType": "Full",
+                    "localAuthorizationList": [{"idTag": card, "idTagInfo": {"status": "Accepted"}}],
+                },
+            ],
+        ),
+        frame(10.1, "1.6", "station", [3, "l1", {"status": "Accepted"}]),
+    ]
+    profile = {
+        "connectorId": 0,
+        "csChargingProfiles": {
+            "chargingProfileId": 7,
+            "stackLevel": 1,
+            "chargingProfilePurpose": "ChargePointMaxProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": {
+                "chargingRateUnit": "W",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 0}],
+            },
+        },
+    }
+    for i in range(12):
+        station = f"CP-{i:02d}"
+        lines.append(
+            frame(20 + i, "1.6", "csms", [2, f"p{i}", "SetChargingProfile", profile], station=station)
+        )
+        lines.append(frame(20.5 + i, "1.6", "station", [3, f"p{i}", {"status": "Accepted"}], station=station))
+    alerts = scan(lines)
+    assert [(a.kind, a.severity, a.ts) for a in alerts] == [
+        ("command.untrusted_url", Severity.HIGH, at(seconds=5)),
+        ("command.stale_local_list", Severity.HIGH, at(seconds=10)),
+        ("command.fleet_synchronised", Severity.HIGH, at(seconds=29)),
+    ]
+    assert card not in repr(alerts)
+    assert "pw" not in alerts[0].evidence["location"]
+
+
+def test_end_to_end_request_start_burst_ocpp201() -> None:
+    lines = []
+    for i in range(5):
+        request = {"idToken": {"idToken": f"CARD{i}", "type": "ISO14443"}, "remoteStartId": i, "evseId": 1}
+        lines.append(frame(i * 30, "2.0.1", "csms", [2, f"r{i}", "RequestStartTransaction", request]))
+        lines.append(frame(i * 30 + 0.2, "2.0.1", "station", [3, f"r{i}", {"status": "Accepted"}]))
+    alerts = scan(lines)
+    assert [(a.kind, a.ts) for a in alerts] == [("command.burst", at(seconds=120))]

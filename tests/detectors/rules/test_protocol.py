@@ -171,3 +171,69 @@ def test_state_is_bounded(cls: type) -> None:
             if type(ev) in det.consumes:
                 list(det.process(ev))
     assert det.state_size() <= 20
+
+
+# ---------------------------------------------------------------------------------- end to end (real normaliser)
+
+
+def scan(lines: list[dict[str, Any]]) -> list[Any]:
+    """Raw capture lines through the real pipeline (normaliser, engine) with the protocol detectors only."""
+    import orjson
+
+    from chargeguard.detectors.registry import build_detectors
+    from chargeguard.pipeline import ScanPipeline
+    from chargeguard.settings import Settings
+    from chargeguard.sources.capture import parse_line
+    from chargeguard.vault.pseudonyms import Pseudonymiser
+
+    alerts: list[Any] = []
+    detectors = build_detectors(DetectorContext(), classes=DETECTORS)
+    pipeline = ScanPipeline(
+        Settings(), Pseudonymiser({1: bytes(range(32))}, 1), detectors=detectors, on_close=alerts.append
+    )
+    for number, line in enumerate(lines, start=1):
+        pipeline.feed(parse_line(orjson.dumps(line), f"test:{number}"))
+    pipeline.finish()
+    return sorted(alerts, key=lambda a: (a.ts, a.kind))
+
+
+def wire_ts(seconds: int) -> str:
+    return f"2026-03-01T08:{seconds // 60:02d}:{seconds % 60:02d}.000Z"
+
+
+@pytest.mark.parametrize("ocpp", VERSIONS)
+def test_end_to_end_malformed_and_reconnect_storm(ocpp: str) -> None:
+    lines: list[dict[str, Any]] = [
+        {
+            "ts": wire_ts(0),
+            "station": "CP-9",
+            "ocpp": ocpp,
+            "from": "station",
+            "frame": [3, "never-asked", {}],
+        },
+        {
+            "ts": wire_ts(1),
+            "station": "CP-9",
+            "ocpp": ocpp,
+            "from": "station",
+            "frame": [2, "h1", "Heartbeat", {}],
+        },
+        {
+            "ts": wire_ts(1),
+            "station": "CP-9",
+            "ocpp": ocpp,
+            "from": "csms",
+            "frame": [3, "h1", {"currentTime": wire_ts(1)}],
+        },
+    ]
+    for i in range(12):
+        lines.append(
+            {"ts": wire_ts(10 + i * 20), "station": "CP-7", "event": "connect", "remote": "198.51.100.7:1"}
+        )
+        lines.append({"ts": wire_ts(15 + i * 20), "station": "CP-7", "event": "disconnect"})
+    alerts = scan(lines)
+    assert [(a.kind, a.station, a.ts) for a in alerts] == [
+        ("ocpp.malformed", "CP-9", at()),
+        ("ocpp.flood", "CP-7", at(seconds=10 + 9 * 20)),
+    ]
+    assert alerts[0].evidence["reasons_total"] == {"orphan_result": 1}

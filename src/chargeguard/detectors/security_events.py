@@ -60,6 +60,29 @@ class SecurityEventRating:
     reason: str
     known: bool = True
 
+    @property
+    def ocpp_critical(self) -> bool:
+        """OCPP 2.0.1 Appendix 1 "critical": the station must push it (not a severity)."""
+        return self.event_type in OCPP_CRITICAL
+
+
+OCPP_CRITICAL = frozenset(
+    {
+        "FirmwareUpdated",
+        "SettingSystemTime",
+        "StartupOfTheDevice",
+        "ResetOrReboot",
+        "SecurityLogWasCleared",
+        "MemoryExhaustion",
+        "TamperDetectionActivated",
+        "InvalidCsmsCertificate",
+        "InvalidChargingStationCertificate",
+        "InvalidTLSVersion",
+        "InvalidTLSCipherSuite",
+        "MaintenanceLoginAccepted",
+        "MaintenanceLoginFailed",
+    }
+)
 
 SECURITY_EVENT_TABLE: Mapping[str, SecurityEventRating] = {
     r.event_type: r

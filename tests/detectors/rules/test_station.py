@@ -497,6 +497,10 @@ def test_security_table_covers_every_appendix_type() -> None:
     )
     assert rate_security_event("StartupOfTheDevice").base is Severity.INFO
     assert rate_security_event("TamperDetectionActivated").base is Severity.HIGH
+    critical = {name for name, rating in SECURITY_EVENT_TABLE.items() if rating.ocpp_critical}
+    assert len(critical) == 13  # the 13 the appendix says a station must push
+    assert not rate_security_event("InvalidFirmwareSignature").ocpp_critical
+    assert rate_security_event("InvalidCentralSystemCertificate").ocpp_critical
     vendor = rate_security_event("AcmeDoorOpened")
     assert (vendor.base, vendor.known) == (Severity.LOW, False)
 

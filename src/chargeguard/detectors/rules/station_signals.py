@@ -106,6 +106,7 @@ class SecurityEvent(Detector[SecurityEventConfig]):
                     "event_type": rating.event_type,
                     "reported_as": event.event_type[:50],
                     "known_type": rating.known,
+                    "ocpp_critical": rating.ocpp_critical,
                     "in_window": len(window),
                     "burst": burst,
                     "station_time": event.at.isoformat(),

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from chargeguard.errors import ChargeguardError, ConfigError, InputError
+from chargeguard.eval.inject import PlannedIncident, inject, real_oddity_sessions
 from chargeguard.eval.matching import DEFAULT_GRACE_S
 from chargeguard.eval.metrics import evaluate
 from chargeguard.eval.records import load_alerts, load_truth
@@ -18,7 +19,7 @@ from chargeguard.eval.report import print_evaluation
 from chargeguard.eval.sessions import count_sessions
 from chargeguard.logs import configure_logging
 from chargeguard.sources.datasets.registry import FORMATS, import_dataset
-from chargeguard.sources.datasets.render import OCPP_CHOICES, RenderOptions, write_import
+from chargeguard.sources.datasets.render import OCPP_CHOICES, RenderOptions, write_import_full
 
 log = structlog.get_logger("chargeguard.cli.evaluate")
 
@@ -113,6 +114,9 @@ def import_sessions_command(
     sample_interval_s: Annotated[
         float, typer.Option("--sample-interval", min=0.0, help="Seconds between MeterValues (0 = none).")
     ] = 300.0,
+    inject_per_kind: Annotated[
+        int, typer.Option("--inject", min=0, help="Inject N labelled incidents per kind; writes truth.jsonl.")
+    ] = 0,
 ) -> None:
     """Turn a public charging-session dataset into an OCPP capture with a station inventory."""
     configure_logging("warning", "json")
@@ -136,7 +140,17 @@ def import_sessions_command(
         err.print("[red]error:[/] no session could be read", highlight=False)
         raise typer.Exit(1)
     options = RenderOptions(ocpp=ocpp, seed=seed, sample_interval_s=sample_interval_s)
-    report = write_import(data, out, options, inputs)
+    planned: list[PlannedIncident] = []
+    if inject_per_kind:
+        excluded = real_oddity_sessions(data)
+        data, planned = inject(
+            data, per_kind=inject_per_kind, seed=seed, sample_interval_s=sample_interval_s, excluded=excluded
+        )
+    report, rendered = write_import_full(data, out, options, inputs)
+    if inject_per_kind:
+        truth = b"".join(orjson.dumps(p.truth(rendered.transaction_ids)) + b"\n" for p in planned)
+        (out / "truth.jsonl").write_bytes(truth)
+        err.print(f"{len(planned)} incidents injected -> {out / 'truth.jsonl'}", highlight=False)
     for problem in data.problems[:MAX_EXAMPLES]:
         err.print(f"[yellow]unparsable row[/] {problem}", highlight=False)
     if len(data.problems) > MAX_EXAMPLES:

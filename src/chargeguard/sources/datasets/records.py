@@ -26,6 +26,10 @@ class SessionRecord:
     source: str
     model: str | None = None
     max_power_w: float | None = None
+    # set only by incident injection (chargeguard.eval.inject); real rows keep the defaults
+    auth_status: str = "Accepted"
+    meter_jump_wh: float = 0.0  # added to the register before this session's meterStart
+    stop_delta_wh: float = 0.0  # added to the reported meterStop only (samples keep the true register)
 
 
 @dataclass(slots=True)

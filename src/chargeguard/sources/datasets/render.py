@@ -74,7 +74,7 @@ class RenderResult:
     sessions: int
     open_sessions: int
     oddities: list[Oddity]
-    transaction_ids: list[str]
+    transaction_ids: dict[tuple[str, str], str]  # (key, source) of a session -> its wire transaction id
     versions: dict[str, str]
 
 
@@ -126,7 +126,22 @@ def _boot_lines(station: str, ocpp: str, model: str | None, t: float, ids: Messa
     ]  # fmt: skip
 
 
-def _open_session(lines: list[Line], ocpp: str) -> list[Line]:
+def _shift_stop(lines: list[Line], delta_wh: int) -> None:
+    """Change the meterStop a session reports (1.6 StopTransaction, 2.0.1 Ended register) by ``delta_wh``."""
+    for line in lines:
+        frame = line["frame"]
+        if frame[0] != 2:
+            continue
+        if frame[2] == "StopTransaction":
+            frame[3]["meterStop"] += delta_wh
+        elif frame[2] == "TransactionEvent" and frame[3].get("eventType") == "Ended":
+            for meter_value in frame[3].get("meterValue", []):
+                for sampled in meter_value["sampledValue"]:
+                    if sampled.get("measurand") == "Energy.Active.Import.Register":
+                        sampled["value"] += delta_wh
+
+
+def _open_session(lines: list[Line]) -> list[Line]:
     """Cut a rendered session at its stop: keep the frames before it and the answers to kept CALLs."""
     kept: list[Line] = []
     calls: set[str] = set()
@@ -182,7 +197,7 @@ def render(data: DatasetImport, out: IO[bytes], options: RenderOptions) -> Rende
         if register_key not in registers:
             base = random.Random(f"{options.seed}|register|{s.station}|{s.connector}")
             registers[register_key] = float(base.randint(1_000_000, 9_000_000))
-        meter_start = registers[register_key]
+        meter_start = registers[register_key] + s.meter_jump_wh
         is_open = s.end is None or s.energy_wh is None
         energy = 0.0 if is_open or s.energy_wh is None else s.energy_wh
         user = s.user if s.user is not None else f"session:{s.key}:{s.source}"
@@ -198,22 +213,26 @@ def render(data: DatasetImport, out: IO[bytes], options: RenderOptions) -> Rende
             energy_wh=energy,
             meter_start_wh=meter_start,
             sample_interval_s=options.sample_interval_s,
+            auth_status=s.auth_status,
             stop_reason="Local" if rng.random() < 0.7 else "EVDisconnected",
             max_power_w=s.max_power_w or (kw * 1000.0 if kw else None),
         )
         rendered = session_lines(plan, rng=rng, ids=ids)
         if is_open:
-            rendered = _open_session(rendered, version)
+            rendered = _open_session(rendered)
             open_sessions += 1
         else:
             registers[register_key] = meter_start + round(energy)
+            if s.stop_delta_wh:
+                _shift_stop(rendered, round(s.stop_delta_wh))
         lines.extend(rendered)
         for line in lines:
             seq += 1
             heapq.heappush(heap, (line["ts"], seq, line))
     flush(None)
     oddities = find_oddities(sessions, data.stations, tx_ids)
-    return RenderResult(frames, len(sessions), open_sessions, oddities, tx_ids, versions)
+    wire = {(s.key, s.source): tx for s, tx in zip(sessions, tx_ids, strict=True)}
+    return RenderResult(frames, len(sessions), open_sessions, oddities, wire, versions)
 
 
 def inventory_rows(data: DatasetImport, versions: dict[str, str]) -> Iterator[list[str]]:
@@ -252,6 +271,13 @@ def write_import(
     data: DatasetImport, out_dir: Path, options: RenderOptions, inputs: Sequence[Path]
 ) -> dict[str, Any]:
     """Write capture.jsonl, stations.csv, oddities.jsonl and import-report.json; return the report."""
+    return write_import_full(data, out_dir, options, inputs)[0]
+
+
+def write_import_full(
+    data: DatasetImport, out_dir: Path, options: RenderOptions, inputs: Sequence[Path]
+) -> tuple[dict[str, Any], RenderResult]:
+    """:func:`write_import`, also returning the render result (transaction ids, versions, oddities)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "capture.jsonl").open("wb") as handle:
         result = render(data, handle, options)
@@ -281,4 +307,4 @@ def write_import(
     (out_dir / "import-report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     log.info("datasets.import.written", dataset=data.dataset, sessions=result.sessions, frames=result.frames,
              unparsable=len(data.problems))  # fmt: skip
-    return report
+    return report, result

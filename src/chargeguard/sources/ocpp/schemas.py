@@ -7,6 +7,8 @@ Public API (called by ``frames.py`` on every CALL and CALLRESULT)::
     call_senders(version, action)             {"station"}, {"csms"} or both: who may send this CALL
     PayloadValidator().validate(version, action, "call" | "result", payload) -> None | "<$.path>: <rule>"
 
+(an OCPP 2.1 SEND frame is validated as a "call").
+
 The action is looked up in the set of known actions before any schema is touched, so an action such as
 ``"../../v201/schemas/X"`` can never select another version's schema (the ``ocpp`` package builds its schema
 path from the action name unchecked). Each schema is compiled once, on first use, into two validators:
@@ -28,7 +30,7 @@ SignedUpdateFirmware, SignedFirmwareStatusNotification, ExtendedTriggerMessage) 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable
 from importlib import resources
 from typing import Any, Literal
 
@@ -36,7 +38,7 @@ import msgspec
 import orjson
 import structlog
 
-from chargeguard.sources.ocpp.schemas_exact import Check, SchemaCompileError, compile_exact
+from chargeguard.sources.ocpp.schemas_exact import SchemaCompileError, compile_exact
 from chargeguard.sources.ocpp.schemas_fast import compile_fast, dec_hook
 from chargeguard.sources.ocpp.schemas_senders import senders
 
@@ -55,12 +57,9 @@ VERSIONS: tuple[str, ...] = tuple(version for version in _PACKAGE_DIRS if _schem
 """The OCPP versions the installed ``ocpp`` package has schemas for, oldest first."""
 
 
-@functools.cache
-def _schema_files(version: str) -> Mapping[tuple[str, Kind], str]:
+def _list_schema_files(version: str) -> dict[tuple[str, Kind], str]:
     """(action, kind) -> schema file name, from the file names of the version's schema directory."""
     files: dict[tuple[str, Kind], str] = {}
-    if version not in VERSIONS:
-        return files
     for entry in _schema_dir(version).iterdir():
         name = entry.name
         if not name.endswith(".json"):
@@ -76,9 +75,23 @@ def _schema_files(version: str) -> Mapping[tuple[str, Kind], str]:
 
 
 @functools.cache
+def _catalogue() -> dict[str, tuple[frozenset[str], dict[tuple[str, Kind], str]]]:
+    """Per known version: its actions and its schema files (built once; keyed by known versions only)."""
+    catalogue: dict[str, tuple[frozenset[str], dict[tuple[str, Kind], str]]] = {}
+    for version in VERSIONS:
+        files = _list_schema_files(version)
+        catalogue[version] = (frozenset(action for action, kind in files if kind == "call"), files)
+    return catalogue
+
+
+def _schema_files(version: str) -> dict[tuple[str, Kind], str]:
+    return _catalogue()[version][1] if version in VERSIONS else {}
+
+
 def known_actions(version: str) -> frozenset[str]:
     """The actions ``version`` defines (those with a request schema); empty for an unknown version."""
-    return frozenset(action for action, kind in _schema_files(version) if kind == "call")
+    entry = _catalogue().get(version) if isinstance(version, str) else None
+    return entry[0] if entry is not None else frozenset()
 
 
 def call_senders(version: str, action: str) -> frozenset[str]:
@@ -102,7 +115,7 @@ def load_schema(version: str, action: str, kind: Kind) -> dict[str, Any] | None:
 
 class _Compiled(msgspec.Struct, frozen=True):
     fast: Any  # msgspec type, or None when the schema cannot be expressed as one
-    exact: Check
+    exact: Callable[[object], str | None]
 
 
 class PayloadValidator:
@@ -129,7 +142,7 @@ class PayloadValidator:
             except Exception:  # noqa: S110 - any refusal is decided by the exact validator below
                 pass
         try:
-            return compiled.exact(payload, ())
+            return compiled.exact(payload)
         except Exception as exc:  # a bug in the exact validator must not stop the pipeline
             log.warning(
                 "ocpp.schemas.validator_failed", version=version, action=action, error=type(exc).__name__

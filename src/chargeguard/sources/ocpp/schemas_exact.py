@@ -14,15 +14,29 @@ name (both come from the sender and may carry a driver token).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeGuard
 
 from chargeguard.errors import ChargeguardError
 from chargeguard.sources.ocpp.schemas_formats import is_multiple_of, matches_format
 
-Path = tuple[str | int, ...]
-Check = Callable[[object, Path], str | None]
-"""``check(instance, path)`` -> None when valid, else ``"<path>: <rule broken>"``."""
+
+class Failure:
+    """The first rule a value broke; ``path`` is filled in reverse while the failure travels up to the root."""
+
+    __slots__ = ("path", "rule")
+
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
+        self.path: list[str | int] = []
+
+    def describe(self) -> str:
+        """``$.meterValue[0].timestamp: not an RFC 3339 date-time``."""
+        return f"{render_path(reversed(self.path))}: {self.rule}"
+
+
+Check = Callable[[object], Failure | None]
+"""``check(instance)`` -> None when valid, else the ``Failure`` (paths are built only on failure)."""
 
 ANNOTATIONS = frozenset(
     {"description", "javaType", "comment", "title", "$id", "$schema", "default", "definitions"}
@@ -59,7 +73,7 @@ class SchemaCompileError(ChargeguardError):
     """A schema uses a construct this validator does not implement (a bug to fix, never a payload problem)."""
 
 
-def render_path(path: Path) -> str:
+def render_path(path: Iterable[str | int]) -> str:
     """``("meterValue", 0, "timestamp")`` -> ``$.meterValue[0].timestamp``."""
     return "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
 
@@ -149,7 +163,7 @@ class ExactCompiler:
         if ref not in self._refs:
             slot: list[Check] = []
             # a placeholder first, so a recursive reference compiles to a call of the finished check
-            self._refs[ref] = lambda instance, path: slot[0](instance, path)
+            self._refs[ref] = lambda instance: slot[0](instance)
             compiled = self.compile(self.resolve(ref))
             slot.append(compiled)
             self._refs[ref] = compiled
@@ -162,8 +176,8 @@ class ExactCompiler:
         draft = self.draft
         message = f"not {_TYPE_NAMES[type_name]}"
 
-        def check_type(instance: object, path: Path) -> str | None:
-            return None if test(instance, draft) else f"{render_path(path)}: {message}"
+        def check_type(instance: object) -> Failure | None:
+            return None if test(instance, draft) else Failure(message)
 
         return check_type
 
@@ -175,22 +189,25 @@ class ExactCompiler:
             raise SchemaCompileError("additionalProperties must be a boolean")
         known = frozenset(properties)
 
-        def check_object(instance: object, path: Path) -> str | None:
+        def check_object(instance: object) -> Failure | None:
             if not isinstance(instance, dict):
                 return None  # the "type" keyword reports it
             for name in required:
                 if name not in instance:
-                    return f"{render_path((*path, name))}: required property missing"
+                    missing = Failure("required property missing")
+                    missing.path.append(name)
+                    return missing
             for name, check in properties.items():
                 if name in instance:
-                    error = check(instance[name], (*path, name))
-                    if error is not None:
-                        return error
+                    failure = check(instance[name])
+                    if failure is not None:
+                        failure.path.append(name)
+                        return failure
             if closed:
                 extra = sum(1 for key in instance if key not in known)
                 if extra:
                     noun = "property" if extra == 1 else "properties"
-                    return f"{render_path(path)}: {extra} {noun} not allowed by the schema"
+                    return Failure(f"{extra} {noun} not allowed by the schema")
             return None
 
         return check_object
@@ -203,32 +220,33 @@ class ExactCompiler:
         min_items = node.get("minItems")
         max_items = node.get("maxItems")
 
-        def check_array(instance: object, path: Path) -> str | None:
+        def check_array(instance: object) -> Failure | None:
             if not isinstance(instance, list):
                 return None
             if min_items is not None and len(instance) < min_items:
-                return f"{render_path(path)}: fewer than {min_items} items"
+                return Failure(f"fewer than {min_items} items")
             if max_items is not None and len(instance) > max_items:
-                return f"{render_path(path)}: more than {max_items} items"
+                return Failure(f"more than {max_items} items")
             for index, item in enumerate(instance):
-                error = item_check(item, (*path, index))
-                if error is not None:
-                    return error
+                failure = item_check(item)
+                if failure is not None:
+                    failure.path.append(index)
+                    return failure
             return None
 
         return check_array
 
 
-def _anything(instance: object, path: Path) -> str | None:
+def _anything(instance: object) -> Failure | None:
     return None
 
 
 def _all_of(checks: tuple[Check, ...]) -> Check:
-    def check_all(instance: object, path: Path) -> str | None:
+    def check_all(instance: object) -> Failure | None:
         for check in checks:
-            error = check(instance, path)
-            if error is not None:
-                return error
+            failure = check(instance)
+            if failure is not None:
+                return failure
         return None
 
     return check_all
@@ -239,18 +257,18 @@ def _enum(values: list[object]) -> Check:
         raise SchemaCompileError("only string enums are supported")
     allowed = frozenset(values)
 
-    def check_enum(instance: object, path: Path) -> str | None:
+    def check_enum(instance: object) -> Failure | None:
         if isinstance(instance, str) and instance in allowed:
             return None
-        return f"{render_path(path)}: not one of the allowed values"
+        return Failure("not one of the allowed values")
 
     return check_enum
 
 
 def _max_length(limit: int) -> Check:
-    def check_max_length(instance: object, path: Path) -> str | None:
+    def check_max_length(instance: object) -> Failure | None:
         if isinstance(instance, str) and len(instance) > limit:
-            return f"{render_path(path)}: longer than {limit} characters"
+            return Failure(f"longer than {limit} characters")
         return None
 
     return check_max_length
@@ -261,9 +279,9 @@ def _format(name: str) -> Check:
         return _anything  # unknown formats are annotations in JSON Schema
     message = f"not {_FORMAT_NAMES[name]}"
 
-    def check_format(instance: object, path: Path) -> str | None:
+    def check_format(instance: object) -> Failure | None:
         if isinstance(instance, str) and not matches_format(name, instance):
-            return f"{render_path(path)}: {message}"
+            return Failure(message)
         return None
 
     return check_format
@@ -276,13 +294,13 @@ def _bounds(minimum: object, maximum: object) -> Check:
     low = minimum if is_number(minimum) else None
     high = maximum if is_number(maximum) else None
 
-    def check_bounds(instance: object, path: Path) -> str | None:
+    def check_bounds(instance: object) -> Failure | None:
         if not is_number(instance):
             return None
         if low is not None and instance < low:
-            return f"{render_path(path)}: below the minimum {low:g}"
+            return Failure(f"below the minimum {low:g}")
         if high is not None and instance > high:
-            return f"{render_path(path)}: above the maximum {high:g}"
+            return Failure(f"above the maximum {high:g}")
         return None
 
     return check_bounds
@@ -293,14 +311,20 @@ def _multiple_of(divisor: object) -> Check:
         raise SchemaCompileError("multipleOf must be a number")
     step = divisor
 
-    def check_multiple_of(instance: object, path: Path) -> str | None:
+    def check_multiple_of(instance: object) -> Failure | None:
         if is_number(instance) and not is_multiple_of(instance, step):
-            return f"{render_path(path)}: not a multiple of {step:g}"
+            return Failure(f"not a multiple of {step:g}")
         return None
 
     return check_multiple_of
 
 
-def compile_exact(schema: Mapping[str, Any]) -> Check:
-    """Compile a root schema into its exact check."""
-    return ExactCompiler(schema).compile(schema)
+def compile_exact(schema: Mapping[str, Any]) -> Callable[[object], str | None]:
+    """Compile a root schema into its exact validator: payload -> None, or ``"<JSON path>: <rule broken>"``."""
+    check = ExactCompiler(schema).compile(schema)
+
+    def validate(payload: object) -> str | None:
+        failure = check(payload)
+        return None if failure is None else failure.describe()
+
+    return validate

@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from chargeguard.sources.ocpp.schemas_exact import ANNOTATIONS, ExactCompiler, Path, SchemaCompileError
+from chargeguard.sources.ocpp.schemas_exact import ANNOTATIONS, ExactCompiler, SchemaCompileError
 from chargeguard.sources.ocpp.schemas_formats import FORMAT_PATTERNS
 
 
@@ -31,10 +31,8 @@ class CheckedValue:
 
 def dec_hook(target: type, value: object) -> object:
     """msgspec hook: a ``CheckedValue`` marker passes when its exact check does."""
-    if isinstance(target, type) and issubclass(target, CheckedValue):
-        path: Path = ()
-        if target.check(value, path) is None:
-            return target.instance
+    if isinstance(target, type) and issubclass(target, CheckedValue) and target.check(value) is None:
+        return target.instance
     raise ValueError("invalid")
 
 
@@ -136,7 +134,7 @@ class FastCompiler:
             if len(values) != len(node["enum"]):
                 raise SchemaCompileError("only string enums are supported")
             checked = self.exact.compile(node)
-            values = [value for value in values if checked(value, ()) is None]
+            values = [value for value in values if checked(value) is None]
             if not values:
                 return self._checked(node, "Enum")
             return Literal[tuple(values)]

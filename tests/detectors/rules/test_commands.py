@@ -99,6 +99,22 @@ def test_allow_list_flags_other_hosts_and_trusts_its_own() -> None:
     assert alerts[0].evidence["host"] == "fw.vendor.example.evil.net"
 
 
+def test_learned_hosts_flag_a_new_firmware_host() -> None:
+    usual = [
+        cmd(i, "SignedUpdateFirmware", urls=("https://fw.vendor.example/a.bin",), station=f"CP-{i}")
+        for i in range(20)
+    ]
+    logs = [cmd(30, "GetLog", "2.0.1", urls=("https://logs.vendor.example/up",))]
+    odd = [cmd(40, "SignedUpdateFirmware", urls=("https://fw-vendor-updates.example.net/a.bin",))]
+    alerts = run_detector(make_detector(UntrustedUrl), [*usual, *logs, *odd])
+    assert len(alerts) == 1  # the first log host is not new: too few log locations seen to judge
+    assert alerts[0].ts == at(seconds=40)
+    assert alerts[0].severity is Severity.MEDIUM
+    assert alerts[0].evidence["reasons"] == ["host never used for this purpose before"]
+    assert run_detector(make_detector(UntrustedUrl, new_host_after=0), [*usual, *odd]) == []
+    assert run_detector(make_detector(UntrustedUrl), [*usual[:5], *odd]) == []  # still learning
+
+
 def test_same_location_to_many_stations_is_one_alert() -> None:
     events = [
         cmd(i, "UpdateFirmware", urls=("http://198.51.100.9/fw.bin",), station=f"CP-{i}") for i in range(5)

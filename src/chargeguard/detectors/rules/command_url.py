@@ -10,11 +10,13 @@ from urllib.parse import SplitResult, urlsplit
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
 from chargeguard.detectors.rules.station_config import host_matches
+from chargeguard.detectors.state import BoundedState
 from chargeguard.events import CommandIssued, Event, Finding, Severity
 
 _PLAIN = frozenset({"http", "ftp", "tftp"})
 _SECURE = frozenset({"https", "ftps", "sftp"})
 _UNSIGNED_FIRMWARE = "UpdateFirmware"
+_LOG_ACTIONS = frozenset({"GetDiagnostics", "GetLog"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,8 @@ class UntrustedUrlConfig:
     are never flagged except for embedded credentials. When set, every other host is flagged.
     allow_plain_transport: accept http/ftp/tftp (no TLS) on hosts that are otherwise acceptable.
     actions: the commands whose locations are checked.
+    new_host_after: without ``trusted_hosts``, once this many locations of one purpose (firmware, or diagnostics
+    and logs) have been seen, a host never used before for that purpose is flagged (0 disables the check).
     """
 
     trusted_hosts: tuple[str, ...] = ()
@@ -36,6 +40,7 @@ class UntrustedUrlConfig:
         "GetDiagnostics",
         "GetLog",
     )
+    new_host_after: int = 20
 
 
 def _safe_url(parts: SplitResult) -> str:
@@ -56,7 +61,9 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
     http(s)/ftp(s)/sftp/tftp (``file:``, ``smb:``; high), loopback, link-local, cloud-metadata or unspecified
     addresses (high), other IP-literal hosts (medium: no certificate name to check), URLs without a host
     (medium), and plain http/ftp/tftp (medium; high for an OCPP 1.6 UpdateFirmware, whose image is not signed,
-    unless ``allow_plain_transport``). One alert per command and location, merging every station it was sent to.
+    unless ``allow_plain_transport``). Without a trusted list, the detector learns the hosts each purpose
+    (firmware; diagnostics and logs) uses, and once ``new_host_after`` locations have been seen, a host never used
+    before is medium. One alert per command and location, merging every station it was sent to.
 
     Why: a firmware location under an attacker's control installs their code (DOMAIN #31; Mennekes
     CVE-2025-22366/22368); diagnostics and logs uploaded to a foreign server leak station secrets and driver data
@@ -83,6 +90,23 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
     def __init__(self, config: UntrustedUrlConfig, context: DetectorContext) -> None:
         super().__init__(config, context)
         self._actions = frozenset(config.actions)
+        self._hosts: BoundedState[tuple[str, str], int] = BoundedState(
+            context.limits.max_keys, context.limits.ttl_s
+        )
+        self._seen: dict[str, int] = {}
+
+    def state_size(self) -> int:
+        return len(self._hosts)
+
+    def _new_host(self, event: CommandIssued, host: str) -> bool:
+        """Learn which hosts serve each purpose; True for a host unseen after ``new_host_after`` locations."""
+        purpose = "logs" if event.action in _LOG_ACTIONS else "firmware"
+        seen = self._seen.get(purpose, 0)
+        self._seen[purpose] = seen + 1
+        known = self._hosts.get((purpose, host))
+        self._hosts.put((purpose, host), (known or 0) + 1, event.ts)
+        after = self.config.new_host_after
+        return known is None and after > 0 and seen >= after
 
     def process(self, event: Event) -> Iterable[Finding]:
         if not isinstance(event, CommandIssued) or event.action not in self._actions:
@@ -108,6 +132,8 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
             reasons.append((Severity.MEDIUM if trusted else Severity.HIGH, "credentials embedded in the URL"))
         if not trusted:
             reasons.extend(self._untrusted(event, scheme, host))
+            if host and not self.config.trusted_hosts and self._new_host(event, host):
+                reasons.append((Severity.MEDIUM, "host never used for this purpose before"))
         if not reasons:
             return None
         severity = max(s for s, _ in reasons)

@@ -72,9 +72,20 @@ class Scene:
     tainted: dict[int, float] = field(default_factory=dict)  # station index -> incident traffic until
 
     def idle_station(
-        self, t: float, until: float, accept: Callable[[Station], bool] | None = None, *, count: int = 1
+        self,
+        t: float,
+        until: float,
+        accept: Callable[[Station], bool] | None = None,
+        *,
+        count: int = 1,
+        quiet_s: float = 1800.0,
+        at_least: int | None = None,
     ) -> list[Station]:
-        """``count`` stations that are online, idle, free of other incidents over [t, until] and accepted."""
+        """``count`` stations that are online, idle, free of other incidents over [t, until] and accepted.
+
+        They stay free of other incidents for ``quiet_s`` after ``until`` (longer for incidents whose evidence
+        detectors remember for long, so that two incidents never blend into one).
+        """
         candidates = [
             s
             for s in self.network.stations
@@ -84,16 +95,16 @@ class Scene:
             and not any(w[0] < until + 600 and w[1] > t - 600 for w in s.offline)
             and (accept is None or accept(s))
         ]
-        if len(candidates) < count:
+        if len(candidates) < (count if at_least is None else at_least):
             return []
-        chosen = self.rng.sample(candidates, count)
+        chosen = self.rng.sample(candidates, min(count, len(candidates)))
         for station in chosen:
-            self.claim(station, until)
+            self.claim(station, until, quiet_s)
         return chosen
 
-    def claim(self, station: Station, until: float) -> None:
-        """Keep benign sessions, station events and other incidents off ``station`` until ``until``."""
-        self.tainted[station.index] = max(self.tainted.get(station.index, 0.0), until + 1800.0)
+    def claim(self, station: Station, until: float, quiet_s: float = 1800.0) -> None:
+        """Keep benign sessions and station events off ``station`` until ``until``, other incidents longer."""
+        self.tainted[station.index] = max(self.tainted.get(station.index, 0.0), until + quiet_s)
         station.busy_until = max(station.busy_until, until + 600.0)
         for connector in station.connectors:
             connector.busy_until = max(connector.busy_until, until + 600.0)

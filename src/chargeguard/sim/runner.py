@@ -242,10 +242,14 @@ class Simulation:
             truth = injection.truth
             truth.variant = spec.variant
             truth.subtle = truth.subtle or spec.subtle
+            truth.start, truth.end = float("inf"), float("-inf")  # set from what is actually written
             self.stats.truths.append(truth)
             if injection.completing is not None:
                 self._marks[id(injection.completing)] = (injection.completing, truth)
-            return injection.streams
+            return [
+                (None, _spanning(truth, stream if owner is None else st.through_transport(owner, stream)))
+                for owner, stream in injection.streams
+            ]
 
         return start
 
@@ -282,7 +286,7 @@ class Simulation:
                 if marks:
                     marked = marks.pop(id(line), None)
                     if marked is not None:
-                        marked[1].detectable_at = t
+                        marked[1].detectable_at = _event_time(t, line)
                 item = next(stream, None)
                 if item is None:
                     heapq.heappop(heap)
@@ -294,3 +298,33 @@ class Simulation:
                 progress(min(1.0, (t_slice - self.start) / max(1.0, self.end - self.start)))
         stats.incidents = len(stats.truths)
         return stats
+
+
+def _event_time(t: float, line: Line) -> float:
+    """The event time of a line: its payload timestamp when it has a plausible one (the station's clock within
+    a few seconds of the transport), else the transport time."""
+    frame = line.get("frame")
+    if frame is None or frame[0] != 2 or not isinstance(frame[3], dict):
+        return t
+    payload = frame[3]
+    stamp = payload.get("timestamp")
+    if stamp is None and payload.get("meterValue"):
+        stamp = payload["meterValue"][0].get("timestamp")
+    if not isinstance(stamp, str):
+        return t
+    try:
+        at = datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return t
+    return at if 0.0 <= t - at <= 5.0 else t
+
+
+def _spanning(truth: Truth, stream: Iterator[Emit]) -> Iterator[Emit]:
+    """``stream`` unchanged, widening the truth's start/end to the transport times of its lines."""
+    for item in stream:
+        t = item[0]
+        if t < truth.start:
+            truth.start = t
+        if t > truth.end:
+            truth.end = t
+        yield item

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from chargeguard.errors import InputError
 
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 8192  # seconds; lines come in time order, so a small cache hits almost always
 _second_cache: dict[int, str] = {}
 
 

@@ -119,9 +119,15 @@ def fleet_push(scene: Scene, t: float, *, availability: bool) -> Injection | Non
     """The same command pushed to many stations within a minute or two (a compromised or runaway CSMS)."""
     rng = scene.rng
     wanted = rng.randrange(12, 26)
-    found = scene.idle_station(t, t + 1800, count=min(wanted, len(scene.network.stations)))
+    # One CSMS API call fans out to the stations of one protocol version: the same profile object for all.
+    version = rng.choice(("1.6", "2.0.1"))
+    same = [s for s in scene.network.stations if s.ocpp == version]
+    if len(same) < 2 * wanted:
+        version = max(("1.6", "2.0.1"), key=lambda v: sum(s.ocpp == v for s in scene.network.stations))
+    found = scene.idle_station(t, t + 1800, lambda s: s.ocpp == version, count=wanted, at_least=10)
     if len(found) < 10:
         return None
+    start_schedule = format_ts(t - t % 60)
     parts: list[tuple[Station, list[Emit]]] = []
     moment = t
     firsts: list[tuple[float, Line]] = []
@@ -145,12 +151,13 @@ def fleet_push(scene: Scene, t: float, *, availability: bool) -> Injection | Non
                 },
             }
             if station.ocpp == "1.6":
-                profile["chargingSchedule"]["startSchedule"] = format_ts(moment)
+                profile["chargingProfileId"] = profile.pop("id")
+                profile["chargingSchedule"]["startSchedule"] = start_schedule
                 payload = {"connectorId": 0, "csChargingProfiles": profile}
             else:
                 schedule = profile.pop("chargingSchedule")
                 schedule["id"] = 1
-                schedule["startSchedule"] = format_ts(moment)
+                schedule["startSchedule"] = start_schedule
                 profile["chargingSchedule"] = [schedule]
                 payload = {"evseId": 0, "chargingProfile": profile}
             emits = csms_call(scene, station, moment, "SetChargingProfile", payload, {"status": "Accepted"})

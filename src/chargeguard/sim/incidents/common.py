@@ -20,12 +20,18 @@ def make_plan(
     token: str | None,
     start: float,
     minutes: float,
-    energy_wh: float,
+    energy_wh: float | None = None,
     *,
     advance: bool = True,
     **overrides: Any,
 ) -> SessionPlan:
-    """A plan on ``connector`` from its current register; ``advance`` moves the register to the plan's end."""
+    """A plan on ``connector`` from its current register; ``advance`` moves the register to the plan's end.
+
+    Without ``energy_wh`` the energy is a plausible one for the connector and duration (25-65 % of its rating,
+    at most 80 kWh), so that only what the incident is about is abnormal.
+    """
+    if energy_wh is None:
+        energy_wh = min(80_000.0, scene.rng.uniform(0.25, 0.65) * connector.max_kw * 1000.0 * minutes / 60.0)
     values: dict[str, Any] = {
         "station": station.station_id,
         "ocpp": station.ocpp,
@@ -52,6 +58,13 @@ def emits_of(scene: Scene, station: Station, plan: SessionPlan) -> list[Emit]:
     return list(session_emits(plan, rng=scene.rng, ids=scene.ids, clock_offset_s=station.clock_at(start)))
 
 
+def without_action(emits: list[Emit], action: str) -> list[Emit]:
+    """``emits`` minus the CALLs of ``action`` and their results."""
+    dropped = {line["frame"][1] for _, line in emits
+               if "frame" in line and line["frame"][0] == 2 and line["frame"][2] == action}  # fmt: skip
+    return [e for e in emits if "frame" not in e[1] or e[1]["frame"][1] not in dropped]
+
+
 def calls(emits: Iterable[Emit], action: str) -> list[Line]:
     return [
         line for _, line in emits if "frame" in line and line["frame"][0] == 2 and line["frame"][2] == action
@@ -69,6 +82,15 @@ def token_bound_line(emits: list[Emit]) -> Line:
     return emits[-1][1]
 
 
+def token_seen_line(emits: list[Emit]) -> Line:
+    """The first station CALL that shows the card: Authorize when the station asks, else the transaction."""
+    for _, line in emits:
+        frame = line.get("frame")
+        if frame is not None and frame[0] == 2 and frame[2] == "Authorize":
+            return line
+    return token_bound_line(emits)
+
+
 def register_of(line: Line) -> float | None:
     """The energy register a station CALL reports (Wh), if any."""
     frame = line.get("frame")
@@ -77,6 +99,8 @@ def register_of(line: Line) -> float | None:
     payload = frame[3]
     if frame[2] == "StopTransaction":
         return float(payload["meterStop"])
+    if frame[2] == "StartTransaction":
+        return float(payload["meterStart"])
     for mv in payload.get("meterValue", ()):
         for sv in mv["sampledValue"]:
             if sv.get("measurand", "Energy.Active.Import.Register") == "Energy.Active.Import.Register":

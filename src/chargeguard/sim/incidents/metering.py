@@ -13,6 +13,7 @@ from chargeguard.sim.incidents.common import (
     inject,
     make_plan,
     register_of,
+    without_action,
 )
 from chargeguard.sim.injection import Injection, Scene
 from chargeguard.sim.network import Station, new_token
@@ -97,6 +98,7 @@ def beyond_rating(scene: Scene, t: float) -> Injection | None:
         f"in {minutes:.0f} min",
         plans=(plan,),
         completing=first_energy_line(emits, plan.meter_start_wh),
+        also=("meter.inconsistent",),
     )
 
 
@@ -156,15 +158,11 @@ def rollback_between(scene: Scene, t: float, *, to_zero: bool) -> Injection | No
         return None
     rng = scene.rng
     connector = scene.connector(station)
-    first = make_plan(
-        scene, station, connector, new_token(rng), t, rng.uniform(30, 90), rng.uniform(5_000, 15_000)
-    )
+    first = make_plan(scene, station, connector, new_token(rng), t, rng.uniform(30, 90))
     drop = connector.register_wh - rng.uniform(0, 80) if to_zero else rng.uniform(2_000, 40_000)
     connector.register_wh = max(0.0, connector.register_wh - drop)
     second_at = first.end.timestamp() + rng.uniform(20, 120) * 60
-    second = make_plan(
-        scene, station, connector, new_token(rng), second_at, rng.uniform(30, 90), rng.uniform(5_000, 15_000)
-    )
+    second = make_plan(scene, station, connector, new_token(rng), second_at, rng.uniform(30, 90))
     a, b = emits_of(scene, station, first), emits_of(scene, station, second)
     stop = first.meter_start_wh + first.energy_wh
     completing = first_line(b, lambda ln: (register_of(ln) or stop + 1) < stop - 10)
@@ -186,7 +184,7 @@ def slow_rollback(scene: Scene, t: float) -> Injection | None:
     rng = scene.rng
     connector = scene.connector(station)
     minutes = rng.uniform(120, 200)
-    plan = make_plan(scene, station, connector, new_token(rng), t, minutes, rng.uniform(3_000, 8_000))
+    plan = make_plan(scene, station, connector, new_token(rng), t, minutes)
     emits = emits_of(scene, station, plan)
     samples = [
         ln
@@ -234,7 +232,6 @@ def inflated_stop(
         new_token(rng),
         t,
         rng.uniform(40, 120),
-        rng.uniform(5_000, 0.4 * connector.max_kw * 1000),
         sample_interval_s=interval_s,
     )
     emits = emits_of(scene, station, plan)
@@ -249,6 +246,7 @@ def inflated_stop(
         f"stop reports {factor:.2f}x the energy its sampled register showed",
         plans=(plan,),
         completing=stop,
+        also=("meter.exceeds_capacity",),
     )
 
 
@@ -260,9 +258,7 @@ def overlap(scene: Scene, t: float, *, remote: bool) -> Injection | None:
     rng = scene.rng
     connector = scene.connector(station)
     minutes = rng.uniform(90, 180)
-    first = make_plan(
-        scene, station, connector, new_token(rng), t, minutes, rng.uniform(5_000, 12_000), advance=False
-    )
+    first = make_plan(scene, station, connector, new_token(rng), t, minutes, advance=False)
     second_at = t + rng.uniform(0.2, 0.5) * minutes * 60
     ghost_token = new_token(rng)
     second = make_plan(
@@ -278,7 +274,7 @@ def overlap(scene: Scene, t: float, *, remote: bool) -> Injection | None:
     )
     connector.register_wh = first.meter_start_wh + first.energy_wh
     a, b = emits_of(scene, station, first), emits_of(scene, station, second)
-    b = [e for e in b if not ("frame" in e[1] and e[1]["frame"][2:3] == ["StatusNotification"])]
+    b = without_action(b, "StatusNotification")
     if remote:
         key = "idTag" if station.ocpp == "1.6" else "idToken"
         value: Any = ghost_token if station.ocpp == "1.6" else {"idToken": ghost_token, "type": "ISO14443"}
@@ -317,16 +313,12 @@ def phantom(scene: Scene, t: float, *, unavailable: bool) -> Injection | None:
     connector = scene.connector(station)
     minutes = rng.uniform(60, 150) if unavailable else rng.uniform(2, 8)
     energy = (
-        rng.uniform(0.2, 0.5) * connector.max_kw * 1000 * minutes / 60
+        min(60_000.0, rng.uniform(0.2, 0.5) * connector.max_kw * 1000 * minutes / 60)
         if unavailable
         else rng.uniform(8_000, 20_000)
     )
     plan = make_plan(scene, station, connector, new_token(rng), t, minutes, energy, sample_interval_s=None)
-    emits = [
-        e
-        for e in emits_of(scene, station, plan)
-        if not ("frame" in e[1] and e[1]["frame"][2:3] == ["StatusNotification"])
-    ]
+    emits = without_action(emits_of(scene, station, plan), "StatusNotification")
     if unavailable:
         status = (
             {

@@ -54,7 +54,7 @@ def password_guessing(scene: Scene, t: float) -> Injection | None:
 
 def identity_spraying(scene: Scene, t: float) -> Injection | None:
     """One host tries several real station identities with a guessed password (password spraying)."""
-    found = scene.idle_station(t, t + 3600, count=min(4, len(scene.network.stations)))
+    found = scene.idle_station(t, t + 3600, count=4, at_least=3)
     if len(found) < 3:
         return None
     rng = scene.rng
@@ -364,9 +364,7 @@ def clock_skew(scene: Scene, t: float, *, offset_s: float, what: str) -> Injecti
     rng = scene.rng
     station.clock_shifts.append((t - 1, t + 5 * 3600, offset_s))
     connector = scene.connector(station)
-    plan = make_plan(
-        scene, station, connector, new_token(rng), t + 300, rng.uniform(60, 180), rng.uniform(3_000, 10_000)
-    )
+    plan = make_plan(scene, station, connector, new_token(rng), t + 300, rng.uniform(60, 180))
     emits = emits_of(scene, station, plan)
     stamped = [
         line

@@ -12,7 +12,7 @@ from chargeguard.sim.incidents.common import (
     inject,
     make_plan,
     station_call,
-    token_bound_line,
+    token_seen_line,
 )
 from chargeguard.sim.injection import Injection, Scene
 from chargeguard.sim.network import Driver, Station, new_token
@@ -57,7 +57,6 @@ def cloned_card(scene: Scene, t: float, *, far: bool) -> Injection | None:
         driver.token,
         t,
         rng.uniform(150, 240),
-        rng.uniform(8_000, 30_000),
     )
     clone = make_plan(
         scene,
@@ -66,7 +65,6 @@ def cloned_card(scene: Scene, t: float, *, far: bool) -> Injection | None:
         driver.token,
         second_at,
         rng.uniform(25, 90),
-        rng.uniform(5_000, 25_000),
     )
     a, b = emits_of(scene, home[0], first), emits_of(scene, away[0], clone)
     where = f"{away[0].city.name}, {_km(home[0], away[0]):.0f} km away" if far else "the same city"
@@ -77,7 +75,7 @@ def cloned_card(scene: Scene, t: float, *, far: bool) -> Injection | None:
         [(home[0], a), (away[0], b)],
         f"cloned card: a second transaction on the driver's card starts in {where} while the first is open",
         plans=(first, clone),
-        completing=token_bound_line(b),
+        completing=token_seen_line(b),
         also=("token.impossible_travel",) if far else (),
     )
 
@@ -108,7 +106,6 @@ def travel(
         driver.token,
         t,
         minutes,
-        rng.uniform(5_000, 20_000),
     )
     p2 = make_plan(
         scene,
@@ -117,7 +114,6 @@ def travel(
         driver.token,
         second_at,
         rng.uniform(20, 60),
-        rng.uniform(5_000, 20_000),
     )
     a, b = emits_of(scene, first_station[0], p1), emits_of(scene, target[0], p2)
     km = _km(first_station[0], target[0])
@@ -129,7 +125,7 @@ def travel(
         f"card used {km:.0f} km apart {gap_h * 60:.0f} min after its previous session ended "
         f"({km / max(gap_h, 1e-3):.0f} km/h)",
         plans=(p1, p2),
-        completing=token_bound_line(b),
+        completing=token_seen_line(b),
     )
 
 
@@ -149,7 +145,6 @@ def charges_despite(scene: Scene, t: float, *, status: str, skip_authorize: bool
         token,
         t,
         rng.uniform(30, 120),
-        rng.uniform(3_000, 0.5 * connector.max_kw * 1000),
         auth_status=status,
     )
     emits = emits_of(scene, station, plan)
@@ -191,7 +186,6 @@ def offline_unknown(scene: Scene, t: float) -> Injection | None:
         new_token(rng),
         t,
         rng.uniform(40, 80),
-        rng.uniform(4_000, 0.5 * connector.max_kw * 1000),
         auth_status="Invalid",
     )
     emits = emits_of(scene, station, plan)
@@ -218,7 +212,7 @@ def enumeration(
     scene: Scene, t: float, *, count: int, spread_s: float, sequential: bool, nth: int
 ) -> Injection | None:
     """Many distinct cards rejected at one station: a burst, or slowly; random or sequential UIDs."""
-    found = scene.idle_station(t, t + spread_s + 600)
+    found = scene.idle_station(t, t + spread_s + 600, quiet_s=26 * 3600.0)
     if not found:
         return None
     station = found[0]
@@ -260,7 +254,7 @@ def token_sharing(scene: Scene, t: float) -> Injection | None:
     )
     if not there:
         there = scene.idle_station(
-            t, t + 16 * 3600, lambda s: s.index != here[0].index and _km(here[0], s) > 5
+            t, t + 16 * 3600, lambda s: s.index != here[0].index and 5 < _km(here[0], s) < 80
         )
     if not there:
         return None
@@ -277,7 +271,6 @@ def token_sharing(scene: Scene, t: float) -> Injection | None:
             driver.token,
             moment,
             minutes,
-            rng.uniform(4_000, 15_000),
         )
         plans.append(plan)
         parts.append((station, emits_of(scene, station, plan)))

@@ -122,8 +122,11 @@ class ExactCompiler:
         unknown = set(node) - SUPPORTED
         if unknown:
             raise SchemaCompileError(f"unsupported schema keywords {sorted(unknown)}")
-        checks: list[Check] = []
         type_name = node.get("type")
+        if type_name in _TYPE_TESTS:
+            # one closure per typed node: keywords of other types are no-ops once the type holds
+            return self._typed(node, str(type_name))
+        checks: list[Check] = []
         if type_name is not None:
             checks.append(self._type(str(type_name)))
         if "enum" in node:
@@ -169,6 +172,17 @@ class ExactCompiler:
             self._refs[ref] = compiled
         return self._refs[ref]
 
+    def _typed(self, node: Mapping[str, Any], type_name: str) -> Check:
+        if type_name == "object":
+            return self._object(node, typed=True)
+        if type_name == "array":
+            return self._array(node, typed=True)
+        if type_name == "string":
+            return _string(node)
+        if type_name in ("integer", "number"):
+            return _numeric(node, type_name, self.draft)
+        return self._type(type_name)
+
     def _type(self, type_name: str) -> Check:
         if type_name not in _TYPE_TESTS:
             raise SchemaCompileError(f"unsupported type {type_name!r}")
@@ -181,7 +195,7 @@ class ExactCompiler:
 
         return check_type
 
-    def _object(self, node: Mapping[str, Any]) -> Check:
+    def _object(self, node: Mapping[str, Any], *, typed: bool = False) -> Check:
         properties = {str(k): self.compile(v) for k, v in dict(node.get("properties", {})).items()}
         required = tuple(str(name) for name in node.get("required", ()))
         closed = node.get("additionalProperties") is False
@@ -191,7 +205,7 @@ class ExactCompiler:
 
         def check_object(instance: object) -> Failure | None:
             if not isinstance(instance, dict):
-                return None  # the "type" keyword reports it
+                return Failure("not an object") if typed else None
             for name in required:
                 if name not in instance:
                     missing = Failure("required property missing")
@@ -212,7 +226,7 @@ class ExactCompiler:
 
         return check_object
 
-    def _array(self, node: Mapping[str, Any]) -> Check:
+    def _array(self, node: Mapping[str, Any], *, typed: bool = False) -> Check:
         items = node.get("items")
         if items is not None and not isinstance(items, Mapping):
             raise SchemaCompileError("only a single schema is supported for items")
@@ -222,7 +236,7 @@ class ExactCompiler:
 
         def check_array(instance: object) -> Failure | None:
             if not isinstance(instance, list):
-                return None
+                return Failure("not an array") if typed else None
             if min_items is not None and len(instance) < min_items:
                 return Failure(f"fewer than {min_items} items")
             if max_items is not None and len(instance) > max_items:
@@ -235,6 +249,51 @@ class ExactCompiler:
             return None
 
         return check_array
+
+
+def _string(node: Mapping[str, Any]) -> Check:
+    """A ``"type": "string"`` node: type, enum, maxLength and format in one check."""
+    enum = node.get("enum")
+    if enum is not None and not all(isinstance(value, str) for value in enum):
+        raise SchemaCompileError("only string enums are supported")
+    allowed = frozenset(enum) if enum is not None else None
+    limit = int(node["maxLength"]) if "maxLength" in node else None
+    format_name = str(node.get("format", ""))
+    checked_format = format_name if format_name in _FORMAT_NAMES else None
+    format_message = f"not {_FORMAT_NAMES[format_name]}" if checked_format else ""
+
+    def check_string(instance: object) -> Failure | None:
+        if not isinstance(instance, str):
+            return Failure("not a string")
+        if allowed is not None and instance not in allowed:
+            return Failure("not one of the allowed values")
+        if limit is not None and len(instance) > limit:
+            return Failure(f"longer than {limit} characters")
+        if checked_format is not None and not matches_format(checked_format, instance):
+            return Failure(format_message)
+        return None
+
+    return check_string
+
+
+def _numeric(node: Mapping[str, Any], type_name: str, draft: int) -> Check:
+    """An ``integer`` or ``number`` node: type, minimum, maximum and multipleOf in one check."""
+    if "enum" in node:
+        raise SchemaCompileError("only string enums are supported")
+    integer = type_name == "integer"
+    message = f"not {_TYPE_NAMES[type_name]}"
+    bounds = _bounds(node.get("minimum"), node.get("maximum"))
+    multiple = _multiple_of(node["multipleOf"]) if "multipleOf" in node else None
+
+    def check_numeric(instance: object) -> Failure | None:
+        if not (is_integer(instance, draft) if integer else is_number(instance)):
+            return Failure(message)
+        failure = bounds(instance)
+        if failure is None and multiple is not None:
+            failure = multiple(instance)
+        return failure
+
+    return check_numeric
 
 
 def _anything(instance: object) -> Failure | None:

@@ -101,14 +101,12 @@ class Engine:
         """Feed one event (in transport-time order)."""
         self.stats.events += 1
         ts = event.ts
-        t = ts.timestamp()
-        if t > self._watermark:
-            self._watermark = t
+        if self._watermark_dt is None or ts > self._watermark_dt:
             self._watermark_dt = ts
+            self._watermark = ts.timestamp()
         for det in self._routes.get(type(event), ()):
             try:
-                findings = det.process(event)
-                for finding in findings:
+                for finding in det.process(event):
                     self._accept(finding)
             except Exception as exc:
                 self.stats.detector_failures[det.info.name] += 1

@@ -19,7 +19,7 @@ V = TypeVar("V")
 class BoundedState(Generic[K, V]):
     """An LRU map with a key limit and an event-time TTL."""
 
-    __slots__ = ("_items", "evictions", "max_keys", "ttl_s")
+    __slots__ = ("_items", "_next_sweep", "evictions", "max_keys", "ttl_s")
 
     def __init__(self, max_keys: int = 100_000, ttl_s: float = 86_400.0) -> None:
         if max_keys < 1:
@@ -28,6 +28,7 @@ class BoundedState(Generic[K, V]):
         self.ttl_s = ttl_s
         self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self.evictions = 0
+        self._next_sweep = float("-inf")
 
     def __len__(self) -> int:
         return len(self._items)
@@ -72,6 +73,10 @@ class BoundedState(Generic[K, V]):
         while len(items) > self.max_keys:
             items.popitem(last=False)
             self.evictions += 1
+        if now < self._next_sweep:
+            return
+        # age-based expiry runs at most every 1/64 of the TTL of event time: cheap, and never late by more
+        self._next_sweep = now + self.ttl_s / 64
         horizon = now - self.ttl_s
         while items:
             first = next(iter(items.values()))

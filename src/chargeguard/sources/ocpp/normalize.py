@@ -12,14 +12,11 @@ Every frame yields a ``FrameSeen``; every problem a ``ProtocolViolation`` (reaso
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-import orjson
 
 from chargeguard.detectors.state import BoundedState
 from chargeguard.errors import FrameError
@@ -48,7 +45,6 @@ class PendingCall:
     action: str
     payload: dict[str, Any]
     ts: datetime
-    digest: bytes
 
 
 @dataclass(slots=True)
@@ -58,7 +54,7 @@ class StationLink:
     pending: dict[Direction, OrderedDict[str, PendingCall]] = field(
         default_factory=lambda: {Direction.STATION: OrderedDict(), Direction.CSMS: OrderedDict()}
     )
-    seen: dict[Direction, OrderedDict[str, tuple[bytes, float]]] = field(
+    seen: dict[Direction, OrderedDict[str, float]] = field(
         default_factory=lambda: {Direction.STATION: OrderedDict(), Direction.CSMS: OrderedDict()}
     )
     last_ts: float = float("-inf")
@@ -74,13 +70,6 @@ class NormaliserConfig:
     queued_lag_s: float = 60.0  # in a replay window, a payload this much older than ts is a queued message
     validate: bool = True
     max_stations: int = 200_000
-
-
-def _digest(payload: Any) -> bytes:
-    try:
-        return hashlib.blake2b(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS), digest_size=8).digest()
-    except (TypeError, orjson.JSONEncodeError):
-        return b""
 
 
 class Normaliser:
@@ -193,29 +182,27 @@ class Normaliser:
                     frame.message_id,
                 )
             )
-        digest = _digest(payload)
         seen = link.seen[rec.direction]
         previous = seen.get(frame.message_id)
         pending = link.pending[rec.direction]
         t = rec.ts.timestamp()
         if previous is not None:
-            is_retry = (
-                previous[0] == digest and frame.message_id in pending and t - previous[1] <= RETRY_WINDOW_S
-            )
-            if not is_retry:
-                out.append(
-                    self._violation(
-                        rec, "duplicate_id", "message id reused on this connection", action, frame.message_id
-                    )
+            # an identical resend of a still unanswered CALL is a retry (already normalised once); any other
+            # reuse of a message id on one connection breaks OCPP-J's uniqueness rule
+            original = pending.get(frame.message_id)
+            if original is not None and original.payload == payload and t - previous <= RETRY_WINDOW_S:
+                return
+            out.append(
+                self._violation(
+                    rec, "duplicate_id", "message id reused on this connection", action, frame.message_id
                 )
-            if is_retry:
-                return  # an identical resend of an unanswered CALL: already normalised once
-        seen[frame.message_id] = (digest, t)
+            )
+        seen[frame.message_id] = t
         if len(seen) > MAX_SEEN_IDS:
             seen.popitem(last=False)
         self._validate(rec, action, "call", payload, frame.message_id, out)
         if frame.message_type == CALL:
-            pending[frame.message_id] = PendingCall(action, payload, rec.ts, digest)
+            pending[frame.message_id] = PendingCall(action, payload, rec.ts)
             if len(pending) > MAX_PENDING:
                 pending.popitem(last=False)
         queued = rec.direction is Direction.STATION and t <= link.replay_until

@@ -1,0 +1,118 @@
+"""Scan throughput and memory: chargeguard scan vs the floor of merely decoding every line with orjson.
+
+Generates (once, cached in --workdir) a capture of realistic mixed traffic with ``chargeguard simulate`` (about
+1.1 million frames: 500 stations over 3 days, both OCPP versions, with the tuning incidents), then measures in one
+run, each in a fresh single process:
+
+* scan: every detector on, schema validation on, no store (``--no-store``), alerts to a file;
+* decode floor: ``orjson.loads`` of every line of the same file;
+* peak RSS of the scan on the whole capture and on its first quarter (memory must not grow with capture length).
+
+Prints frames/s (CPU time and wall time), the ratio to the decode floor, and the peak memory of both runs.
+Usage: ``python bench/scan.py [--workdir DIR] [--stations 500] [--days 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+CHILD_SCAN = """
+import resource, sys, time
+from pathlib import Path
+from chargeguard.inventory import load_inventory
+from chargeguard.pipeline import ScanPipeline
+from chargeguard.settings import Settings
+from chargeguard.vault.pseudonyms import Pseudonymiser
+capture, stations = sys.argv[1], sys.argv[2]
+pipeline = ScanPipeline(Settings(), Pseudonymiser({1: bytes(range(32))}, 1), inventory=load_inventory(Path(stations)))
+wall, cpu = time.perf_counter(), time.process_time()
+report = pipeline.run([capture])
+cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(report.frames, report.lines_read, cpu, wall, rss, sum(report.alerts.values()))
+"""
+
+CHILD_DECODE = """
+import sys, time, orjson
+wall, cpu = time.perf_counter(), time.process_time()
+n = 0
+with open(sys.argv[1], "rb") as handle:
+    for line in handle:
+        orjson.loads(line)
+        n += 1
+print(n, time.process_time() - cpu, time.perf_counter() - wall)
+"""
+
+
+def _child(code: str, *args: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/chargeguard-bench-scan"))
+    parser.add_argument("--stations", type=int, default=500)
+    parser.add_argument("--days", type=float, default=3.0)
+    args = parser.parse_args()
+    sim_dir = args.workdir / f"sim-{args.stations}-{args.days}"
+    capture = sim_dir / "capture.jsonl"
+    if not capture.exists():
+        print(f"generating capture in {sim_dir} ...", flush=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "chargeguard",
+                "simulate",
+                "--out",
+                str(sim_dir),
+                "--stations",
+                str(args.stations),
+                "--days",
+                str(args.days),
+                "--seed",
+                "1",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    stations = str(sim_dir / "stations.csv")
+    quarter = sim_dir / "quarter.jsonl"
+    if not quarter.exists():
+        with capture.open("rb") as src, quarter.open("wb") as dst:
+            total = sum(1 for _ in src)
+            src.seek(0)
+            for i, line in enumerate(src):
+                if i >= total // 4:
+                    break
+                dst.write(line)
+    lines, dec_cpu, dec_wall = _child(CHILD_DECODE, str(capture))
+    frames, read, cpu, wall, rss, alerts = _child(CHILD_SCAN, str(capture), stations)
+    q_frames, _, _, _, q_rss, _ = _child(CHILD_SCAN, str(quarter), stations)
+    n = int(read)
+    scan_rate = n / float(cpu)
+    decode_rate = int(lines) / float(dec_cpu)
+    print(f"capture: {capture} ({n:,} lines, {int(frames):,} frames, {int(alerts)} alerts)")
+    print(
+        f"scan (validation + every detector, one process): {scan_rate:,.0f} lines/s CPU, {n / float(wall):,.0f}/s wall"
+    )
+    print(
+        f"orjson decode floor:                          {decode_rate:,.0f} lines/s CPU, "
+        f"{int(lines) / float(dec_wall):,.0f}/s wall"
+    )
+    print(
+        f"ratio scan / floor: {decode_rate / scan_rate:.1f}x slower; goal 50,000 frames/s: "
+        f"{'met' if scan_rate >= 50_000 else 'NOT met'}"
+    )
+    print(
+        f"peak RSS: {int(rss) / 1024:,.0f} MiB for {int(frames):,} frames; {int(q_rss) / 1024:,.0f} MiB for "
+        f"{int(q_frames):,} frames (ratio {int(rss) / int(q_rss):.2f})"
+    )
+
+
+if __name__ == "__main__":
+    main()

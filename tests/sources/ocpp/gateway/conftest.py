@@ -277,6 +277,7 @@ class Csms:
         self.points: dict[str, Cp16 | Cp201] = {}
         self.server: Server | None = None
         self.port = 0
+        self.scheme = "ws"
         self.wake = asyncio.Event()
 
     async def pause(self) -> None:
@@ -285,13 +286,20 @@ class Csms:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.delay_s)
 
-    async def start(self) -> None:
-        self.server = await serve(self._handle, "127.0.0.1", 0, subprotocols=list(self.subprotocols))  # type: ignore[arg-type]
+    async def start(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.server = await serve(
+            self._handle,
+            "127.0.0.1",
+            0,
+            subprotocols=list(self.subprotocols),  # type: ignore[arg-type]
+            ssl=ssl_context,
+        )
         self.port = self.server.sockets[0].getsockname()[1]
+        self.scheme = "wss" if ssl_context is not None else "ws"
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/csms"
+        return f"{self.scheme}://127.0.0.1:{self.port}/csms"
 
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None
@@ -304,6 +312,8 @@ class Csms:
             }
         )
         self.connections.append(connection)
+        ssl_object = connection.transport.get_extra_info("ssl_object")
+        self.requests[-1]["client_cert"] = None if ssl_object is None else ssl_object.getpeercert()
         recorder = _Recorder(connection, identity, self.received)
         point: Cp16 | Cp201
         if connection.subprotocol == "ocpp1.6":
@@ -388,7 +398,14 @@ class Harness:
         )
 
 
-def make_config(pki: Pki, csms_url: str, stations: dict[str, dict[str, Any]], **policy: Any) -> GatewayConfig:
+def make_config(
+    pki: Pki,
+    csms_url: str,
+    stations: dict[str, dict[str, Any]],
+    upstream: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    **policy: Any,
+) -> GatewayConfig:
     data: dict[str, Any] = {
         "listen": {"host": "127.0.0.1", "plain_port": 0, "tls_port": 0, "path": "/ocpp"},
         "tls": {
@@ -402,11 +419,12 @@ def make_config(pki: Pki, csms_url: str, stations: dict[str, dict[str, Any]], **
             "url": csms_url,
             "open_timeout_s": 2.0,
             "call_timeout_s": policy.pop("call_timeout_s", 30.0),
+            **(upstream or {}),
         },
         "stations": stations,
         "policy": {"duplicate_ping_timeout_s": 0.5, "drain_timeout_s": 2.0, **policy},
     }
-    return parse_config(data, env={})
+    return parse_config(data, env=env or {})
 
 
 @pytest.fixture
@@ -430,11 +448,14 @@ def harness(pki: Pki, default_stations: dict[str, dict[str, Any]]) -> Callable[.
         stations: dict[str, dict[str, Any]] | None = None,
         validator: Any = None,
         clock: Callable[[], float] | None = None,
+        csms_ssl: ssl.SSLContext | None = None,
+        upstream: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
         **policy: Any,
     ) -> AsyncIterator[Harness]:
         csms = Csms()
-        await csms.start()
-        config = make_config(pki, csms.url, stations or default_stations, **policy)
+        await csms.start(csms_ssl)
+        config = make_config(pki, csms.url, stations or default_stations, upstream, env, **policy)
         observer = CollectingObserver()
         extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
         gateway = Gateway(config, observer, validator=validator, **extra)

@@ -163,3 +163,20 @@ def test_rate_guard_only_counts_station_calls() -> None:
     assert calls == [True, True, False]
     assert guard.check(parse_frame('[3,"x",{}]', S, "1.6"), state).allow
     assert guard.check(parse_frame('[2,"y","Reset",{}]', C, "1.6"), state).allow
+
+
+def test_ocpp21_send_is_exempt_from_the_outstanding_call_rule() -> None:
+    state = _state("2.1")
+    assert _verdict('[2,"1","Heartbeat",{}]', state) == "ok"
+    assert _verdict('[6,"2","NotifyPeriodicEventStream",{}]', state) == "ok"
+    assert _verdict('[6,"2","NotifyPeriodicEventStream",{}]', state) == "message_id_reused"
+    assert _verdict('[2,"3","Heartbeat",{}]', state) == "pipelined_call"
+    assert state.sides[S].outstanding == {"1": "Heartbeat"}
+
+
+def test_rate_guard_per_address_spans_identities() -> None:
+    clock = [0.0]
+    guard = RateGuard(KeyedBuckets(100, 100, lambda: clock[0]), KeyedBuckets(1, 2, lambda: clock[0]))
+    states = [ConnectionState(f"CP-{i}", "1.6", f"10.0.0.1:{5000 + i}", 1) for i in range(3)]
+    frame = parse_frame('[2,"1","Heartbeat",{}]', S, "1.6")
+    assert [guard.check(frame, s).reason for s in states] == ["", "", "address_rate_limited"]

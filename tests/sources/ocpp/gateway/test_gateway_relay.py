@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 from typing import Any
 
 import pytest
@@ -138,6 +139,47 @@ def test_health_and_metrics_endpoints(harness: Any) -> None:
             writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert "200 OK" in (await reader.read(65536)).decode()
             writer.close()
+            await ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_upstream_leg_with_tls_client_certificate_and_configured_basic_auth(harness: Any, pki: Any) -> None:
+    async def scenario() -> None:
+        csms_ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        csms_ssl.load_cert_chain(pki.server_cert, pki.server_key)
+        csms_ssl.load_verify_locations(cafile=pki.ca)
+        csms_ssl.verify_mode = ssl.CERT_REQUIRED  # the CSMS insists on the gateway's own client certificate
+        good_cert, good_key = pki.clients["good2"]
+        upstream = {"basic_auth": "configured", "username": "gateway", "ca": str(pki.ca),
+                    "client_cert": str(good_cert), "client_key": str(good_key)}  # fmt: skip
+        env = {"CHARGEGUARD_GATEWAY_UPSTREAM_PASSWORD": "gateway-upstream-secret"}
+        async with harness(csms_ssl=csms_ssl, upstream=upstream, env=env) as h:
+            ws = await h.connect("CP-1", password=PW16)
+            await ws.send('[2,"1","Heartbeat",{}]')
+            assert '"currentTime"' in str(await ws.recv())
+            request = h.csms.requests[0]
+            assert (
+                request["authorization"]
+                == "Basic " + base64.b64encode(b"gateway:gateway-upstream-secret").decode()
+            )
+            subject = dict(item[0] for item in request["client_cert"]["subject"])
+            assert subject["commonName"] == "CP-3"
+            await ws.close()
+
+    asyncio.run(scenario())
+
+
+def test_result_without_a_call_is_forwarded_and_flagged(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness() as h:
+            ws = await h.connect("CP-1", password=PW16)
+            await ws.send('[3,"never-asked",{}]')
+            await ws.send('[2,"1","Heartbeat",{}]')
+            await ws.recv()
+            assert [f[1] for _, f in h.csms.received] == ["never-asked", "1"]
+            flagged = [line["detail"] for line in h.observer.events("action")]
+            assert [(d["action"], d["reason"]) for d in flagged] == [("flagged", "result_without_call")]
             await ws.close()
 
     asyncio.run(scenario())

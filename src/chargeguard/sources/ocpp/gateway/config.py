@@ -134,6 +134,8 @@ class PolicyConfig(_Strict):
     seen_message_ids: int = Field(default=1024, ge=16)
     station_calls_per_s: float = Field(default=10.0, gt=0)
     station_call_burst: float = Field(default=50.0, ge=1)
+    address_calls_per_s: float = Field(default=200.0, gt=0)  # many stations may share one address (NAT, APN)
+    address_call_burst: float = Field(default=1000.0, ge=1)
     address_handshakes_per_s: float = Field(default=2.0, gt=0)
     address_handshake_burst: float = Field(default=20.0, ge=1)
     hashes_per_s: float = Field(default=20.0, gt=0)  # global budget of slow password hashes

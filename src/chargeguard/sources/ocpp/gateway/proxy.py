@@ -141,7 +141,10 @@ class Gateway:
         if validator is not None:
             guards.append(SchemaGuard(validator))
         guards.append(
-            RateGuard(KeyedBuckets(policy.station_calls_per_s, policy.station_call_burst, self._clock)),
+            RateGuard(
+                KeyedBuckets(policy.station_calls_per_s, policy.station_call_burst, self._clock),
+                KeyedBuckets(policy.address_calls_per_s, policy.address_call_burst, self._clock),
+            ),
         )
         return GuardChain(guards)
 
@@ -322,7 +325,7 @@ class Gateway:
             )
             self.metrics.inc("chargeguard_gateway_upstream_failures_total", reason="connect")
             self._action(identity, remote, profile, {"action": "refused", "reason": "upstream_unavailable"})
-            log.warning("gateway.upstream.unavailable", station=identity, error=reason)
+            log.warning("gateway.upstream.unavailable", station=identity, error=reason, detail=str(exc)[:200])
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "central system unavailable\n")
         selected = upstream.subprotocol
         if selected is None or selected not in offer:

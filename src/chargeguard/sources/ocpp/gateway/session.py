@@ -160,7 +160,11 @@ class Session:
             await self._deny(frame, verdict, source)
             return
         before = self.state.sides[direction].pipelined
-        self.state.commit(frame)
+        answered = self.state.commit(frame)
+        if answered is None and frame.message_type in _RESULTS and frame.message_type != CALLRESULTERROR:
+            # a result for no outstanding CALL: forwarded (it may be late), flagged for ocpp.malformed
+            unmatched = Verdict(False, "message_id", "result_without_call", policy=True)
+            self.connection_line("action", _action_detail("flagged", unmatched, frame))
         if self.state.sides[direction].pipelined != before:
             self._metrics.inc("chargeguard_gateway_pipelined_calls_total", sender=direction.value)
         if frame.value is not None:

@@ -157,7 +157,7 @@ class Store:
                     [r["token_ref"] for r in rows] + [r["stop_token_ref"] for r in rows]
                 )
             if stations:
-                conn.execute(upsert.station_upsert(self._dialect), stations)
+                upsert.execute_rows(conn, upsert.station_upsert(self._dialect), stations)
             self._note_versions(conn, versions)
         return len(latest) + len(started) + len(unstarted) + len(stations)
 
@@ -174,29 +174,26 @@ class Store:
             for a in latest.values()
             for i, t in enumerate(a.transactions)
         ]
-        conn.execute(upsert.replace_on(self._dialect, schema.alerts, ["id"]), rows)
+        upsert.execute_rows(conn, upsert.replace_on(self._dialect, schema.alerts, ["id"]), rows)
         s, x = schema.alert_stations, schema.alert_transactions
         for chunk in _chunks(list(latest)):
             conn.execute(delete(s).where(s.c.alert_id.in_(chunk)))
             conn.execute(delete(x).where(x.c.alert_id.in_(chunk)))
-        if station_rows:
-            conn.execute(s.insert(), station_rows)
-        if tx_rows:
-            conn.execute(x.insert(), tx_rows)
+        upsert.execute_rows(conn, s.insert(), station_rows)
+        upsert.execute_rows(conn, x.insert(), tx_rows)
 
     def _upsert_transactions(
         self, conn: Connection, started: list[dict[str, Any]], unstarted: list[dict[str, Any]]
     ) -> None:
         t = schema.transactions
         if started:
-            conn.execute(
-                upsert.replace_on(self._dialect, t, ["station", "transaction_id", "started_at"]), started
-            )
+            stmt = upsert.replace_on(self._dialect, t, ["station", "transaction_id", "started_at"])
+            upsert.execute_rows(conn, stmt, started)
         if unstarted:
             stmt = upsert.replace_on(
                 self._dialect, t, ["station", "transaction_id", "ended_at"], where=t.c.started_at.is_(None)
             )
-            conn.execute(stmt, unstarted)
+            upsert.execute_rows(conn, stmt, unstarted)
 
     def alert(self, alert_id: str) -> Alert | None:
         """One alert by id, or None."""

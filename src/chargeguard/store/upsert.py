@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, case, or_
+from sqlalchemy import ColumnElement, Connection, Dialect, Table, and_, case, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import TypeEngine
 
 from chargeguard.store import schema
 
@@ -63,3 +65,36 @@ def station_upsert(dialect: str) -> Insert:
     updates["last_seen"] = case((new.last_seen > t.c.last_seen, new.last_seen), else_=t.c.last_seen)
     result: Insert = stmt.on_conflict_do_update(index_elements=["station"], set_=updates)
     return result
+
+
+def execute_rows(conn: Connection, stmt: Insert, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Execute ``stmt`` for many same-shaped rows through the driver's executemany.
+
+    SQLAlchemy's per-row parameter handling costs about ten times the database's own work on bulk inserts; here
+    the statement is compiled once for the rows' keys and each value goes through its column type's own bind
+    processor (the same conversion SQLAlchemy applies), then straight to the DBAPI cursor.
+    """
+    if not rows:
+        return
+    keys = list(rows[0])
+    dialect = conn.dialect
+    compiled = stmt.compile(dialect=dialect, column_keys=keys)
+    table = stmt.table
+    columns = table.columns
+    names = list(compiled.positiontup or ()) if compiled.positional else keys
+    convert = [
+        (i, p) for i, name in enumerate(names) if (p := _processor(columns[name].type, dialect)) is not None
+    ]
+    get = itemgetter(*names)
+    params: list[Any] = []
+    for row in rows:
+        values = list(get(row)) if len(names) > 1 else [get(row)]
+        for i, process in convert:
+            values[i] = process(values[i])
+        params.append(tuple(values) if compiled.positional else dict(zip(names, values, strict=True)))
+    conn.exec_driver_sql(str(compiled), params)
+
+
+def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    processor: Callable[[Any], Any] | None = type_.dialect_impl(dialect).bind_processor(dialect)
+    return processor

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chargeguard.errors import CaptureError
-from chargeguard.sources.capture import BadLine, ConnectionRecord, FrameRecord, read_capture
+from chargeguard.sources.capture import BadLine, ConnectionRecord, FrameRecord, parse_line, read_capture
 
 GOOD = {
     "ts": "2026-03-01T08:00:00.123Z",
@@ -91,3 +93,28 @@ def test_truncated_gzip_keeps_what_was_read(tmp_path: Path) -> None:
 def test_missing_file_is_a_capture_error(tmp_path: Path) -> None:
     with pytest.raises(CaptureError, match="does not exist"):
         list(read_capture(str(tmp_path / "nope.jsonl")))
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=500, deadline=None)
+def test_line_parser_never_raises_on_arbitrary_bytes(data: bytes) -> None:
+    item = parse_line(data, "fuzz:1")
+    assert isinstance(item, FrameRecord | ConnectionRecord | BadLine)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["ts", "station", "ocpp", "from", "frame", "event", "remote", "security_profile", "detail"]
+        ),
+        st.none()
+        | st.integers(-(2**63), 2**63 - 1)
+        | st.text(max_size=30)
+        | st.lists(st.integers(0, 9), max_size=3)
+        | st.dictionaries(st.text(max_size=5), st.integers(0, 9), max_size=2),
+    )
+)
+@settings(max_examples=500, deadline=None)
+def test_line_parser_never_raises_on_capture_shaped_objects(obj: dict[str, object]) -> None:
+    item = parse_line(orjson.dumps(obj), "fuzz:1")
+    assert isinstance(item, FrameRecord | ConnectionRecord | BadLine)

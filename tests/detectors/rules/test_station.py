@@ -416,6 +416,29 @@ def test_set_network_profile_redirect_and_lower_profile() -> None:
     assert any("security profile 1 below 2" in r for r in reasons)
 
 
+def test_network_priority_switch_to_weaker_slot() -> None:
+    events = [
+        conn(0, "connect", security_profile=3),
+        network(1, "wss://csms.operator.example/ocpp", 3, slot=1),
+        network(2, "wss://csms.operator.example/ocpp", 1, slot=2),
+        change(3, "OCPPCommCtrlr.NetworkConfigurationPriority", "2,1", "2.0.1"),
+    ]
+    alerts = run_detector(make_detector(SecurityDowngrade), events)
+    assert len(alerts) == 1
+    assert alerts[0].count == 3  # the unverifiable first profile, the weaker slot, then its activation
+    assert alerts[0].severity is Severity.HIGH
+    assert "activates slot 2" in alerts[0].evidence["merged"][-1]["summary"]
+    upgrade = [
+        conn(0, "connect", security_profile=2),
+        network(1, "wss://csms.operator.example/ocpp", 3, slot=2),
+        change(2, "OCPPCommCtrlr.NetworkConfigurationPriority", "2,1", "2.0.1"),
+    ]
+    alerts = run_detector(
+        make_detector(SecurityDowngrade, trusted_csms_hosts=("csms.operator.example",)), upgrade
+    )
+    assert alerts == []
+
+
 def test_set_network_profile_with_trusted_hosts() -> None:
     det = make_detector(SecurityDowngrade, trusted_csms_hosts=(".operator.example",))
     ok = [conn(0, "connect", security_profile=2), network(1, "wss://csms2.operator.example/ocpp", 2)]

@@ -21,6 +21,7 @@ from chargeguard.events import (
 
 _PROFILE_KEYS = frozenset({"securityprofile", "securityctrlr.securityprofile"})
 _NETWORK_PREFIX = "networkconnectionprofile"
+_PRIORITY_KEY = "ocppcommctrlr.networkconfigurationpriority"
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 _MAX_HOSTS = 8
@@ -142,6 +143,7 @@ class _Posture:
     observed_profile: int | None = None
     requested_profile: int | None = None
     csms_hosts: list[str] = field(default_factory=list)
+    slot_profiles: dict[str, int] = field(default_factory=dict)
     reported_risky: set[str] = field(default_factory=set)
 
     @property
@@ -224,6 +226,8 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
                 return self._network(event)
             if key in _PROFILE_KEYS:
                 return self._profile_change(event)
+            if key == _PRIORITY_KEY:
+                return self._priority(event)
             return self._risky(event.station, key, event.value, event, reported=False)
         if isinstance(event, ConfigurationReport):
             key = _key(event.key)
@@ -318,6 +322,15 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
         if profile is not None and highest is not None and profile < highest:
             reasons.append(f"security profile {profile} below {highest}")
             severity = Severity.HIGH
+        elif profile == 0:
+            reasons.append("security profile 0 (no authentication)")
+            severity = Severity.MEDIUM
+        slot = str(event.details.get("configurationSlot") or event.key.partition("/")[2])[:8]
+        if profile is not None and slot:
+            st.slot_profiles.pop(slot, None)
+            st.slot_profiles[slot] = profile
+            while len(st.slot_profiles) > _MAX_HOSTS:
+                del st.slot_profiles[next(iter(st.slot_profiles))]
         url = str(event.details.get("ocppCsmsUrl") or "")
         parts = urlsplit(url) if url else None
         host = (parts.hostname or "") if parts is not None else ""
@@ -358,6 +371,33 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
                     "security_profile": profile,
                     "highest_seen": highest,
                     "reasons": reasons,
+                },
+            )
+        ]
+
+    def _priority(self, event: ConfigurationChange) -> list[Finding]:
+        """2.0.1 OCPPCommCtrlr.NetworkConfigurationPriority: the first slot listed becomes the active profile."""
+        st = self._state.get(event.station)
+        if st is None or not event.value:
+            return []
+        first = event.value.split(",", 1)[0].strip()[:8]
+        profile = st.slot_profiles.get(first)
+        highest = st.profile
+        if profile is None or highest is None or profile >= highest:
+            return []
+        return [
+            self.finding(
+                "station.security_downgrade",
+                ts=event.ts,
+                incident=f"station:{event.station}:network",
+                summary=f"NetworkConfigurationPriority on station {event.station} activates slot {first} with "
+                f"security profile {profile}, below {highest}",
+                station=event.station,
+                evidence={
+                    "slot": first,
+                    "security_profile": profile,
+                    "highest_seen": highest,
+                    "via": event.source,
                 },
             )
         ]

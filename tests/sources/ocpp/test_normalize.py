@@ -282,3 +282,19 @@ def test_boot_identity_both_versions() -> None:
     )
     boots = [(e.vendor, e.model, e.serial, e.firmware) for e in events if isinstance(e, StationBooted)]
     assert boots == [("V", "M", "S1", "1.2.3"), ("V2", "M2", "S2", "v4")]
+
+
+@pytest.mark.parametrize(("ocpp", "violations"), [("2.0.1", []), ("2.1", ["duplicate_id"])])
+def test_message_ids_across_connections(ocpp: str, violations: list[str]) -> None:
+    t = START
+    conn = {"ts": "2026-03-01T08:00:10Z", "station": "CP-1", "event": "connect"}
+    answer = [3, "1", {"currentTime": "2026-03-01T08:00:00Z"}]
+    events = normalise(
+        [
+            _frame(t, "station", [2, "1", "Heartbeat", {}], ocpp=ocpp),
+            _frame(t, "csms", answer, ocpp=ocpp),
+            conn,
+            _frame(t + timedelta(seconds=20), "station", [2, "1", "Heartbeat", {}], ocpp=ocpp),
+        ]
+    )
+    assert [e.reason for e in events if isinstance(e, ProtocolViolation)] == violations

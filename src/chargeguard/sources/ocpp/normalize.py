@@ -59,6 +59,7 @@ class StationLink:
     )
     last_ts: float = float("-inf")
     replay_until: float = float("-inf")
+    ocpp: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,10 @@ class Normaliser:
         if rec.event == "connect":
             # a new WebSocket connection: message ids and pending CALLs start afresh
             fresh = StationLink()
+            if link.ocpp == "2.1":
+                # OCPP 2.1 (Part 4 section 4.1.4): message ids are unique across all connections of one identity
+                fresh.seen = link.seen
+                fresh.ocpp = link.ocpp
             fresh.replay_until = t + self.config.replay_window_s
             fresh.last_ts = t
             self.links.put(rec.station, fresh, rec.ts)
@@ -134,6 +139,7 @@ class Normaliser:
     def frame(self, rec: FrameRecord) -> list[Event]:
         out: list[Event] = []
         link = self.links.setdefault(rec.station, StationLink, rec.ts)
+        link.ocpp = rec.ocpp
         t = rec.ts.timestamp()
         if rec.direction is Direction.STATION:
             if t - link.last_ts > self.config.silence_s:

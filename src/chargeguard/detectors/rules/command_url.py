@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from urllib.parse import SplitResult, urlsplit
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
-from chargeguard.detectors.rules.station_config import host_matches
+from chargeguard.detectors.rules.event_window import host_matches
 from chargeguard.detectors.state import BoundedState
 from chargeguard.events import CommandIssued, Event, Finding, Severity
 

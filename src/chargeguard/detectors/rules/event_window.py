@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -96,3 +96,18 @@ def is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def host_matches(host: str, patterns: Iterable[str]) -> bool:
+    """``host`` equals a pattern, or ends with a pattern written ``.suffix`` / ``*.suffix``."""
+    host = host.lower().rstrip(".")
+    for raw in patterns:
+        pattern = raw.strip().lower().rstrip(".")
+        if pattern.startswith("*."):
+            pattern = pattern[1:]
+        if pattern.startswith("."):
+            if host.endswith(pattern) or host == pattern[1:]:
+                return True
+        elif host == pattern:
+            return True
+    return False

@@ -1,5 +1,4 @@
-"""Station configuration rule: security profile downgrades, CSMS redirection and risky authorization
-settings."""
+"""Station configuration rule: security profile downgrades, CSMS redirection, risky authorization values."""
 
 from __future__ import annotations
 
@@ -9,6 +8,15 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
+from chargeguard.detectors.rules.event_window import host_matches
+from chargeguard.detectors.rules.station_config_values import (
+    RISKS,
+    config_key,
+    one_level_lower,
+    parse_bool,
+    parse_float,
+    parse_profile,
+)
 from chargeguard.detectors.state import BoundedState
 from chargeguard.events import (
     ConfigurationChange,
@@ -22,120 +30,8 @@ from chargeguard.events import (
 _PROFILE_KEYS = frozenset({"securityprofile", "securityctrlr.securityprofile"})
 _NETWORK_PREFIX = "networkconnectionprofile"
 _PRIORITY_KEY = "ocppcommctrlr.networkconfigurationpriority"
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
 _MAX_HOSTS = 8
 _MAX_TEXT = 120
-
-
-@dataclass(frozen=True, slots=True)
-class _Risk:
-    key: str
-    risky_when: bool | None  # None: numeric, compared with max_energy_on_invalid_id_wh
-    severity: Severity
-    why: str
-
-
-_RISKS: dict[str, _Risk] = {
-    r.key.lower(): r
-    for r in (
-        _Risk(
-            "AllowOfflineTxForUnknownId", True, Severity.HIGH, "unknown tokens may charge while offline (#6)"
-        ),
-        _Risk(
-            "AuthCtrlr.OfflineTxForUnknownIdEnabled",
-            True,
-            Severity.HIGH,
-            "unknown tokens may charge while offline (#6)",
-        ),
-        _Risk(
-            "LocalAuthorizeOffline",
-            True,
-            Severity.LOW,
-            "cached tokens, even revoked ones, authorize offline (#5)",
-        ),
-        _Risk(
-            "AuthCtrlr.LocalAuthorizeOffline",
-            True,
-            Severity.LOW,
-            "cached tokens, even revoked ones, authorize offline",
-        ),
-        _Risk(
-            "AuthCtrlr.LocalPreAuthorize",
-            True,
-            Severity.LOW,
-            "cached tokens start charging before the CSMS answers",
-        ),
-        _Risk("AuthorizeRemoteTxRequests", False, Severity.MEDIUM, "remote starts skip authorization (#9)"),
-        _Risk(
-            "AuthCtrlr.AuthorizeRemoteStart", False, Severity.MEDIUM, "remote starts skip authorization (#9)"
-        ),
-        _Risk(
-            "AuthCtrlr.DisableRemoteAuthorization",
-            True,
-            Severity.MEDIUM,
-            "the station never asks the CSMS (#5)",
-        ),
-        _Risk(
-            "StopTransactionOnInvalidId",
-            False,
-            Severity.MEDIUM,
-            "charging goes on after a token is rejected (#22)",
-        ),
-        _Risk(
-            "TxCtrlr.StopTxOnInvalidId",
-            False,
-            Severity.MEDIUM,
-            "charging goes on after a token is rejected (#22)",
-        ),
-        _Risk(
-            "TxCtrlr.MaxEnergyOnInvalidId", None, Severity.MEDIUM, "energy allowed after a rejection (#22)"
-        ),
-    )
-}
-
-
-def _key(raw: str) -> str:
-    return raw.split("/", 1)[0].strip().lower()
-
-
-def _bool(value: str | None) -> bool | None:
-    text = (value or "").strip().lower()
-    return True if text in _TRUE else False if text in _FALSE else None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        return None
-    return number if 0 <= number <= 9 else None
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float((value or "").strip())
-    except ValueError:
-        return None
-
-
-def _lower(severity: Severity) -> Severity:
-    return Severity(max(int(severity) - 1, int(Severity.INFO)))
-
-
-def host_matches(host: str, patterns: Iterable[str]) -> bool:
-    """``host`` equals a pattern, or ends with a pattern written ``.suffix`` / ``*.suffix``."""
-    host = host.lower().rstrip(".")
-    for raw in patterns:
-        pattern = raw.strip().lower().rstrip(".")
-        if pattern.startswith("*."):
-            pattern = pattern[1:]
-        if pattern.startswith("."):
-            if host.endswith(pattern) or host == pattern[1:]:
-                return True
-        elif host == pattern:
-            return True
-    return False
 
 
 @dataclass(slots=True)
@@ -221,7 +117,7 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
         if isinstance(event, ConnectionEvent):
             return self._connection(event)
         if isinstance(event, ConfigurationChange):
-            key = _key(event.key)
+            key = config_key(event.key)
             if key.startswith(_NETWORK_PREFIX) or event.source == "SetNetworkProfile":
                 return self._network(event)
             if key in _PROFILE_KEYS:
@@ -230,9 +126,9 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
                 return self._priority(event)
             return self._risky(event.station, key, event.value, event, reported=False)
         if isinstance(event, ConfigurationReport):
-            key = _key(event.key)
+            key = config_key(event.key)
             if key in _PROFILE_KEYS:
-                profile = _int(event.value)
+                profile = parse_profile(event.value)
                 if profile is not None:
                     st = self._state.setdefault(event.station, _Posture, event.ts)
                     st.observed_profile = max(profile, st.observed_profile or 0)
@@ -279,7 +175,7 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
         ]
 
     def _profile_change(self, event: ConfigurationChange) -> list[Finding]:
-        profile = _int(event.value)
+        profile = parse_profile(event.value)
         if profile is None:
             return []
         st = self._state.setdefault(event.station, _Posture, event.ts)
@@ -318,7 +214,7 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
         highest = st.profile
         reasons: list[str] = []
         severity = Severity.INFO
-        profile = _int(event.details.get("securityProfile"))
+        profile = parse_profile(event.details.get("securityProfile"))
         if profile is not None and highest is not None and profile < highest:
             reasons.append(f"security profile {profile} below {highest}")
             severity = Severity.HIGH
@@ -411,14 +307,14 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
         *,
         reported: bool,
     ) -> list[Finding]:
-        risk = _RISKS.get(key)
+        risk = RISKS.get(key)
         if risk is None:
             return []
         if risk.risky_when is None:
-            energy = _float(value)
+            energy = parse_float(value)
             risky = energy is not None and energy > self.config.max_energy_on_invalid_id_wh
         else:
-            risky = _bool(value) is risk.risky_when
+            risky = parse_bool(value) is risk.risky_when
         if reported:
             st = self._state.setdefault(station, _Posture, event.ts)
             if not risky:
@@ -427,7 +323,7 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
             if key in st.reported_risky:
                 return []
             st.reported_risky.add(key)
-            severity = _lower(risk.severity)
+            severity = one_level_lower(risk.severity)
             if severity < Severity.LOW:
                 return []
         elif not risky:

@@ -69,6 +69,8 @@ class BadLine:
 
 
 CaptureItem = FrameRecord | ConnectionRecord | BadLine
+_MISSING = object()
+_DIRECTIONS = {"station": Direction.STATION, "csms": Direction.CSMS}
 
 
 def _open_binary(path: str) -> tuple[IO[bytes], IO[bytes]]:
@@ -151,28 +153,25 @@ def parse_line(line: bytes, source: str) -> CaptureItem:
     except orjson.JSONDecodeError as exc:
         reason = "bad_encoding" if "utf-8" in str(exc).lower() else "not_json"
         return BadLine(source, reason, "not valid UTF-8" if reason == "bad_encoding" else "not a JSON object")
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         return BadLine(source, "bad_shape", "line is JSON but not an object")
     station = obj.get("station")
-    if not isinstance(station, str) or not station or len(station) > MAX_STATION_ID:
+    if type(station) is not str or not 0 < len(station) <= MAX_STATION_ID:
         return BadLine(source, "bad_station", "station missing, not a string or longer than 48 characters")
     ts = parse_rfc3339(obj.get("ts"))
     if ts is None:
         return BadLine(source, "bad_ts", "ts missing or not an RFC 3339 timestamp with zone", station=station)
-    if "frame" in obj:
+    frame = obj.get("frame", _MISSING)
+    if frame is not _MISSING:
         ocpp = obj.get("ocpp")
         if ocpp not in KNOWN_OCPP:
             return BadLine(source, "bad_ocpp", "ocpp must be 1.6, 2.0.1 or 2.1", station=station, ts=ts)
-        sender = obj.get("from")
-        if sender == "station":
-            direction = Direction.STATION
-        elif sender == "csms":
-            direction = Direction.CSMS
-        else:
+        direction = _DIRECTIONS.get(obj.get("from"))  # type: ignore[arg-type]
+        if direction is None:
             return BadLine(
                 source, "bad_from", 'from must be "station" or "csms"', station=station, ts=ts, ocpp=ocpp
             )
-        return FrameRecord(ts, station, ocpp, direction, obj["frame"], len(line), source)
+        return FrameRecord(ts, station, ocpp, direction, frame, len(line), source)
     event = obj.get("event")
     if event in CONNECTION_EVENTS:
         remote = obj.get("remote")

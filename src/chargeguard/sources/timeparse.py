@@ -11,15 +11,16 @@ def parse_rfc3339(value: object) -> datetime | None:
     Rejects date-only strings, naive times and years beyond 9999 (``datetime`` cannot hold them, and a station
     claiming year 222222 is a finding, not a time).
     """
-    if not isinstance(value, str) or len(value) < 20 or len(value) > 40:
-        return None
-    if value[4:5] != "-" or value[10:11] not in ("T", "t", " "):
+    if type(value) is not str or not 20 <= len(value) <= 40 or value[4] != "-" or value[10] not in "Tt ":
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if parsed.tzinfo is None:
+    tz = parsed.tzinfo
+    if tz is UTC:  # "...Z" and "+00:00" parse to UTC itself
+        return parsed
+    if tz is None:
         return None
     return parsed.astimezone(UTC)
 

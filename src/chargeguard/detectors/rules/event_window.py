@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -88,14 +87,6 @@ def remote_host(remote: str | None) -> str | None:
     if text.count(":") == 1:
         return text.split(":", 1)[0].lower()
     return text.lower()
-
-
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def host_matches(host: str, patterns: Iterable[str]) -> bool:

@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from chargeguard.errors import StoreError
+from chargeguard.events import Alert, Severity
 from chargeguard.store import Store, default_url, redact_url
+from chargeguard.testing import at
 
 SECRET = "s3cr3t-Pa55"
 
@@ -109,3 +111,26 @@ def test_the_store_url_property_hides_the_password(pg_url: str) -> None:
         parsed = make_url(pg_url)
         assert parsed.password
         assert opened.url.startswith(f"postgresql+psycopg://{parsed.username}:***@{parsed.host}:")
+
+
+def test_constraint_violations_do_not_repeat_row_values(store: Store) -> None:
+    token = "tok1_qqqqqqqqqqqqq23"
+    bad = Alert(
+        id="al_bad",
+        kind="token.concurrent_use",
+        severity=Severity.HIGH,
+        confidence=1.5,
+        ts=at(0),
+        station="CP-1",
+        stations=("CP-1",),
+        transactions=(),
+        token_ref=token,
+        summary="s",
+        evidence={"secretish": "value-xyz"},
+    )
+    with pytest.raises(StoreError, match="saving to the store failed") as info:
+        store.save_alerts([bad])
+    message = str(info.value)
+    assert "check constraint" in message.lower()
+    assert token not in message and "value-xyz" not in message
+    assert store.alerts() == []

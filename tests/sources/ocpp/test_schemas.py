@@ -409,6 +409,45 @@ def test_integral_floats_follow_the_schema_draft() -> None:
     )
 
 
+def test_multiple_of_is_decided_on_the_decimal_value() -> None:
+    def profile(limit: object) -> dict[str, Any]:
+        schedule = {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}
+        return {
+            "connectorId": 1,
+            "csChargingProfiles": {
+                "chargingProfileId": 1,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "TxProfile",
+                "chargingProfileKind": "Absolute",
+                "chargingSchedule": schedule,
+            },
+        }
+
+    for limit in (16.1, 3, 0.3, 32.0, -7.7):
+        assert VALIDATOR.validate("1.6", "SetChargingProfile", "call", profile(limit)) is None
+    path = "$.csChargingProfiles.chargingSchedule.chargingSchedulePeriod[0].limit"
+    assert (
+        VALIDATOR.validate("1.6", "SetChargingProfile", "call", profile(16.15))
+        == f"{path}: not a multiple of 0.1"
+    )
+    assert VALIDATOR.validate("1.6", "SetChargingProfile", "call", profile("16")) == f"{path}: not a number"
+
+
+def test_uri_format_is_enforced() -> None:
+    request = {"location": "ftp://diag.example.com/upload"}
+    assert VALIDATOR.validate("1.6", "GetDiagnostics", "call", request) is None
+    assert (
+        VALIDATOR.validate("1.6", "GetDiagnostics", "call", {"location": "diag upload"})
+        == "$.location: not a URI"
+    )
+
+
+def test_every_schema_compiles_once() -> None:
+    validator = PayloadValidator()
+    assert validator.compile_all() == len(SCHEMAS) > 380
+    assert all(compiled.fast is not None for compiled in validator._compiled.values())
+
+
 # ---------------------------------------------------------------- formats against their reference checkers
 
 DATE_TIME_SHAPES = st.from_regex(

@@ -113,6 +113,15 @@ def load_schema(version: str, action: str, kind: Kind) -> dict[str, Any] | None:
     return schema
 
 
+def _fast_accepts(fast: Any, payload: object) -> bool:
+    """Whether the msgspec type accepts the payload; a refusal (or absurd nesting) goes to the exact check."""
+    try:
+        msgspec.convert(payload, fast, dec_hook=dec_hook)
+    except Exception:
+        return False
+    return True
+
+
 class _Compiled(msgspec.Struct, frozen=True):
     fast: Any  # msgspec type, or None when the schema cannot be expressed as one
     exact: Callable[[object], str | None]
@@ -135,12 +144,8 @@ class PayloadValidator:
             compiled = found
         except TypeError:  # an unhashable version/action from a careless caller
             return "unknown OCPP version or action"
-        if compiled.fast is not None:
-            try:
-                msgspec.convert(payload, compiled.fast, dec_hook=dec_hook)
-                return None
-            except Exception:  # noqa: S110 - any refusal is decided by the exact validator below
-                pass
+        if compiled.fast is not None and _fast_accepts(compiled.fast, payload):
+            return None
         try:
             return compiled.exact(payload)
         except Exception as exc:  # a bug in the exact validator must not stop the pipeline
@@ -162,9 +167,7 @@ class PayloadValidator:
             return f"{action} has no {'CALLRESULT' if kind == 'result' else 'CALL'} in OCPP {version}"
         try:
             exact = compile_exact(schema)
-        except (
-            SchemaCompileError
-        ) as exc:  # a newer ``ocpp`` package with constructs this module does not know
+        except SchemaCompileError as exc:  # a newer ``ocpp`` package with constructs not implemented here
             log.error("ocpp.schemas.unsupported", version=version, action=action, kind=kind, reason=str(exc))
             return f"the schema of {action} in OCPP {version} cannot be checked"
         fast: Any

@@ -1,12 +1,12 @@
 """Who initiates each OCPP action: the charging station, the central system (CSMS), or either (DataTransfer).
 
-Sources: OCPP 1.6 edition 2 section 4 ("Operations initiated by Charge Point") and section 5 ("Operations
-initiated by Central System"); OCA "Improved security for OCPP 1.6-J" edition 3 (sections 4-7: the security
-extension messages); OCPP 2.0.1 part 2 (each use case's request direction, listed in "Messages"); OCPP 2.1
-part 2 (the same, plus the new DER, tariff, battery-swap, periodic event stream and payment messages; the
-SEND message NotifyPeriodicEventStream is sent by the station). Only the station-initiated actions are
-listed: every other action of the version is initiated by the CSMS, and ``BOTH`` holds the actions either
-side may send.
+Sources: OCPP 1.6 edition 2, sections 4 ("Operations initiated by Charge Point") and 5 ("Operations initiated
+by Central System"); the OCA whitepaper "Improved security for OCPP 1.6-J" (edition 2, as in the
+mobilityhouse/ocpp repository under docs/v16), for its eleven messages; OCPP 2.0.1 and OCPP 2.1 part 2, the
+direction of each use case's request (2.1 adds DER control, tariffs, battery swap, periodic event streams,
+payment and VAT messages; its SEND message NotifyPeriodicEventStream is sent by the station). Only the
+station-initiated actions are listed: every other action of the version is initiated by the CSMS, and ``BOTH``
+holds the actions either side may send.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ ids the renderer gave them. Two variants per kind, alternating:
 * ``token.enumeration`` - refused attempts with distinct unknown cards at one station: (a) 15 within
   10 minutes, (b) 30 over two hours (low rate).
 
-Targets are real sessions of 30 minutes to 24 hours with 1-80 kWh, an end and a rated connector, at most one
+Targets are real sessions of 10 minutes to 24 hours with 1-80 kWh, an end and a rated connector, at most one
 incident per station and day, and never a session the oddity finder flagged. ``detectable_at`` is the
 payload time of the frame that completes the evidence: the second start for concurrent use and overlap, the
 stop for metering kinds (the earliest moment the billed energy is certain; a detector alerting on an earlier
@@ -50,7 +50,7 @@ KINDS = (
     "session.overlap",
     "token.enumeration",
 )
-MIN_DURATION = timedelta(minutes=30)
+MIN_DURATION = timedelta(minutes=10)
 MAX_DURATION = timedelta(hours=24)
 
 
@@ -263,7 +263,7 @@ class _Injector:
             return False
         s = self.data.sessions[i]
         assert s.end is not None
-        if (s.end - s.start).total_seconds() < 2 * self.sample_interval_s:
+        if (s.end - s.start).total_seconds() < self.sample_interval_s + 60.0:
             return False
         delta = self.rng.uniform(2000, 10000) if variant == "a" else -self.rng.uniform(2000, 5000)
         changed = replace(s, stop_delta_wh=round(delta))

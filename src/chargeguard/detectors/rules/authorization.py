@@ -106,10 +106,9 @@ class UnauthorizedCharging(Detector[UnauthorizedChargingConfig]):
     def __init__(self, config: UnauthorizedChargingConfig, context: DetectorContext) -> None:
         super().__init__(config, context)
         self._tx: TxBook[_Auth] = TxBook(_Auth, context)
-        self._ended: BoundedState[tuple[str, str], bool] = BoundedState(context.limits.max_keys, 3600.0)
 
     def state_size(self) -> int:
-        return len(self._tx) + len(self._ended)
+        return len(self._tx)
 
     def process(self, event: Event) -> Iterable[Finding]:
         if isinstance(event, TransactionStarted):
@@ -128,7 +127,7 @@ class UnauthorizedCharging(Detector[UnauthorizedChargingConfig]):
         if isinstance(event, AuthorizationDecision):
             if event.transaction_id is None or event.context not in _START_CONTEXTS:
                 return ()
-            if (event.station, event.transaction_id) in self._ended:
+            if self._tx.ended(event.station, event.transaction_id):
                 return ()  # the answer to the Ended event: the transaction is over
             auth = self._tx.touch(event.station, event.transaction_id, event.ts)
             if auth.token_ref is None:
@@ -148,8 +147,7 @@ class UnauthorizedCharging(Detector[UnauthorizedChargingConfig]):
             assert tx is not None
             return self._check(event, sampled, tx, event.energy_wh, ended=False)
         if isinstance(event, TransactionEnded):
-            self._ended.put((event.station, event.transaction_id), True, event.ts)
-            auth = self._tx.pop(event.station, event.transaction_id, event.connector) or _Auth()
+            auth = self._tx.pop(event.station, event.transaction_id, event.ts, event.connector) or _Auth()
             auth.token_ref = auth.token_ref or event.token_ref
             auth.queued = auth.queued or event.queued
             if auth.last_wh is None:

@@ -1,7 +1,6 @@
-"""Session rule detectors: two transactions on one connector, energy billed without charging (``session.*``).
+"""The session.overlap rule: two transactions open on one connector (1.6) or EVSE (2.0.1) at once.
 
-Exported through ``rules/metering.py``; ``capacity_kw`` is the connector rating lookup the metering rules
-share.
+Exported through ``rules/metering.py``.
 """
 
 from __future__ import annotations
@@ -17,22 +16,8 @@ from chargeguard.detectors.rules.txbook import connector_key
 from chargeguard.events import Event, Finding, Severity, TransactionEnded, TransactionStarted
 
 
-def capacity_kw(
-    context: DetectorContext, station: str, connector: str | None, default_kw: float
-) -> tuple[float, str]:
-    """The most power ``connector`` can deliver and where that figure came from ("inventory" or "default")."""
-    info = context.inventory.get(station)
-    kw = None if info is None else info.connector_max_kw(connector)
-    if kw is None or kw <= 0:
-        return default_kw, "default"
-    return kw, "inventory"
-
-
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
-# --------------------------------------------------------------------------------------------- overlap
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +74,7 @@ class SessionOverlap(Detector[SessionOverlapConfig]):
     def process(self, event: Event) -> Iterable[Finding]:
         if not isinstance(event, TransactionStarted | TransactionEnded):
             return ()
-        unit = connector_key(event.ocpp, event.connector)
+        unit = connector_key(event.connector)
         if unit is None:
             return ()
         key = f"{event.station}\x1f{unit}"
@@ -142,117 +127,3 @@ def _span(span: Span) -> dict[str, Any]:
         "ended_at": None if span.end is None else _iso(span.end),
         "queued": span.queued,
     }
-
-
-# --------------------------------------------------------------------------------------------- phantom
-
-
-@dataclass(frozen=True, slots=True)
-class PhantomConfig:
-    """Thresholds of session.phantom.
-
-    min_energy_wh: billed energy below this is never a phantom worth reporting.
-    rise_wh: a sampled register rise of at least this shows charging.
-    min_power_w: a sampled power of at least this shows charging. default_max_kw / tolerance / slack_wh: the
-      connector rating (inventory first) that bounds energy per duration.
-    """
-
-    min_energy_wh: float = 1000.0
-    rise_wh: float = 100.0
-    min_power_w: float = 100.0
-    default_max_kw: float = 400.0
-    tolerance: float = 0.10
-    slack_wh: float = 100.0
-
-
-class Phantom(Detector[PhantomConfig]):
-    """Energy billed with no plausible charging behind it.
-
-    Catches, when a transaction ends having billed at least ``min_energy_wh``:
-
-    * no sign of charging at all - no sample showing the register rising, no sampled power, and no Charging
-      status (``charging_seen`` false) - for a live transaction;
-    * or no sample at all and a duration too short for the energy on this connector (rating x duration,
-      inventory first) - for live and offline-queued transactions alike.
-
-    Why it matters: DOMAIN.md #20 (phantom / ghost sessions: billing records with no charging behind them,
-    simulated transactions) and #15 (energy beyond physical limits, here at session level).
-
-    False positives: stations configured to send neither MeterValues nor StatusNotification Charging (check
-    the station's MeterValuesSampledData / SampledDataCtrlr); transactions sent from the offline queue, whose
-    status changes are usually lost - they fire only on the duration test.
-
-    References: OCPP 1.6 §4.9 StatusNotification (Charging), §4.7 MeterValues, §4.10 StopTransaction; OCPP
-    2.0.1 E02 (chargingState), J01; DOMAIN.md #20, #15.
-    """
-
-    info: ClassVar[DetectorInfo] = DetectorInfo(
-        name="session-phantom",
-        kinds=("session.phantom",),
-        title="Energy billed without charging behind it",
-        severity=Severity.HIGH,
-        references=("OCPP 1.6 §4.9 StatusNotification", "OCPP 2.0.1 E02", "DOMAIN.md #20"),
-    )
-    consumes: ClassVar[tuple[type[Any], ...]] = (TransactionEnded,)
-    Config: ClassVar[type[Any]] = PhantomConfig
-
-    def process(self, event: Event) -> Iterable[Finding]:
-        if not isinstance(event, TransactionEnded):
-            return ()
-        cfg = self.config
-        energy = event.energy_wh
-        if energy is None or energy < cfg.min_energy_wh:
-            return ()
-        first, last = event.first_sample_wh, event.last_sample_wh
-        rising = event.samples > 0 and first is not None and last is not None and last - first >= cfg.rise_wh
-        powered = event.max_power_w is not None and event.max_power_w >= cfg.min_power_w
-        limit_kw, source = capacity_kw(self.context, event.station, event.connector, cfg.default_max_kw)
-        duration = event.duration_s
-        possible_wh = (
-            None
-            if duration is None
-            else (limit_kw * 1000.0 * max(duration, 0.0) / 3600.0 * (1.0 + cfg.tolerance) + cfg.slack_wh)
-        )
-        too_short = possible_wh is not None and energy > possible_wh and event.samples == 0
-        lifeless = not rising and not powered and not event.charging_seen
-        if not (too_short or (lifeless and not event.queued)):
-            return ()
-        signals = [
-            name
-            for name, absent in (
-                ("no_register_rise", not rising),
-                ("no_power", not powered),
-                ("no_charging_status", not event.charging_seen),
-            )
-            if absent
-        ]
-        if too_short:
-            signals.append("too_short")
-        confidence = {4: 0.95, 3: 0.85}.get(len(signals), 0.7)
-        reason = "in too short a time" if too_short else "with no sign of charging"
-        return [
-            self.finding(
-                "session.phantom",
-                ts=event.ts,
-                incident=event.station,
-                summary=f"{energy / 1000:.1f} kWh billed {reason}",
-                confidence=confidence,
-                severity=Severity.HIGH if len(signals) >= 3 else Severity.MEDIUM,
-                station=event.station,
-                transactions=(event.transaction_id,),
-                token_ref=event.token_ref,
-                evidence={
-                    "energy_wh": round(energy, 1),
-                    "duration_s": None if duration is None else round(duration, 1),
-                    "samples": event.samples,
-                    "max_power_w": event.max_power_w,
-                    "charging_seen": event.charging_seen,
-                    "signals": signals,
-                    "possible_wh": None if possible_wh is None else round(possible_wh, 1),
-                    "limit_kw": limit_kw,
-                    "limit_source": source,
-                    "offline": event.queued,
-                    "connector": event.connector,
-                },
-            )
-        ]

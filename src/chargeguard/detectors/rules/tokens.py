@@ -60,14 +60,16 @@ class ConcurrentUseConfig:
     """Thresholds of token.concurrent_use.
 
     tolerance_s: overlap (station time) ignored between sites, as clock skew or a hand-over between sessions.
-    same_site_tolerance_s: overlap ignored at one station or site (same inventory location_id): a driver moving
+    same_site_tolerance_s: overlap ignored at one station or site (see site_radius_km): a driver moving
       to another connector, two cars of one household or taxi fleet on one card at a hub.
+    site_radius_km: stations this close (inventory coordinates; else the same location_id) are one site.
     max_open_s: a transaction open longer than this (its stop was lost) no longer counts as running.
     same_site_allowed: ignore every overlap at one site (depots of fleet cards).
     """
 
     tolerance_s: float = 120.0
     same_site_tolerance_s: float = 1800.0
+    site_radius_km: float = 0.5
     max_open_s: float = 172_800.0
     same_site_allowed: bool = False
 
@@ -127,6 +129,8 @@ class ConcurrentUse(Detector[ConcurrentUseConfig]):
             # 1.6 start tokens come with TransactionStarted; 2.0.1 tokens may join a started transaction
             if event.transaction_id is None or event.token_ref is None or event.context != "TransactionEvent":
                 return ()
+            if self._tx.ended(event.station, event.transaction_id):
+                return ()  # the answer to the Ended event
             facts = self._tx.touch(event.station, event.transaction_id, event.ts)
             if facts.token_ref is not None:
                 return ()  # the transaction's token is known; a later idToken is whoever stops it
@@ -136,7 +140,7 @@ class ConcurrentUse(Detector[ConcurrentUseConfig]):
             start = facts.start if facts.start is not None else event.at.timestamp()
             return self._record(event, event.token_ref, start=start, end=None, facts=facts)
         if isinstance(event, TransactionEnded):
-            facts = self._tx.pop(event.station, event.transaction_id, event.connector) or _TxFacts()
+            facts = self._tx.pop(event.station, event.transaction_id, event.ts, event.connector) or _TxFacts()
             token = event.token_ref or facts.token_ref
             if token is None:
                 return ()
@@ -169,15 +173,16 @@ class ConcurrentUse(Detector[ConcurrentUseConfig]):
         return [self._finding(event, token, clash) for clash in clashes]
 
     def _same_site(self, a: Span, b: Span) -> bool:
+        """One station, or two stations within ``site_radius_km`` (of one location_id when without coordinates)."""
         if a.station == b.station:
             return True
         ia, ib = self.context.inventory.get(a.station), self.context.inventory.get(b.station)
-        return (
-            ia is not None
-            and ib is not None
-            and ia.location_id is not None
-            and ia.location_id == ib.location_id
-        )
+        if ia is None or ib is None:
+            return False
+        km = distance_km(ia, ib)
+        if km is not None:
+            return km <= self.config.site_radius_km
+        return ia.location_id is not None and ia.location_id == ib.location_id
 
     def _counts(self, clash: Clash) -> bool:
         if not self._same_site(clash.first, clash.second):
@@ -235,7 +240,7 @@ class ImpossibleTravelConfig:
     """Thresholds of token.impossible_travel.
 
     max_speed_kmh: fastest plausible door-to-door travel between two stations.
-    nearby_km: stations closer than this (or of one inventory location_id) are one site; never compared.
+    nearby_km: stations closer than this are one site; never compared.
     min_gap_s: floor on the time between two sightings, so that clock jitter cannot make a speed infinite.
     horizon_s: sightings further apart than this in station time are not compared.
     max_sightings: sightings remembered per token.
@@ -274,7 +279,7 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig]):
     e.g. California to Ohio in 10 minutes) and #1 (a cloned code used at 41 locations in one day).
 
     False positives: needs the station inventory - stations without coordinates are skipped, stations within
-    ``nearby_km`` or of one location_id are one site; station clocks that are wrong by minutes (see
+    ``nearby_km`` are one site; station clocks that are wrong by minutes (see
     station.clock_skew) can make two close-in-time sessions look fast; a card shared by two drivers is caught
     too (that is token sharing, #4). Real data check: of 4,824 consecutive same-user sessions at different
     Dundee sites (Jun-Sep 2018) one non-overlapping pair exceeded 100 km/h (8.5 km in 2 minutes at minute
@@ -344,7 +349,7 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig]):
             if old.station == new.station or here is None:
                 continue
             there = self.context.inventory.get(old.station)
-            if there is None or (here.location_id is not None and here.location_id == there.location_id):
+            if there is None:
                 continue
             km = distance_km(there, here)
             gap = abs(new.at - old.at)
@@ -444,7 +449,7 @@ class HighVelocity(Detector[HighVelocityConfig]):
         severity=Severity.MEDIUM,
         references=("DOMAIN.md #1", "DOMAIN.md #4", "DOMAIN.md #9"),
     )
-    consumes: ClassVar[tuple[type[Any], ...]] = (TransactionStarted, AuthorizationDecision)
+    consumes: ClassVar[tuple[type[Any], ...]] = (TransactionStarted, AuthorizationDecision, TransactionEnded)
     Config: ClassVar[type[Any]] = HighVelocityConfig
 
     def __init__(self, config: HighVelocityConfig, context: DetectorContext) -> None:
@@ -463,26 +468,26 @@ class HighVelocity(Detector[HighVelocityConfig]):
             facts.token_ref = event.token_ref
             if event.token_ref is None:
                 return ()
-            return self._started(event, event.token_ref, event.at.timestamp(), event.ocpp, event.connector)
+            return self._started(event, event.token_ref, event.at.timestamp(), event.connector)
         if isinstance(event, AuthorizationDecision):
             if event.transaction_id is None or event.token_ref is None or event.context != "TransactionEvent":
+                return ()
+            if self._tx.ended(event.station, event.transaction_id):
                 return ()
             facts = self._tx.touch(event.station, event.transaction_id, event.ts)
             if facts.token_ref is not None:
                 return ()
             facts.token_ref = event.token_ref
             start = facts.start if facts.start is not None else event.at.timestamp()
-            return self._started(
-                event, event.token_ref, start, event.ocpp, facts.connector or event.connector
-            )
+            return self._started(event, event.token_ref, start, facts.connector or event.connector)
+        if isinstance(event, TransactionEnded):
+            self._tx.pop(event.station, event.transaction_id, event.ts, event.connector)
         return ()
 
-    def _started(
-        self, event: Event, token: str, at: float, ocpp: str, connector: str | None
-    ) -> list[Finding]:
+    def _started(self, event: Event, token: str, at: float, connector: str | None) -> list[Finding]:
         assert isinstance(event, TransactionStarted | AuthorizationDecision)
         assert event.transaction_id is not None
-        unit = connector_key(ocpp, connector) or "?"
+        unit = connector_key(connector) or "?"
         starts = self._starts.setdefault(token.lower(), list, event.ts)
         if any(s.station == event.station and s.transaction_id == event.transaction_id for s in starts):
             return []

@@ -17,18 +17,19 @@ V = TypeVar("V")
 
 TxKey = tuple[str, str]
 
+ENDED_MEMORY_S = 3600.0  # how long an ended transaction's id is remembered (late answers, trailing samples)
 
-def connector_key(ocpp: str, connector: str | None) -> str | None:
+
+def connector_key(connector: str | None) -> str | None:
     """The unit that carries one transaction at a time: the 1.6 connector, the 2.0.1 EVSE.
 
-    2.0.1 connectors are written ``"<evseId>/<connectorId>"``; an EVSE delivers energy to one EV at a time, so
-    ``"1/1"`` and ``"1/2"`` (and ``"1"``) are one place. Connector ``"0"`` (the whole station) and None are
-    unknown.
+    1.6 connectors are written ``"2"``; 2.0.1 connectors ``"<evseId>/<connectorId>"`` (or ``"<evseId>"``), and an
+    EVSE delivers energy to one EV at a time, so ``"1/1"``, ``"1/2"`` and ``"1"`` are one place. Connector
+    ``"0"`` (the whole station) and None are unknown.
     """
     if connector is None:
         return None
-    unit = connector.split("/", 1)[0] if not ocpp.startswith("1.") else connector
-    unit = unit.strip()
+    unit = connector.split("/", 1)[0].strip()
     return None if unit in ("", "0") else unit
 
 
@@ -40,9 +41,14 @@ class TxBook(Generic[V]):
         self._factory = factory
         self._tx: BoundedState[TxKey, V] = BoundedState(limits.max_keys, limits.ttl_s)
         self._open_on: BoundedState[TxKey, str] = BoundedState(limits.max_keys, limits.ttl_s)
+        self._ended: BoundedState[TxKey, bool] = BoundedState(limits.max_keys, ENDED_MEMORY_S)
 
     def __len__(self) -> int:
-        return len(self._tx) + len(self._open_on)
+        return len(self._tx) + len(self._open_on) + len(self._ended)
+
+    def ended(self, station: str, transaction_id: str) -> bool:
+        """Whether the transaction ended recently (answers and samples that trail its end belong to no new one)."""
+        return (station, transaction_id) in self._ended
 
     def get(self, station: str, transaction_id: str) -> V | None:
         return self._tx.get((station, transaction_id))
@@ -67,15 +73,17 @@ class TxBook(Generic[V]):
     ) -> V | None:
         """The value of the transaction a meter sample belongs to, or None when it belongs to none known."""
         tx = self.resolve(station, transaction_id, connector)
-        if tx is None:
+        if tx is None or self.ended(station, tx):
             return None
         if transaction_id is None and (station, tx) not in self._tx:
             return None
         return self.touch(station, tx, ts)
 
-    def pop(self, station: str, transaction_id: str, connector: str | None = None) -> V | None:
+    def pop(self, station: str, transaction_id: str, ts: datetime, connector: str | None = None) -> V | None:
+        """Forget an ended transaction (remembering for a while that it ended); returns its value."""
         if connector is not None and self._open_on.get((station, connector)) == transaction_id:
             self._open_on.pop((station, connector))
+        self._ended.put((station, transaction_id), True, ts)
         return self._tx.pop((station, transaction_id))
 
     def items(self) -> Iterator[tuple[TxKey, V]]:

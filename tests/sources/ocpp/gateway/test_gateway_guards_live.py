@@ -215,3 +215,16 @@ def test_schema_violations_refused_for_calls_but_transactions_forwarded(
             await ws.close()
 
     asyncio.run(scenario())
+
+
+def test_default_gateway_validates_payloads_with_the_project_schemas(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness() as h:  # no validator passed: chargeguard.sources.ocpp.schemas is used
+            ws = await h.connect("CP-1", password=PW16, subprotocols=["ocpp2.0.1"])
+            bad = await _exchange(ws, '[2,"b","BootNotification",{"reason":"PowerUp"}]')
+            assert bad[:3] == [4, "b", "FormatViolation"]
+            good = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
+            assert (await _exchange(ws, json.dumps([2, "g", "BootNotification", good])))[0] == 3
+            await ws.close()
+
+    asyncio.run(scenario())

@@ -45,6 +45,14 @@ class GatewayMetrics:
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         self.counters[(name, tuple(sorted(labels.items())))] += amount  # type: ignore[assignment]
 
+    @staticmethod
+    def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """A precomputed series key for :meth:`inc_key` (the per-frame hot path)."""
+        return (name, tuple(sorted(labels.items())))
+
+    def inc_key(self, key: tuple[str, tuple[tuple[str, str], ...]]) -> None:
+        self.counters[key] += 1
+
     def set(self, name: str, value: float, **labels: str) -> None:
         self.gauges[(name, tuple(sorted(labels.items())))] = value
 

@@ -11,7 +11,8 @@ relay path and must not block; a failing observer is logged and counted, never b
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -32,6 +33,28 @@ class FrameObserver(Protocol):
 def rfc3339(now: dt.datetime) -> str:
     """Capture timestamp: UTC with milliseconds and a Z."""
     return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+class Timestamps:
+    """Capture timestamps for "now": from an injected wall clock, or (default) from ``time.time()`` with the
+    formatted second cached, since every relayed frame needs one."""
+
+    __slots__ = ("_prefix", "_second", "_wall_clock")
+
+    def __init__(self, wall_clock: Callable[[], dt.datetime] | None = None) -> None:
+        self._wall_clock = wall_clock
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        if self._wall_clock is not None:
+            return rfc3339(self._wall_clock())
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
 
 
 class ObserverFanout:

@@ -52,7 +52,7 @@ from chargeguard.sources.ocpp.gateway.guards import (
 )
 from chargeguard.sources.ocpp.gateway.handshake import authenticate
 from chargeguard.sources.ocpp.gateway.metrics import GatewayMetrics
-from chargeguard.sources.ocpp.gateway.observer import FrameObserver, rfc3339
+from chargeguard.sources.ocpp.gateway.observer import FrameObserver, Timestamps
 from chargeguard.sources.ocpp.gateway.session import Session
 from chargeguard.sources.ocpp.gateway.tls import ClientCertificateVerifier, server_context, upstream_context
 from chargeguard.sources.ocpp.gateway.wire import Direction
@@ -85,13 +85,14 @@ class Gateway:
         *,
         validator: PayloadValidator | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        wall_clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.config = config
         self.observer = observer
         self.metrics = GatewayMetrics()
         self._clock = clock
-        self.wall_clock = wall_clock
+        self.wall_clock: Callable[[], dt.datetime] = wall_clock or (lambda: dt.datetime.now(dt.UTC))
+        self.timestamp = Timestamps(wall_clock)
         policy = config.policy
         self.lockout = Lockout(
             policy.lockout_after_failures, policy.lockout_base_s, policy.lockout_max_s, clock
@@ -392,7 +393,7 @@ class Gateway:
             metrics=self.metrics,
             authenticator=self.authenticator if pending.profile in (1, 2) else None,
             call_timeout_s=self.config.upstream.call_timeout_s,
-            wall_clock=self.wall_clock,
+            timestamp=self.timestamp,
             clock=self._clock,
         )
         self.sessions[pending.identity] = session
@@ -410,7 +411,7 @@ class Gateway:
     def connection_line(
         self, identity: str, event: str, remote: str, profile: int, detail: dict[str, Any]
     ) -> dict[str, Any]:
-        line: dict[str, Any] = {"ts": rfc3339(self.wall_clock()), "station": identity, "event": event}
+        line: dict[str, Any] = {"ts": self.timestamp(), "station": identity, "event": event}
         line["remote"] = remote
         if profile:
             line["security_profile"] = profile

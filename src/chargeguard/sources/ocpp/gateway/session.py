@@ -10,7 +10,6 @@ offline behaviour and reconnects with back-off.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from chargeguard.sources.ocpp.gateway.auth import PasswordAuthenticator, password_problem
 from chargeguard.sources.ocpp.gateway.guards import ConnectionState, GuardChain, Verdict, callerror_code
 from chargeguard.sources.ocpp.gateway.metrics import GatewayMetrics
-from chargeguard.sources.ocpp.gateway.observer import FrameObserver, rfc3339
+from chargeguard.sources.ocpp.gateway.observer import FrameObserver
 from chargeguard.sources.ocpp.gateway.wire import (
     CALL,
     CALLERROR,
@@ -37,8 +36,8 @@ from chargeguard.sources.ocpp.gateway.wire import (
 
 log = structlog.get_logger("chargeguard.gateway.session")
 
-WallClock = Callable[[], dt.datetime]
 _RESULTS = (CALLRESULT, CALLERROR, CALLRESULTERROR)
+_FRAMES_KEY = {d: GatewayMetrics.key("chargeguard_gateway_frames_total", sender=d.value) for d in Direction}
 
 
 class Session:
@@ -55,7 +54,7 @@ class Session:
         metrics: GatewayMetrics,
         authenticator: PasswordAuthenticator | None,
         call_timeout_s: float,
-        wall_clock: WallClock,
+        timestamp: Callable[[], str],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.station = station
@@ -66,7 +65,7 @@ class Session:
         self._metrics = metrics
         self._authenticator = authenticator
         self._call_timeout_s = call_timeout_s
-        self._wall_clock = wall_clock
+        self._timestamp = timestamp
         self._clock = clock
         self._call_started: dict[str, float] = {}
         self._rotations: dict[
@@ -88,7 +87,7 @@ class Session:
     def frame_line(self, direction: Direction, frame: list[Any]) -> None:
         self._observer.on_frame(
             {
-                "ts": rfc3339(self._wall_clock()),
+                "ts": self._timestamp(),
                 "station": self.state.identity,
                 "ocpp": self.state.version,
                 "from": direction.value,
@@ -99,7 +98,7 @@ class Session:
     def connection_line(self, event: str, detail: dict[str, Any]) -> None:
         self._observer.on_connection(
             {
-                "ts": rfc3339(self._wall_clock()),
+                "ts": self._timestamp(),
                 "station": self.state.identity,
                 "event": event,
                 "remote": self.state.address,
@@ -169,7 +168,7 @@ class Session:
             self._metrics.inc("chargeguard_gateway_pipelined_calls_total", sender=direction.value)
         if frame.value is not None:
             self.frame_line(direction, frame.value)
-        self._metrics.inc("chargeguard_gateway_frames_total", sender=direction.value)
+        self._metrics.inc_key(_FRAMES_KEY[direction])
         if frame.message_id is not None:
             if direction is Direction.STATION:
                 if frame.message_type == CALL:

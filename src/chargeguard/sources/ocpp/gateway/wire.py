@@ -135,7 +135,7 @@ def parse_frame(text: str | bytes, direction: Direction, version: str) -> Frame:
         except UnicodeDecodeError:
             return Frame("", size, direction, None, None, None, None, None, "not_json")
     else:
-        size = len(text.encode("utf-8", "surrogatepass"))
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:

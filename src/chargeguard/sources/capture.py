@@ -153,6 +153,11 @@ def parse_line(line: bytes, source: str) -> CaptureItem:
     except orjson.JSONDecodeError as exc:
         reason = "bad_encoding" if "utf-8" in str(exc).lower() else "not_json"
         return BadLine(source, reason, "not valid UTF-8" if reason == "bad_encoding" else "not a JSON object")
+    return record_from_obj(obj, source, len(line))
+
+
+def record_from_obj(obj: Any, source: str, size: int = 0) -> CaptureItem:
+    """A capture record from an already decoded line (the gateway hands lines over as dicts)."""
     if type(obj) is not dict:
         return BadLine(source, "bad_shape", "line is JSON but not an object")
     station = obj.get("station")
@@ -171,7 +176,7 @@ def parse_line(line: bytes, source: str) -> CaptureItem:
             return BadLine(
                 source, "bad_from", 'from must be "station" or "csms"', station=station, ts=ts, ocpp=ocpp
             )
-        return FrameRecord(ts, station, ocpp, direction, frame, len(line), source)
+        return FrameRecord(ts, station, ocpp, direction, frame, size, source)
     event = obj.get("event")
     if event in CONNECTION_EVENTS:
         remote = obj.get("remote")

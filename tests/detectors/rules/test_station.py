@@ -308,6 +308,17 @@ def test_firmware_downgrade_build_regression_is_medium_and_rollback_low() -> Non
     assert [a.severity for a in alerts] == [Severity.LOW]
 
 
+def test_firmware_of_another_device_is_not_a_downgrade() -> None:
+    events = [
+        boot(0, firmware="6.1.0-4159"),
+        boot(10, vendor="OtherCo", model="DC-50", serial="X1", firmware="R5.1.12"),  # an impostor's device
+        boot(20, firmware="6.1.0-4159"),  # the real station is back
+        boot(30, firmware="6.0.9"),  # and now really regresses
+    ]
+    alerts = run_detector(make_detector(FirmwareDowngrade), events)
+    assert [(a.ts, a.evidence["highest_seen"]) for a in alerts] == [(at(30), "6.1.0-4159")]
+
+
 @pytest.mark.parametrize("ocpp", VERSIONS)
 def test_firmware_downgrade_near_misses(ocpp: str) -> None:
     events = [

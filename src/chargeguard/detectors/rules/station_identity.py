@@ -123,7 +123,8 @@ def _same(a: Identity, b: Identity) -> bool:
 
 @dataclass(slots=True)
 class _Firmware:
-    highest: list[FirmwareVersion] = field(default_factory=list)
+    # highest version per product (vendor, model) and version line: firmware of another device is not comparable
+    highest: dict[tuple[str, str], list[FirmwareVersion]] = field(default_factory=dict)
     failed_install_at: float | None = None
 
 
@@ -189,18 +190,23 @@ class FirmwareDowngrade(Detector[FirmwareDowngradeConfig]):
         if version is None:
             return ()
         st = self._state.setdefault(event.station, _Firmware, event.ts)
-        for index, highest in enumerate(st.highest):
+        product = (_norm(event.vendor) or "", _norm(event.model) or "")
+        lines = st.highest.pop(product, None) or []
+        st.highest[product] = lines  # most recently booted product last
+        while len(st.highest) > _MAX_IDENTITIES:
+            del st.highest[next(iter(st.highest))]
+        for index, highest in enumerate(lines):
             order = compare_parsed(version, highest)
             if order is None:
                 continue
             if order > 0:
-                st.highest[index] = version
+                lines[index] = version
                 return ()
             if order == 0:
                 return ()
             return (self._downgrade(event, version, highest, st),)
-        st.highest.append(version)
-        del st.highest[:-_MAX_LINES]
+        lines.append(version)
+        del lines[:-_MAX_LINES]
         return ()
 
     def _downgrade(

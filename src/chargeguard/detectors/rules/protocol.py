@@ -231,7 +231,8 @@ class Flood(Detector[FloodConfig]):
     WebSocket connects per ``reconnect_bucket_s`` and BootNotification CALLs per ``boot_bucket_s``, when a bucket's
     count reaches both an absolute floor and ``factor`` times the station's learned baseline (an EWMA of its own
     per-bucket counts, empty buckets included, that does not learn from flooded buckets). Medium; high at ten times
-    the threshold. Each flooded bucket adds evidence to one alert per station and metric.
+    the threshold. Each flooded bucket adds evidence to one alert per station (a reboot loop floods boots and
+    reconnects together: one incident).
 
     Why: message floods and reconnect storms exhaust CSMSs that have no inbound limits (DOMAIN #28, CVE-2026-24445
     class); a BootNotification loop is a broken or hijacked station, or a DoS. OCPP asks stations to back off
@@ -316,7 +317,7 @@ class Flood(Detector[FloodConfig]):
             self.finding(
                 "ocpp.flood",
                 ts=event.ts,
-                incident=f"{station}:{metric}",
+                incident=f"station:{station}",
                 summary=f"station {station}: {rate.count} {noun} within {bucket_s:.0f} s "
                 f"(baseline {rate.ewma:.1f} per {bucket_s:.0f} s)",
                 severity=Severity.HIGH if level == 2 else Severity.MEDIUM,

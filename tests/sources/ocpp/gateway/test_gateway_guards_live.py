@@ -4,7 +4,10 @@ CALLERROR code of the version, pipelining, direction rules, floods, schema viola
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import random
 from typing import Any
 
 import pytest
@@ -228,3 +231,80 @@ def test_default_gateway_validates_payloads_with_the_project_schemas(harness: An
             await ws.close()
 
     asyncio.run(scenario())
+
+
+def _mutations(seed: int, count: int) -> list[str | bytes]:
+    """Grammar-aware and byte-level mutations of valid 1.6 frames (a bounded sample of the fuzzer)."""
+    rng = random.Random(seed)
+    valid = [
+        [2, "m", "Heartbeat", {}],
+        [2, "m", "StartTransaction", START16],
+        [2, "m", "Authorize", {"idTag": "04A2B3C4D5E6F7"}],
+        [3, "m", {}],
+        [4, "m", "GenericError", "", {}],
+    ]
+    odd: list[object] = [
+        None,
+        True,
+        -1,
+        2**70,
+        1.5,
+        "",
+        "x" * 40,
+        [],
+        {},
+        [[[[[]]]]],
+        "\ud800",
+        {"a": {"b": {}}},
+    ]
+    out: list[str | bytes] = []
+    for i in range(count):
+        frame = json.loads(json.dumps(rng.choice(valid)))
+        frame[1] = f"f{i}"
+        kind = rng.randrange(6)
+        if kind == 0 and len(frame) > 2:
+            frame[rng.randrange(len(frame))] = rng.choice(odd)
+        elif kind == 1:
+            frame = frame[: rng.randrange(len(frame))]
+        elif kind == 2:
+            frame.append(rng.choice(odd))
+        text = json.dumps(frame)
+        if kind == 3:
+            data = bytearray(text.encode())
+            for _ in range(rng.randrange(1, 4)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            out.append(bytes(data))
+            continue
+        if kind == 4:
+            text = "[" * 5000 + "]" * 5000
+        out.append(text)
+    return out
+
+
+def test_bounded_fuzz_sample_never_breaks_the_gateway(harness: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR)
+
+    async def scenario() -> None:
+        async with harness() as h:
+            ws = await h.connect("CP-1", password=PW16)
+            for message in _mutations(seed=7, count=300):
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.send(message)
+                if ws.close_code is not None:
+                    ws = await h.connect("CP-1", password=PW16)
+            ok = await _exchange(ws, '[2,"alive","Heartbeat",{}]')
+            while ok[1] != "alive":  # answers to earlier fuzz frames may still be queued
+                ok = json.loads(await asyncio.wait_for(ws.recv(), 2))
+            assert ok[0] == 3
+            assert h.gateway.metrics.value("chargeguard_gateway_frames_denied_total", reason="not_json") > 0
+            await ws.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.plain_port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200 OK" in await reader.read(4096)
+            writer.close()
+
+    asyncio.run(scenario())
+    handler_errors = [
+        r for r in caplog.records if r.name.startswith("websockets") and r.levelno >= logging.ERROR
+    ]
+    assert handler_errors == []

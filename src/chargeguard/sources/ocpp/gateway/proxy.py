@@ -124,6 +124,7 @@ class Gateway:
         self._servers: list[Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.plain_port: int | None = None
+        self._stopping = False
         self.tls_port: int | None = None
 
     def _build_chain(self, validator: PayloadValidator | None) -> GuardChain:
@@ -183,6 +184,7 @@ class Gateway:
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight CALLs finish (``drain_timeout_s``), close every leg with 1001."""
+        self._stopping = True
         for server in self._servers:
             server.close(close_connections=False)
         drain = self.config.policy.drain_timeout_s
@@ -210,6 +212,8 @@ class Gateway:
     ) -> Response:
         path = request.path.split("?", 1)[0]
         if path == "/healthz":
+            if self._stopping:
+                return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
             return connection.respond(http.HTTPStatus.OK, "ok\n")
         if path == "/metrics":
             self.metrics.set("chargeguard_gateway_open_connections", len(self.sessions))

@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 
 from chargeguard.detectors.base import DetectorContext, Limits
-from chargeguard.detectors.rules.authorization import Enumeration, UnauthorizedCharging
-from chargeguard.detectors.rules.tokens import DETECTORS, ConcurrentUse, HighVelocity, ImpossibleTravel
+from chargeguard.detectors.rules.authorization import UnauthorizedCharging
+from chargeguard.detectors.rules.enumeration import Enumeration
+from chargeguard.detectors.rules.tokens import DETECTORS, ConcurrentUse
+from chargeguard.detectors.rules.travel import ImpossibleTravel
+from chargeguard.detectors.rules.velocity import HighVelocity
 from chargeguard.events import (
     AuthorizationDecision,
     Event,

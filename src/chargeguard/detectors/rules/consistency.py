@@ -40,8 +40,7 @@ class _Check:
 
 
 class Inconsistent(Detector[InconsistentConfig]):
-    """Billed readings that disagree with the sampled register: meterStop vs the last sample, meterStart vs the
-    first.
+    """Billed readings that disagree with the sampled register (meterStop vs last sample, meterStart vs first).
 
     Catches, when a transaction ends, beyond ``tolerance_wh`` / ``tolerance_ratio``:
 

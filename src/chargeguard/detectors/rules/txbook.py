@@ -7,11 +7,13 @@ The book keeps a (station, connector) -> transaction index for that, and everyth
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from chargeguard.detectors.base import DetectorContext
 from chargeguard.detectors.state import BoundedState
+from chargeguard.events import TransactionStarted
 
 V = TypeVar("V")
 
@@ -88,3 +90,31 @@ class TxBook(Generic[V]):
 
     def items(self) -> Iterator[tuple[TxKey, V]]:
         return self._tx.items()
+
+
+QUEUED_AFTER_S = 600.0  # an answer to a request this much older than its arrival came from an offline queue
+
+
+def iso_time(epoch: float) -> str:
+    """An epoch time as RFC 3339 UTC text, for evidence."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+@dataclass(slots=True)
+class TxFacts:
+    """What a token detector remembers of an open transaction."""
+
+    token_ref: str | None = None
+    start: float | None = None
+    connector: str | None = None
+    queued: bool = False
+
+
+def remember_start(book: TxBook[TxFacts], ev: TransactionStarted) -> TxFacts:
+    """Record a transaction start in a token detector's book."""
+    facts = book.touch(ev.station, ev.transaction_id, ev.ts, ev.connector)
+    facts.start = ev.at.timestamp() if facts.start is None else min(facts.start, ev.at.timestamp())
+    facts.connector = ev.connector or facts.connector
+    facts.queued = ev.queued
+    facts.token_ref = ev.token_ref or facts.token_ref
+    return facts

@@ -8,20 +8,19 @@ are recorded in ``meta`` so the vault can refuse to start without the matching k
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import structlog
-from sqlalchemy import Connection, Engine, delete, exists, or_, select, text, update
+from sqlalchemy import Connection, Engine, or_, select, text, update
 from sqlalchemy.engine import URL
 
 from chargeguard.allowlist import AllowEntry, AllowList
 from chargeguard.errors import ConfigError, StoreError
 from chargeguard.events import Alert, ConnectionEvent, StationBooted, TransactionEnded
-from chargeguard.store import migrate, records, schema, upsert
+from chargeguard.store import meta, migrate, records, rekey, schema, upsert
 from chargeguard.store.connect import create_store_engine, default_url, redact_url, translate
 
 if TYPE_CHECKING:
@@ -32,8 +31,6 @@ log = structlog.get_logger("chargeguard.store")
 # PostgreSQL advisory lock taken while migrating, so two processes opening a fresh store do not race
 _MIGRATION_LOCK = 0x63675F6D6967  # "cg_mig"
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's bound parameter limit
-META_PSEUDONYMISED = "pseudonymised"
-META_KEY_VERSIONS = "pseudonym_key_versions"
 DEFAULT_LIMIT = 1000
 
 
@@ -59,6 +56,7 @@ class Store:
         self._url = url
         self._dialect = engine.dialect.name
         self._known_versions: set[int] | None = None
+        self._evidence_refs: set[str] | None = None  # pseudonyms inside evidence, cached during a rotation
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -148,10 +146,11 @@ class Store:
         with self._write("saving to the store") as conn:
             versions: set[int] = set()
             if latest:
-                self._upsert_alerts(conn, latest)
+                self._evidence_refs = None
+                upsert.upsert_alerts(conn, latest.values(), _now())
                 versions |= records.key_versions_in(a.token_ref for a in latest.values())
             if started or unstarted:
-                self._upsert_transactions(conn, started, unstarted)
+                upsert.upsert_transactions(conn, started, unstarted)
                 rows = [*started, *unstarted]
                 versions |= records.key_versions_in(
                     [r["token_ref"] for r in rows] + [r["stop_token_ref"] for r in rows]
@@ -160,40 +159,6 @@ class Store:
                 upsert.execute_rows(conn, upsert.station_upsert(self._dialect), stations)
             self._note_versions(conn, versions)
         return len(latest) + len(started) + len(unstarted) + len(stations)
-
-    def _upsert_alerts(self, conn: Connection, latest: dict[str, Alert]) -> None:
-        now = _now()
-        rows = [records.alert_row(a, now) for a in latest.values()]
-        station_rows = [
-            {"alert_id": a.id, "position": i, "station": s}
-            for a in latest.values()
-            for i, s in enumerate(a.stations)
-        ]
-        tx_rows = [
-            {"alert_id": a.id, "position": i, "transaction_id": t}
-            for a in latest.values()
-            for i, t in enumerate(a.transactions)
-        ]
-        upsert.execute_rows(conn, upsert.replace_on(self._dialect, schema.alerts, ["id"]), rows)
-        s, x = schema.alert_stations, schema.alert_transactions
-        for chunk in _chunks(list(latest)):
-            conn.execute(delete(s).where(s.c.alert_id.in_(chunk)))
-            conn.execute(delete(x).where(x.c.alert_id.in_(chunk)))
-        upsert.execute_rows(conn, s.insert(), station_rows)
-        upsert.execute_rows(conn, x.insert(), tx_rows)
-
-    def _upsert_transactions(
-        self, conn: Connection, started: list[dict[str, Any]], unstarted: list[dict[str, Any]]
-    ) -> None:
-        t = schema.transactions
-        if started:
-            stmt = upsert.replace_on(self._dialect, t, ["station", "transaction_id", "started_at"])
-            upsert.execute_rows(conn, stmt, started)
-        if unstarted:
-            stmt = upsert.replace_on(
-                self._dialect, t, ["station", "transaction_id", "ended_at"], where=t.c.started_at.is_(None)
-            )
-            upsert.execute_rows(conn, stmt, unstarted)
 
     def alert(self, alert_id: str) -> Alert | None:
         """One alert by id, or None."""
@@ -412,6 +377,31 @@ class Store:
         with self._read("reading scan runs") as conn:
             return [records.scan_run_from_row(r._mapping) for r in conn.execute(query)]
 
+    # ------------------------------------------------------------------------------------------ key rotation
+
+    def pseudonym_versions(self) -> dict[int, int]:
+        """Key version -> number of distinct pseudonyms stored under it (columns and alert evidence)."""
+        with self._read("counting stored pseudonyms") as conn:
+            self._evidence_refs = rekey.evidence_pseudonyms(conn)
+            return rekey.pseudonym_versions(conn, self._evidence_refs)
+
+    def pseudonyms_under(self, version: int, *, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` distinct pseudonyms of ``version`` in ascending order, all greater than ``after``."""
+        with self._read("listing stored pseudonyms") as conn:
+            if self._evidence_refs is None:
+                self._evidence_refs = rekey.evidence_pseudonyms(conn)
+            return rekey.pseudonyms_under(conn, self._evidence_refs, version, after=after, limit=limit)
+
+    def rekey(self, mapping: Mapping[str, str]) -> int:
+        """Replace every stored occurrence of each old pseudonym by its new one, in one transaction."""
+        with self._write("re-keying pseudonyms") as conn:
+            changed = rekey.rekey(conn, mapping)
+            self._note_versions(conn, records.key_versions_in(mapping.values()))
+        if self._evidence_refs is not None:
+            lowered = {old.lower(): new.lower() for old, new in mapping.items()}
+            self._evidence_refs = {lowered.get(v, v) for v in self._evidence_refs}
+        return changed
+
     # ------------------------------------------------------------------------------------------ meta
 
     def has_pseudonymised_data(self) -> bool:
@@ -420,18 +410,12 @@ class Store:
         The vault refuses to start (and to generate a new key) when this is true and no key is configured.
         """
         with self._read("reading store meta") as conn:
-            marked = conn.execute(
-                select(schema.meta.c.value).where(schema.meta.c.key == META_PSEUDONYMISED)
-            ).scalar_one_or_none()
-            if marked == "true":
-                return True
-            data = select(or_(exists(select(schema.alerts.c.id)), exists(select(schema.transactions.c.id))))
-            return bool(conn.execute(data).scalar())
+            return meta.has_data(conn)
 
     def pseudonym_key_versions(self) -> frozenset[int]:
         """The pseudonym key versions recorded as used for data in this store."""
         with self._read("reading store meta") as conn:
-            return frozenset(self._read_versions(conn))
+            return frozenset(meta.read_versions(conn))
 
     def mark_pseudonymised(self, key_versions: Iterable[int]) -> None:
         """Record that the store holds pseudonyms made under ``key_versions`` (merged with those recorded)."""
@@ -440,34 +424,10 @@ class Store:
         if bad:
             raise ConfigError(f"pseudonym key versions must be 1..99, got {bad}")
         with self._write("writing store meta") as conn:
-            self._note_versions(conn, versions, force=True)
+            self._known_versions = meta.note_versions(conn, versions)
 
-    def _read_versions(self, conn: Connection) -> set[int]:
-        text_value = conn.execute(
-            select(schema.meta.c.value).where(schema.meta.c.key == META_KEY_VERSIONS)
-        ).scalar_one_or_none()
-        return set(orjson.loads(text_value)) if text_value else set()
-
-    def _note_versions(self, conn: Connection, versions: set[int], *, force: bool = False) -> None:
-        if not versions and not force:
+    def _note_versions(self, conn: Connection, versions: set[int]) -> None:
+        """Record key versions seen in written rows (skipped when already recorded by this Store)."""
+        if not versions or (self._known_versions is not None and versions <= self._known_versions):
             return
-        if not force and self._known_versions is not None and versions <= self._known_versions:
-            return
-        m = schema.meta
-        conn.execute(
-            upsert.ignore_on(self._dialect, m, ["key"]),
-            [
-                {"key": META_PSEUDONYMISED, "value": "true"},
-                {"key": META_KEY_VERSIONS, "value": "[]"},
-            ],
-        )
-        # lock the row before read-modify-write (PostgreSQL; SQLite writers are already serialised)
-        current = conn.execute(
-            select(m.c.value).where(m.c.key == META_KEY_VERSIONS).with_for_update()
-        ).scalar_one()
-        merged = set(orjson.loads(current)) | versions
-        conn.execute(
-            update(m).where(m.c.key == META_KEY_VERSIONS).values(value=orjson.dumps(sorted(merged)).decode())
-        )
-        conn.execute(update(m).where(m.c.key == META_PSEUDONYMISED).values(value="true"))
-        self._known_versions = merged
+        self._known_versions = meta.note_versions(conn, versions)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Dialect, Table, and_, case, or_
+from sqlalchemy import ColumnElement, Connection, Dialect, Table, and_, case, delete, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.types import TypeEngine
 
-from chargeguard.store import schema
+from chargeguard.events import Alert
+from chargeguard.store import records, schema
+
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound parameter limit
 
 
 def _insert(dialect: str, table: Table) -> Any:
@@ -65,6 +69,42 @@ def station_upsert(dialect: str) -> Insert:
     updates["last_seen"] = case((new.last_seen > t.c.last_seen, new.last_seen), else_=t.c.last_seen)
     result: Insert = stmt.on_conflict_do_update(index_elements=["station"], set_=updates)
     return result
+
+
+def upsert_alerts(conn: Connection, alerts: Iterable[Alert], now: datetime) -> None:
+    """Replace alerts by id, with their stations and transactions (children are rewritten, order kept)."""
+    latest = list(alerts)
+    rows = [records.alert_row(a, now) for a in latest]
+    station_rows = [
+        {"alert_id": a.id, "position": i, "station": s} for a in latest for i, s in enumerate(a.stations)
+    ]
+    tx_rows = [
+        {"alert_id": a.id, "position": i, "transaction_id": t}
+        for a in latest
+        for i, t in enumerate(a.transactions)
+    ]
+    execute_rows(conn, replace_on(conn.dialect.name, schema.alerts, ["id"]), rows)
+    s, x = schema.alert_stations, schema.alert_transactions
+    ids = [a.id for a in latest]
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        conn.execute(delete(s).where(s.c.alert_id.in_(chunk)))
+        conn.execute(delete(x).where(x.c.alert_id.in_(chunk)))
+    execute_rows(conn, s.insert(), station_rows)
+    execute_rows(conn, x.insert(), tx_rows)
+
+
+def upsert_transactions(
+    conn: Connection, started: list[dict[str, Any]], unstarted: list[dict[str, Any]]
+) -> None:
+    """Upsert transaction rows: unique on (station, transaction_id, started_at), or on the end when no start."""
+    t = schema.transactions
+    dialect = conn.dialect.name
+    execute_rows(conn, replace_on(dialect, t, ["station", "transaction_id", "started_at"]), started)
+    where = t.c.started_at.is_(None)
+    execute_rows(
+        conn, replace_on(dialect, t, ["station", "transaction_id", "ended_at"], where=where), unstarted
+    )
 
 
 def execute_rows(conn: Connection, stmt: Insert, rows: Sequence[Mapping[str, Any]]) -> None:

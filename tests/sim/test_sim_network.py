@@ -102,7 +102,7 @@ def test_incident_frames_validate_except_deliberately_malformed_ones(
     lines = [line for line in read_lines(attacked / "capture.jsonl") if line["station"] not in broken]
     kinds = validate(lines)
     actions = {a for _, a, _ in kinds}
-    assert {"SendLocalList", "SetChargingProfile", "UpdateFirmware", "SecurityEventNotification"} <= actions
+    assert {"SendLocalList", "UpdateFirmware", "SecurityEventNotification", "RemoteStartTransaction"} <= actions
 
 
 def _connector_limits(directory: Path) -> dict[tuple[str, str], float]:
@@ -333,3 +333,38 @@ def test_cli_writes_all_files(tmp_path: Path) -> None:
     assert {r["connector_type"] for r in rows if r["connector_id"]} <= {"AC", "DC"}
     bad = CliRunner().invoke(app, ["simulate", "--out", str(out), "--start", "2026-03-01T00:00:00"])
     assert bad.exit_code == 2
+
+
+def test_holdout_set_is_frozen() -> None:
+    """The holdout incident set must not change silently (nobody tunes detectors on it): its files match the
+    committed manifest. Changing it is a new holdout version: update tests/sim/holdout.sha256 deliberately."""
+    import chargeguard.sim.incidents_holdout as holdout
+
+    package = Path(holdout.__file__).parent
+    manifest = {
+        name: digest
+        for digest, name in (
+            line.split() for line in (Path(__file__).parent / "holdout.sha256").read_text().splitlines()
+        )
+    }
+    actual = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(package.glob("*.py"))}
+    assert actual == manifest
+    assert "FROZEN before any detector was tuned" in (holdout.__doc__ or "")
+    tuning, frozen = incident_set("tuning"), incident_set("holdout")
+    assert {s.kind for s in frozen} == {s.kind for s in tuning}
+    assert not {s.variant for s in frozen} & {s.variant for s in tuning}
+    assert not {s.build for s in frozen} & {s.build for s in tuning}
+
+
+def test_holdout_incidents_inject_and_point_into_the_capture(tmp_path: Path) -> None:
+    simulate(SimConfig(stations=30, days=1.5, seed=6, incidents=incident_set("holdout")), tmp_path)
+    truths = read_lines(tmp_path / "truth.jsonl")
+    lines = read_lines(tmp_path / "capture.jsonl")
+    stations, transactions = {line["station"] for line in lines}, _wire_transactions(lines)
+    assert len({t["variant"] for t in truths}) >= 30
+    for t in truths:
+        assert (
+            t["kind"] in KNOWN_KINDS
+            and set(t["stations"]) <= stations
+            and set(t["transactions"]) <= transactions
+        )

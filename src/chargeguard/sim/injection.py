@@ -16,6 +16,8 @@ from chargeguard.sim.network import Connector, Driver, Network, Station
 from chargeguard.sim.sessions import SessionFactory
 from chargeguard.sim.timefmt import format_ts
 
+SAME_KIND_GAP_S = 2 * 86400.0  # detectors merge alerts of one kind per station; keep such incidents apart
+
 
 @dataclass(slots=True)
 class Truth:
@@ -70,6 +72,8 @@ class Scene:
     ids: MessageIds
     sessions: SessionFactory
     tainted: dict[int, float] = field(default_factory=dict)  # station index -> incident traffic until
+    kind: str = ""  # the kind being built; a station gets one incident of a kind per SAME_KIND_GAP_S
+    kind_history: dict[tuple[int, str], float] = field(default_factory=dict)
 
     def idle_station(
         self,
@@ -90,6 +94,7 @@ class Scene:
             s
             for s in self.network.stations
             if self.tainted.get(s.index, 0.0) < t
+            and self.kind_history.get((s.index, self.kind), -SAME_KIND_GAP_S) < t - SAME_KIND_GAP_S
             and s.busy_until < t
             and all(c.busy_until < t for c in s.connectors)
             and not any(w[0] < until + 600 and w[1] > t - 600 for w in s.offline)
@@ -105,6 +110,7 @@ class Scene:
     def claim(self, station: Station, until: float, quiet_s: float = 1800.0) -> None:
         """Keep benign sessions and station events off ``station`` until ``until``, other incidents longer."""
         self.tainted[station.index] = max(self.tainted.get(station.index, 0.0), until + quiet_s)
+        self.kind_history[(station.index, self.kind)] = until
         station.busy_until = max(station.busy_until, until + 600.0)
         for connector in station.connectors:
             connector.busy_until = max(connector.busy_until, until + 600.0)

@@ -180,9 +180,12 @@ class Station:
     offline: list[tuple[float, float]] = field(default_factory=list)
     clock_shifts: list[tuple[float, float, float]] = field(default_factory=list)  # (from, to, offset_s)
     busy_until: float = 0.0  # station-wide work (reboot, firmware) that sessions must not overlap
+    firmware_pinned: str | None = None  # set by incidents: the version it now runs; no benign updates after
 
     @property
     def firmware(self) -> str:
+        if self.firmware_pinned is not None:
+            return self.firmware_pinned
         return self.hardware.firmware[self.firmware_index]
 
     def offline_at(self, t: float) -> tuple[float, float] | None:

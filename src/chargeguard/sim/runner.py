@@ -186,8 +186,10 @@ class Simulation:
 
     def _firmware(self, station: Station, t: float) -> Starter:
         def start() -> list[tuple[Station | None, Iterator[Emit]]]:
-            if station.firmware_index + 1 >= len(station.hardware.firmware) or not self._idle(
-                station, t, t + 1800.0
+            if (
+                station.firmware_pinned
+                or station.firmware_index + 1 >= len(station.hardware.firmware)
+                or not self._idle(station, t, t + 1800.0)
             ):
                 return []
             fail = self.rng.random() < 0.1
@@ -232,6 +234,7 @@ class Simulation:
 
     def _incident(self, spec: IncidentSpec, t: float, attempts: int) -> Starter:
         def start() -> list[tuple[Station | None, Iterator[Emit]]]:
+            self.scene.kind = spec.kind
             injection: Injection | None = spec.build(self.scene, t)
             if injection is None:
                 if attempts > 1 and t + 3 * 3600.0 < self.end - 4 * 3600.0:

@@ -207,6 +207,7 @@ def firmware_downgrade(scene: Scene, t: float, *, via_update: bool) -> Injection
     offline_to = next(x for x, line in emits if line.get("event") == "connect")
     station.offline.append((offline_from + 0.5, offline_to))
     new = station.hardware.firmware[older]
+    station.firmware_pinned = new  # no benign update may follow: it would read as another regression
     return inject(
         "station.firmware_downgrade",
         [(station, emits)],

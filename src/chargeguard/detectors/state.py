@@ -19,7 +19,7 @@ V = TypeVar("V")
 class BoundedState(Generic[K, V]):
     """An LRU map with a key limit and an event-time TTL."""
 
-    __slots__ = ("_items", "_next_sweep", "evictions", "max_keys", "ttl_s")
+    __slots__ = ("_items", "_next_sweep", "_touch_s", "evictions", "max_keys", "ttl_s")
 
     def __init__(self, max_keys: int = 100_000, ttl_s: float = 86_400.0) -> None:
         if max_keys < 1:
@@ -29,6 +29,8 @@ class BoundedState(Generic[K, V]):
         self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self.evictions = 0
         self._next_sweep = float("-inf")
+        # a key touched again within this much event time keeps its old stamp (saves the reordering)
+        self._touch_s = min(60.0, ttl_s / 1000)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -55,9 +57,11 @@ class BoundedState(Generic[K, V]):
         items = self._items
         item = items.get(key)
         if item is not None:
-            items.move_to_end(key)
-            items[key] = (now, item[1])
             value = item[1]
+            if now - item[0] < self._touch_s:
+                return value  # touched moments ago: recency and age are still right within _touch_s
+            items.move_to_end(key)
+            items[key] = (now, value)
         else:
             value = factory()
             items[key] = (now, value)

@@ -309,6 +309,35 @@ def test_concurrent_use_a_transaction_with_a_lost_stop_goes_stale() -> None:
     assert run(ConcurrentUse, events) == []
 
 
+def test_concurrent_use_one_location_id_kilometres_apart_is_two_sites() -> None:
+    # an operator's location id may span a city district: distance decides what one site is
+    ctx = DetectorContext(
+        inventory=Inventory(
+            {
+                "OSL-1": StationInfo("OSL-1", 59.9539, 10.7665, 11.0, location_id="LOC-17"),
+                "OSL-2": StationInfo("OSL-2", 59.9673, 10.7243, 50.0, location_id="LOC-17"),  # 2.9 km away
+            }
+        )
+    )
+    events = [*start("OSL-1", "1", T1, 0), *start("OSL-2", "2", T1, 20)]
+    alerts = run(ConcurrentUse, events, context=ctx)
+    assert [(a.ts, a.severity, a.evidence["same_site"]) for a in alerts] == [(at(20), Severity.HIGH, False)]
+
+
+def test_an_answer_to_the_ended_event_does_not_reopen_the_transaction() -> None:
+    # 2.0.1: the driver stops with the card; the CSMS answers the Ended event's idToken after TransactionEnded
+    events: list[Event] = [
+        *start("CP-A", "e1", None, 0, ocpp="2.0.1", connector="1/1"),
+        attach("CP-A", "e1", T1, 1),
+        end("CP-A", "e1", T1, 0, 60, ocpp="2.0.1", connector="1/1", auth_status="Accepted"),
+        attach("CP-A", "e1", T1, 60.01),
+        *start("CP-B", "e2", None, 120, ocpp="2.0.1", connector="1/1"),
+        attach("CP-B", "e2", T1, 121),
+    ]
+    for cls in (ConcurrentUse, HighVelocity, UnauthorizedCharging):
+        assert run(cls, events) == [], cls.__name__
+
+
 # --------------------------------------------------------------------------------------------- impossible travel
 
 

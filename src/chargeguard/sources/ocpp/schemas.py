@@ -39,7 +39,7 @@ import orjson
 import structlog
 
 from chargeguard.sources.ocpp.schemas_exact import SchemaCompileError, compile_exact
-from chargeguard.sources.ocpp.schemas_fast import compile_fast, dec_hook
+from chargeguard.sources.ocpp.schemas_fast import FastType, compile_fast, dec_hook
 from chargeguard.sources.ocpp.schemas_senders import senders
 
 log = structlog.get_logger("chargeguard.ocpp.schemas")
@@ -113,18 +113,17 @@ def load_schema(version: str, action: str, kind: Kind) -> dict[str, Any] | None:
     return schema
 
 
-def _fast_accepts(fast: Any, payload: object) -> bool:
-    """Whether the msgspec type accepts the payload; a refusal (or absurd nesting) goes to the exact check."""
-    try:
-        msgspec.convert(payload, fast, dec_hook=dec_hook)
-    except Exception:
-        return False
-    return True
-
-
 class _Compiled(msgspec.Struct, frozen=True):
-    fast: Any  # msgspec type, or None when the schema cannot be expressed as one
+    fast: FastType | None  # None when the schema cannot be expressed as msgspec types
     exact: Callable[[object], str | None]
+
+
+def _exact(compiled: _Compiled, version: str, action: str, payload: object) -> str | None:
+    try:
+        return compiled.exact(payload)
+    except Exception as exc:  # a bug in the exact validator must not stop the pipeline
+        log.warning("ocpp.schemas.validator_failed", version=version, action=action, error=type(exc).__name__)
+        return "$: payload could not be validated"
 
 
 class PayloadValidator:
@@ -144,15 +143,17 @@ class PayloadValidator:
             compiled = found
         except TypeError:  # an unhashable version/action from a careless caller
             return "unknown OCPP version or action"
-        if compiled.fast is not None and _fast_accepts(compiled.fast, payload):
-            return None
-        try:
-            return compiled.exact(payload)
-        except Exception as exc:  # a bug in the exact validator must not stop the pipeline
-            log.warning(
-                "ocpp.schemas.validator_failed", version=version, action=action, error=type(exc).__name__
-            )
-            return "$: payload could not be validated"
+        fast = compiled.fast
+        if fast is None:
+            return _exact(compiled, version, action, payload)
+        try:  # FastType.accepts, inlined: this is the hot path
+            if fast.needs_hook:
+                msgspec.convert(payload, fast.type, dec_hook=dec_hook)
+            else:
+                msgspec.convert(payload, fast.type)
+        except Exception:  # refused (or absurd nesting): the exact validator decides and describes
+            return _exact(compiled, version, action, payload)
+        return None
 
     def _compile(self, version: str, action: str, kind: Kind) -> _Compiled | str:
         # only known (version, action, kind) are compiled and cached: wire names cannot grow the cache
@@ -170,7 +171,7 @@ class PayloadValidator:
         except SchemaCompileError as exc:  # a newer ``ocpp`` package with constructs not implemented here
             log.error("ocpp.schemas.unsupported", version=version, action=action, kind=kind, reason=str(exc))
             return f"the schema of {action} in OCPP {version} cannot be checked"
-        fast: Any
+        fast: FastType | None
         try:
             fast = compile_fast(schema, f"{action}{kind.title()}")
         except SchemaCompileError as exc:

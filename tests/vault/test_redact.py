@@ -225,6 +225,11 @@ def test_redact_value_pseudonymises_token_fields_and_marks_secrets() -> None:
     assert out["text"] == "vendor data card [redacted:rfid]"
     assert payload["idToken"]["idToken"] == "04A2B3C4D5E6F7"  # input untouched
     assert redact_value({"idTag": "X1"})["idTag"] == "[redacted:token]"
+    assert redact_value({"token": A_PSEUDONYM, "password": A_PSEUDONYM}) == {
+        "token": A_PSEUDONYM,
+        "password": A_PSEUDONYM,
+    }
+    assert redact_value({"token": "s3cr3t"}) == {"token": "[redacted:secret]"}
 
 
 def test_structlog_processor_redacts_every_string() -> None:

@@ -417,9 +417,13 @@ def _redact_secret_objects(text: str) -> str:
     return _FLAT_OBJECT.sub(one, text)
 
 
+# every replaced shape needs one of these (a digit, a pair or path separator, a separated eMAID, Basic auth)
+_CANDIDATE = re.compile(r"[0-9:=/*\-]|Basic")
+
+
 def redact_text(text: str) -> str:
     """Replace token-like strings and secrets in free text with ``[redacted:<kind>]``; never raises."""
-    if not text:
+    if not text or not _CANDIDATE.search(text):
         return text
     try:
         if _ANY_SECRET_KEY.search(text):
@@ -508,7 +512,9 @@ def redact_value(value: Any, *, pseudonymise: Callable[[str], str] | None = None
         out: dict[Any, Any] = {}
         for key, item in value.items():
             lower = key.lower() if isinstance(key, str) else ""
-            if lower in SECRET_FIELDS or (names_secret and lower in ("value", "attributevalue")):
+            if isinstance(item, str) and _PSEUDONYM_SHAPE.match(item):
+                out[key] = item  # a pseudonym is safe whatever field carries it
+            elif lower in SECRET_FIELDS or (names_secret and lower in ("value", "attributevalue")):
                 out[key] = marker("secret") if item not in (None, "") else item
             elif lower in ID_FIELDS and isinstance(item, str | int):
                 out[key] = item
@@ -538,6 +544,8 @@ def redact_event_dict(
     for key in list(event_dict):
         item = event_dict[key]
         lower = key.lower()
+        if isinstance(item, str) and _PSEUDONYM_SHAPE.match(item):
+            continue
         if lower in SECRET_FIELDS and item not in (None, ""):
             event_dict[key] = marker("secret")
         elif lower in ID_FIELDS:

@@ -40,8 +40,8 @@ from chargeguard.sim.timefmt import epoch, format_ts
 Line = dict[str, Any]
 Emit = tuple[float, Line]  # (transport time in epoch seconds, capture line whose "ts" is filled on output)
 
-_MASK128 = (1 << 128) - 1
-_MIX = 0x9E3779B97F4A7C15F39CC0605CEDC835  # odd: n -> base + n * _MIX is a bijection modulo 2**128
+_MASK48 = (1 << 48) - 1
+_STEP = 0x9E3779B97F4B  # odd: n -> base + n * _STEP is a bijection modulo 2**48 (ids look scattered, never repeat)
 
 REASONS_16 = frozenset(
     {
@@ -149,23 +149,28 @@ class MessageIds:
             raise ValueError(f"unknown message id style {style!r}")
         self._seed = str(seed)
         self._style = style
-        self._state: dict[tuple[str, str], list[int]] = {}
+        self._state: dict[tuple[str, str], list[Any]] = {}
 
     def next(self, station: str, direction: str) -> str:
         """The next id this station (or the csms towards it) uses in ``direction`` ("station" or "csms")."""
-        key = (station, direction)
-        state = self._state.get(key)
+        state = self._state.get((station, direction))
         if state is None:
-            digest = hashlib.blake2b(f"{self._seed}|{station}|{direction}".encode(), digest_size=17).digest()
-            base = int.from_bytes(digest[:16], "big")
-            counter_style = self._style == "counter" or (self._style == "mixed" and digest[16] < 77)
-            state = [base, 0, 1 if counter_style else 0]
-            self._state[key] = state
+            state = self._start(station, direction)
         state[1] += 1
         if state[2]:
-            return str((state[0] % 900_000) + state[1])
-        h = f"{(state[0] + state[1] * _MIX) & _MASK128:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            return str(state[0] + state[1])
+        # A random UUID-shaped prefix per (station, direction) and a 48-bit counter: unique and cheap.
+        return f"{state[3]}{(state[0] + state[1] * _STEP) & _MASK48:012x}"
+
+    def _start(self, station: str, direction: str) -> list[Any]:
+        digest = hashlib.blake2b(f"{self._seed}|{station}|{direction}".encode(), digest_size=17).digest()
+        h = digest[:10].hex()
+        counter_style = self._style == "counter" or (self._style == "mixed" and digest[16] < 77)
+        base = int.from_bytes(digest[10:16], "big")
+        state: list[Any] = [base % 900_000 if counter_style else base, 0, counter_style,
+                            f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-"]  # fmt: skip
+        self._state[(station, direction)] = state
+        return state
 
 
 def wire_transaction_id(plan: SessionPlan) -> str:

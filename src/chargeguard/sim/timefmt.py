@@ -7,31 +7,31 @@ from datetime import UTC, datetime
 
 from chargeguard.errors import InputError
 
-_CACHE_LIMIT = 8192  # seconds; lines come in time order, so a small cache hits almost always
-_second_cache: dict[int, str] = {}
+_CACHE_LIMIT = 4096  # minutes; lines come in time order, so a small cache hits almost always
+_minute_cache: dict[int, str] = {}
 
 
-def _prefix(sec: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SS`` of whole epoch second ``sec`` (cached: lines come in time order)."""
-    text = _second_cache.get(sec)
-    if text is None:
-        if len(_second_cache) >= _CACHE_LIMIT:
-            _second_cache.clear()
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        _second_cache[sec] = text
+def _minute(minute: int) -> str:
+    """``YYYY-MM-DDTHH:MM:`` of epoch minute ``minute``."""
+    if len(_minute_cache) >= _CACHE_LIMIT:
+        _minute_cache.clear()
+    text = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
+    _minute_cache[minute] = text
     return text
 
 
 def format_ts(t: float) -> str:
     """``t`` (epoch seconds) as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (milliseconds, rounded half up)."""
     ms = int(t * 1000.0 + 0.5) if t >= 0 else -int(-t * 1000.0 + 0.5)
-    sec = ms // 1000
-    return f"{_prefix(sec)}.{ms - sec * 1000:03d}Z"
+    minute, rest = divmod(ms, 60_000)
+    prefix = _minute_cache.get(minute) or _minute(minute)
+    return f"{prefix}{rest // 1000:02d}.{rest % 1000:03d}Z"
 
 
 def format_ts_s(t: float) -> str:
     """``t`` as ``YYYY-MM-DDTHH:MM:SSZ`` (whole seconds, the way many stations write payload timestamps)."""
-    return f"{_prefix(int(t // 1))}Z"
+    minute, second = divmod(int(t // 1), 60)
+    return f"{_minute_cache.get(minute) or _minute(minute)}{second:02d}Z"
 
 
 def epoch(moment: datetime) -> float:

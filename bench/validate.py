@@ -267,7 +267,7 @@ def main() -> None:
 
     def reference() -> None:
         for version, action, kind, payload in sample:
-            references[(version, action, kind)].validate(payload)
+            references[(version, action, kind)].is_valid(payload)
 
     loads_us = per_frame_us(loads, len(raw))
     validate_us = per_frame_us(validate, len(decoded))

@@ -114,6 +114,10 @@ def import_sessions_command(
     sample_interval_s: Annotated[
         float, typer.Option("--sample-interval", min=0.0, help="Seconds between MeterValues (0 = none).")
     ] = 300.0,
+    time_resolution_s: Annotated[
+        float,
+        typer.Option("--time-resolution", min=0.0, help="Resolution of the dataset's times, s (0: exact)."),
+    ] = 60.0,
     inject_per_kind: Annotated[
         int, typer.Option("--inject", min=0, help="Inject N labelled incidents per kind; writes truth.jsonl.")
     ] = 0,
@@ -139,7 +143,9 @@ def import_sessions_command(
             err.print(f"[yellow]unparsable row[/] {problem}", highlight=False)
         err.print("[red]error:[/] no session could be read", highlight=False)
         raise typer.Exit(1)
-    options = RenderOptions(ocpp=ocpp, seed=seed, sample_interval_s=sample_interval_s)
+    options = RenderOptions(
+        ocpp=ocpp, seed=seed, sample_interval_s=sample_interval_s, time_resolution_s=time_resolution_s
+    )
     planned: list[PlannedIncident] = []
     if inject_per_kind:
         excluded = real_oddity_sessions(data)

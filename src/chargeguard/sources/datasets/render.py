@@ -13,6 +13,12 @@ Decisions (documented again in docs/evaluation.md):
 * **Meter registers**: one cumulative register per connector, starting at a seeded value between 1 and
   9 MWh and carried on continuously from one session's meterStop to the next session's meterStart (sessions
   in start order), so a negative-energy record shows as a rollback and nothing else does.
+* **Minute resolution**: the datasets record whole minutes (``09:07`` is some time in [09:07:00, 09:08:00)).
+  With ``time_resolution_s`` = 60 (the default) a session starts in the first tenth of its recorded start
+  minute and ends in the last fifth of its recorded end minute: the least suspicious reading of the record.
+  Squeezing a 3-minute DC session's energy into exactly 180 s would report a power the charger never
+  delivered and manufacture capacity alarms the data does not imply. Rows ending before they start keep
+  their recorded times exactly.
 * **Odd rows**: passed to the exchange as they are (negative energy, zero energy, end before start); a record
   without an end or an energy becomes a transaction that starts and never stops (the frames up to the
   start, nothing after).
@@ -66,6 +72,7 @@ class RenderOptions:
     ocpp: str = "mix"
     seed: int = 0
     sample_interval_s: float = 300.0
+    time_resolution_s: float = 60.0
 
 
 @dataclass(slots=True)
@@ -201,6 +208,11 @@ def render(data: DatasetImport, out: IO[bytes], options: RenderOptions) -> Rende
         is_open = s.end is None or s.energy_wh is None
         energy = 0.0 if is_open or s.energy_wh is None else s.energy_wh
         user = s.user if s.user is not None else f"session:{s.key}:{s.source}"
+        start, end = s.start, s.end if s.end is not None else s.start + timedelta(seconds=1)
+        step = options.time_resolution_s
+        if step > 0 and s.end is not None and s.end >= s.start:
+            start = s.start + timedelta(seconds=rng.uniform(0.0, 0.1 * step))
+            end = s.end + timedelta(seconds=rng.uniform(0.8 * step, 0.99 * step))
         plan = SessionPlan(
             station=s.station,
             ocpp=version,
@@ -208,8 +220,8 @@ def render(data: DatasetImport, out: IO[bytes], options: RenderOptions) -> Rende
             evse_id=s.connector,
             token=derive_token(options.seed, s.dataset, user),
             transaction_id=tx,
-            start=s.start,
-            end=s.end if s.end is not None else s.start + timedelta(seconds=1),
+            start=start,
+            end=end,
             energy_wh=energy,
             meter_start_wh=meter_start,
             sample_interval_s=options.sample_interval_s,

@@ -183,20 +183,21 @@ class _Rate:
 
     threshold: float = 0.0
 
-    def roll(self, bucket: int, alpha: float) -> None:
+    def roll(self, bucket: int, alpha: float, decay: float) -> None:
         """Close the current bucket (learning from it unless it was flagged) and open ``bucket``."""
         if self.bucket >= 0 and bucket > self.bucket:
             if not self.flagged:
                 self.ewma += alpha * (self.count - self.ewma)
                 self.learned += 1
-            gaps = min(bucket - self.bucket - 1, 10_000)
-            self.ewma *= (1.0 - alpha) ** gaps
+            gaps = bucket - self.bucket - 1
+            if gaps:
+                self.ewma *= decay ** min(gaps, 10_000)
         self.bucket, self.count, self.flagged = bucket, 0, 0
 
 
 @dataclass(slots=True)
 class _Station:
-    rates: dict[str, _Rate] = field(default_factory=dict)
+    rates: list[_Rate | None] = field(default_factory=lambda: [None, None, None, None])  # by _METRICS index
     touched: float = 0.0
 
 
@@ -261,36 +262,39 @@ class Flood(Detector[FloodConfig]):
         # the state is touched (TTL and LRU order) at most this often per station; the baseline needs no more
         self._touch_every_s = min(context.limits.ttl_s / 8, 600.0)
         c = config
-        self._metrics: dict[str, tuple[float, int, str]] = {
-            "frames": (c.frames_bucket_s, c.frames_floor, "frames sent"),
-            "csms_frames": (
+        self._decay = 1.0 - c.alpha
+        # index: (metric name, bucket seconds, floor, noun); _Station.rates follows this order
+        self._metrics: tuple[tuple[str, float, int, str], ...] = (
+            ("frames", c.frames_bucket_s, c.frames_floor, "frames sent"),
+            (
+                "csms_frames",
                 c.frames_bucket_s,
                 c.csms_frames_floor,
                 "frames received from the central system",
             ),
-            "reconnects": (c.reconnect_bucket_s, c.reconnect_floor, "connections"),
-            "boots": (c.boot_bucket_s, c.boot_floor, "BootNotifications"),
-        }
+            ("reconnects", c.reconnect_bucket_s, c.reconnect_floor, "connections"),
+            ("boots", c.boot_bucket_s, c.boot_floor, "BootNotifications"),
+        )
 
     def state_size(self) -> int:
         return len(self._state)
 
     def process(self, event: Event) -> Iterable[Finding]:
         if isinstance(event, FrameSeen):
-            metric = "frames" if event.direction is Direction.STATION else "csms_frames"
-            out = self._count(event.station, metric, event)
-            if event.action == "BootNotification" and event.message_type == 2 and metric == "frames":
-                return (*out, *self._count(event.station, "boots", event))
+            if event.direction is not Direction.STATION:
+                return self._count(event.station, 1, event)
+            out = self._count(event.station, 0, event)
+            if event.message_type == 2 and event.action == "BootNotification":
+                return (*out, *self._count(event.station, 3, event))
             return out
         if isinstance(event, ConnectionEvent) and event.event == "connect":
-            return self._count(event.station, "reconnects", event)
+            return self._count(event.station, 2, event)
         return ()
 
-    def _count(self, station: str, metric: str, event: FrameSeen | ConnectionEvent) -> tuple[Finding, ...]:
-        # hot path (every frame): one dict lookup and a compare; state is touched once per bucket
-        bucket_s, floor, noun = self._metrics[metric]
+    def _count(self, station: str, index: int, event: FrameSeen | ConnectionEvent) -> tuple[Finding, ...]:
+        # hot path (every frame): a lookup, a bucket compare and a count; state is touched every few minutes
+        metric, bucket_s, floor, noun = self._metrics[index]
         t = event.ts.timestamp()
-        bucket = int(t // bucket_s)
         st = self._state.get(station)
         if st is None:
             st = _Station(touched=t)
@@ -298,13 +302,13 @@ class Flood(Detector[FloodConfig]):
         elif t - st.touched > self._touch_every_s:
             st.touched = t
             self._state.put(station, st, event.ts)
-        rate = st.rates.get(metric)
+        rate = st.rates[index]
         if rate is None:
-            rate = st.rates[metric] = _Rate()
+            rate = st.rates[index] = _Rate()
+        bucket = int(t // bucket_s)
         if bucket != rate.bucket:
-            cfg = self.config
-            rate.roll(bucket, cfg.alpha)
-            rate.threshold = max(float(floor), cfg.factor * rate.ewma)
+            rate.roll(bucket, self.config.alpha, self._decay)
+            rate.threshold = max(float(floor), self.config.factor * rate.ewma)
         rate.count += 1
         if rate.count < rate.threshold:
             return ()

@@ -130,6 +130,8 @@ class StationConfig(_Strict):
 class PolicyConfig(_Strict):
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     compression: bool = True
+    deflate_window_bits: int = Field(default=10, ge=9, le=15)
+    deflate_mem_level: int = Field(default=1, ge=1, le=9)
     max_message_id_chars: int = 36
     seen_message_ids: int = Field(default=1024, ge=16)
     station_calls_per_s: float = Field(default=10.0, gt=0)

@@ -30,12 +30,17 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidHeaderFormat, InvalidStatus
+from websockets.extensions.base import ClientExtensionFactory, ServerExtensionFactory
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    ServerPerMessageDeflateFactory,
+)
 from websockets.headers import build_authorization_basic, parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from chargeguard.sources.ocpp.gateway.auth import AuthOutcome, KeyedBuckets, Lockout, PasswordAuthenticator
-from chargeguard.sources.ocpp.gateway.config import SUBPROTOCOL_OF, GatewayConfig, StationConfig
+from chargeguard.sources.ocpp.gateway.config import SUBPROTOCOL_OF, GatewayConfig, PolicyConfig, StationConfig
 from chargeguard.sources.ocpp.gateway.guards import (
     ActionGuard,
     ConnectionState,
@@ -157,7 +162,8 @@ class Gateway:
             "select_subprotocol": self._select_subprotocol,
             "process_response": self._process_response,
             "max_size": self.config.policy.max_frame_bytes,
-            "compression": "deflate" if self.config.policy.compression else None,
+            "compression": None,
+            "extensions": station_deflate(self.config.policy),
             "open_timeout": self.config.upstream.open_timeout_s + 5.0,
             "server_header": None,
         }
@@ -180,7 +186,19 @@ class Gateway:
             )
             self._servers.append(server)
             self.tls_port = server.sockets[0].getsockname()[1]
+        watchdog = asyncio.create_task(self._watch_calls())
+        self._tasks.add(watchdog)
+        watchdog.add_done_callback(self._tasks.discard)
         log.info("gateway.started", plain_port=self.plain_port, tls_port=self.tls_port)
+
+    async def _watch_calls(self) -> None:
+        """One task for all sessions: end those whose CSMS left a station CALL unanswered too long."""
+        interval = min(1.0, self.config.upstream.call_timeout_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = self._clock()
+            for session in list(self.sessions.values()):
+                session.check_overdue(now)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight CALLs finish (``drain_timeout_s``), close every leg with 1001."""
@@ -320,7 +338,8 @@ class Gateway:
                 ssl=self._upstream_ssl,
                 open_timeout=upstream_cfg.open_timeout_s,
                 max_size=self.config.policy.max_frame_bytes,
-                compression="deflate" if self.config.policy.compression else None,
+                compression=None,
+                extensions=upstream_deflate(self.config.policy),
                 proxy=None,
                 user_agent_header=None,
             )
@@ -428,6 +447,37 @@ class Gateway:
         if status == http.HTTPStatus.UNAUTHORIZED:
             response.headers["WWW-Authenticate"] = 'Basic realm="chargeguard", charset="UTF-8"'
         return response
+
+
+def station_deflate(policy: PolicyConfig) -> list[ServerExtensionFactory]:
+    """permessage-deflate for station legs with small windows (memory per idle station; frames are small).
+
+    The station is asked to keep its window to ``deflate_window_bits`` when it offers the parameter (a station
+    that does not still gets compression, with its own window; inflated sizes are bounded by ``max_size``).
+    """
+    if not policy.compression:
+        return []
+    bits = policy.deflate_window_bits
+    settings = {"memLevel": policy.deflate_mem_level}
+    return [
+        ServerPerMessageDeflateFactory(
+            server_max_window_bits=bits, client_max_window_bits=bits, compress_settings=settings
+        )
+    ]
+
+
+def upstream_deflate(policy: PolicyConfig) -> list[ClientExtensionFactory]:
+    """permessage-deflate offered to the CSMS with the same small windows (a CSMS that cannot honour them
+    declines compression on that leg)."""
+    if not policy.compression:
+        return []
+    bits = policy.deflate_window_bits
+    settings = {"memLevel": policy.deflate_mem_level}
+    return [
+        ClientPerMessageDeflateFactory(
+            server_max_window_bits=bits, client_max_window_bits=bits, compress_settings=settings
+        )
+    ]
 
 
 async def force_close(connection: ServerConnection, code: int, reason: str, timeout_s: float = 1.0) -> None:

@@ -74,6 +74,7 @@ class Session:
         self._log = log.bind(station=state.identity, ocpp=state.version)
         self.closed = asyncio.Event()
         self._closed_by_guard = False
+        self._overdue: asyncio.Future[None] | None = None
 
     @property
     def identity(self) -> str:
@@ -111,11 +112,11 @@ class Session:
     async def run(self) -> None:
         """Relay until either leg closes; then close the other leg with a fitting code."""
         self.connection_line("connect", {"subprotocol": self.station.subprotocol})
-        pumps = {
+        pumps: dict[asyncio.Future[None], Direction] = {
             asyncio.create_task(self._pump(Direction.STATION)): Direction.STATION,
             asyncio.create_task(self._pump(Direction.CSMS)): Direction.CSMS,
         }
-        watchdog = asyncio.create_task(self._watch_calls())
+        watchdog = self._overdue = asyncio.get_running_loop().create_future()
         try:
             done, pending = await asyncio.wait([*pumps, watchdog], return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
@@ -234,18 +235,15 @@ class Session:
         self.connection_line("action", {"action": "password_rotation_learned"})
         self._log.info("gateway.password.rotated")
 
-    async def _watch_calls(self) -> None:
-        interval = min(1.0, self._call_timeout_s / 4)
-        while True:
-            await asyncio.sleep(interval)
-            now = self._clock()
-            outstanding = self.state.sides[Direction.STATION].outstanding
-            for message_id in list(self._call_started):
-                if message_id not in outstanding:
-                    del self._call_started[message_id]
-            if any(now - started > self._call_timeout_s for started in self._call_started.values()):
-                self._metrics.inc("chargeguard_gateway_upstream_failures_total", reason="timeout")
-                return
+    def check_overdue(self, now: float) -> None:
+        """Called periodically by the gateway: a station CALL unanswered for ``call_timeout_s`` ends the session."""
+        outstanding = self.state.sides[Direction.STATION].outstanding
+        for message_id in [m for m in self._call_started if m not in outstanding]:
+            del self._call_started[message_id]
+        overdue = any(now - started > self._call_timeout_s for started in self._call_started.values())
+        if overdue and self._overdue is not None and not self._overdue.done():
+            self._metrics.inc("chargeguard_gateway_upstream_failures_total", reason="timeout")
+            self._overdue.set_result(None)
 
     # ---- endings ------------------------------------------------------------------------------------------
     async def _upstream_gone(self) -> None:

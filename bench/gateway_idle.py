@@ -1,0 +1,239 @@
+"""Benchmark of the gateway at rest and after a restart: memory per idle station (both legs, compression on), CPU
+at rest, and a reconnect storm with OCPP back-off (time until every station is back, zero lost CALLs).
+
+Three processes on 127.0.0.1: a central system, the gateway (pinned to core 0 when there are two cores) and the
+stations (core 1). The open-file limit is raised to the hard limit, as a deployment would; the gateway needs two
+descriptors per station, so ``--stations`` is capped by it.
+
+1. N stations connect (each with its CSMS leg, permessage-deflate negotiated on both legs) and send one
+   BootNotification; gateway RSS is read from /proc before and after: (after - before) / N per station.
+2. CPU the gateway process uses over ``--rest`` seconds with every station idle (websockets keepalive pings on).
+3. The gateway is stopped and a new one started on the same port; every station reconnects with a randomised
+   back-off (OCPP 2.0.1 RetryBackOffWaitMinimum / RetryBackOffRandomRange, here 1 s + up to 2 s, doubling) and
+   sends one Heartbeat; time until all are answered and the number of CALLs never answered.
+
+Run: ``.venv/bin/python bench/gateway_idle.py [--stations 2000] [--rest 10]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import random
+import resource
+import time
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.headers import build_authorization_basic
+
+PASSWORD = "0123456789abcdef0123456789abcdef01234567"
+BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
+
+
+def _raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def _pin(core: int) -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {core})
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _answer(connection: ServerConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for message in connection:
+            frame = orjson.loads(message)
+            payload = {"currentTime": "2026-03-01T08:00:00Z"}
+            if frame[2] == "BootNotification":
+                payload = {**payload, "interval": 300, "status": "Accepted"}
+            await connection.send(orjson.dumps([3, frame[1], payload]).decode())
+
+
+def _csms_process(ready: Any, port_out: Any) -> None:
+    _raise_nofile()
+    _pin(1)
+
+    async def main() -> None:
+        server = await serve(_answer, "127.0.0.1", 0, subprotocols=["ocpp1.6"], backlog=4096)  # type: ignore[list-item]
+        port_out.value = server.sockets[0].getsockname()[1]
+        ready.set()
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def _gateway_process(
+    csms_port: int, listen_port: int, stations: int, compression: bool, ready: Any, port_out: Any, stop: Any
+) -> None:
+    _raise_nofile()
+    _pin(0)
+    import structlog
+
+    from chargeguard.sources.ocpp.gateway.auth import hash_password
+    from chargeguard.sources.ocpp.gateway.config import parse_config
+    from chargeguard.sources.ocpp.gateway.observer import ObserverFanout
+    from chargeguard.sources.ocpp.gateway.proxy import Gateway
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    hashed = hash_password(PASSWORD, n=2**10)
+    config = parse_config(
+        {
+            "listen": {"host": "127.0.0.1", "plain_port": listen_port},
+            "upstream": {"url": f"ws://127.0.0.1:{csms_port}/csms", "open_timeout_s": 30},
+            "stations": {
+                f"IDLE-{i}": {"security_profile": 1, "allow_plain": True, "password_hash": hashed}
+                for i in range(stations)
+            },
+            "policy": {
+                "address_handshakes_per_s": 1e6,
+                "address_handshake_burst": 1e6,
+                "hashes_per_s": 1e6,
+                "address_calls_per_s": 1e9,
+                "address_call_burst": 1e9,
+                "compression": compression,
+            },
+        },
+        env={},
+    )
+
+    async def main() -> None:
+        gateway = Gateway(config, ObserverFanout([]))
+        await gateway.start()
+        port_out.value = gateway.plain_port or 0
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        await gateway.stop()
+
+    asyncio.run(main())
+
+
+def _start_gateway(
+    ctx: Any, csms_port: int, listen_port: int, stations: int, compression: bool
+) -> tuple[Any, Any, int]:
+    ready, stop, port = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
+    args = (csms_port, listen_port, stations, compression, ready, port, stop)
+    process = ctx.Process(target=_gateway_process, args=args)
+    process.start()
+    if not ready.wait(120):
+        raise RuntimeError("gateway did not start")
+    return process, stop, port.value
+
+
+async def _station(index: int, port: int, message: str) -> ClientConnection:
+    ws = await connect(
+        f"ws://127.0.0.1:{port}/ocpp/IDLE-{index}",
+        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        additional_headers={"Authorization": build_authorization_basic(f"IDLE-{index}", PASSWORD)},
+        proxy=None,
+        open_timeout=60,
+    )
+    await ws.send(message)
+    await ws.recv()
+    return ws
+
+
+async def _reconnect(index: int, port: int, rng: random.Random) -> tuple[ClientConnection | None, int]:
+    """OCPP back-off: wait min + random range, doubling up to 3 times; returns the connection and attempts."""
+    wait = 1.0
+    for attempt in range(1, 30):
+        await asyncio.sleep(wait + rng.uniform(0, 2.0))
+        try:
+            return await _station(
+                index, port, orjson.dumps([2, f"hb-{index}", "Heartbeat", {}]).decode()
+            ), attempt
+        except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError):
+            wait = min(wait * 2, 8.0)
+    return None, 30
+
+
+async def main(stations: int, rest_s: float, compression: bool) -> None:
+    hard = _raise_nofile()
+    _pin(1)
+    if 2 * stations + 64 > hard:
+        raise SystemExit(f"the open-file hard limit {hard} allows at most {(hard - 64) // 2} stations")
+    ctx = mp.get_context("spawn")
+    csms_ready, csms_port = ctx.Event(), ctx.Value("i", 0)
+    csms = ctx.Process(target=_csms_process, args=(csms_ready, csms_port), daemon=True)
+    csms.start()
+    csms_ready.wait(60)
+    gateway, stop, port = _start_gateway(ctx, csms_port.value, 0, stations, compression)
+    await asyncio.sleep(0.5)
+    before = _rss_kib(gateway.pid)
+    boot = [orjson.dumps([2, f"boot-{i}", "BootNotification", BOOT]).decode() for i in range(stations)]
+    started = time.perf_counter()
+    clients: list[ClientConnection] = []
+    for batch in range(0, stations, 200):
+        clients += await asyncio.gather(
+            *(_station(i, port, boot[i]) for i in range(batch, min(stations, batch + 200)))
+        )
+    connect_s = time.perf_counter() - started
+    compressed = sum(
+        "permessage-deflate" in (c.response.headers.get("Sec-WebSocket-Extensions") or "") for c in clients
+    )
+    await asyncio.sleep(1.0)
+    after = _rss_kib(gateway.pid)
+    cpu_before = _cpu_s(gateway.pid)
+    await asyncio.sleep(rest_s)
+    cpu_rest = (_cpu_s(gateway.pid) - cpu_before) / rest_s
+
+    # restart: stop the gateway (every station leg closes), start a new one on the same port, storm back
+    stop.set()
+    gateway.join(60)
+    for ws in clients:
+        ws.transport.abort()
+    storm_start = time.perf_counter()
+    gateway, stop, _ = _start_gateway(ctx, csms_port.value, port, stations, compression)
+    rng = random.Random(1)
+    results = await asyncio.gather(*(_reconnect(i, port, rng) for i in range(stations)))
+    storm_s = time.perf_counter() - storm_start
+    back = [ws for ws, _ in results if ws is not None]
+    attempts = [n for _, n in results]
+    for ws in back:
+        ws.transport.abort()
+    stop.set()
+    gateway.join(60)
+    csms.terminate()
+
+    print(
+        f"stations={stations} (open-file hard limit {hard}); compression negotiated on {compressed} station legs"
+    )
+    print(f"connect + BootNotification for all: {connect_s:.1f} s")
+    print(f"gateway RSS {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB: "
+          f"{(after - before) / stations:.1f} KiB per station (station leg + CSMS leg)")  # fmt: skip
+    print(f"gateway CPU at rest: {100 * cpu_rest:.2f}% of one core over {rest_s:.0f} s")
+    print(f"reconnect storm after restart: all back in {storm_s:.1f} s (back-off 1 s + U(0,2) s, doubling); "
+          f"{len(back)} / {stations} answered, lost CALLs: {stations - len(back)}, "
+          f"max attempts {max(attempts)}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stations", type=int, default=2000)
+    parser.add_argument("--rest", type=float, default=10.0)
+    parser.add_argument("--no-compression", action="store_true", help="baseline without permessage-deflate")
+    args = parser.parse_args()
+    asyncio.run(main(args.stations, args.rest, not args.no_compression))

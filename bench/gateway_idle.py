@@ -25,6 +25,7 @@ import os
 import random
 import resource
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -38,7 +39,7 @@ BOOT = {"chargePointVendor": "V", "chargePointModel": "M"}
 
 
 def _raise_nofile() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
 
@@ -49,7 +50,7 @@ def _pin(core: int) -> None:
 
 
 def _rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+    with Path(f"/proc/{pid}/status").open(encoding="ascii") as handle:
         for line in handle:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
@@ -57,7 +58,7 @@ def _rss_kib(pid: int) -> int:
 
 
 def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+    with Path(f"/proc/{pid}/stat").open(encoding="ascii") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

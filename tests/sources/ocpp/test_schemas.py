@@ -125,9 +125,9 @@ def valid_payloads(root: dict[str, Any], node: dict[str, Any] | None = None) -> 
         fixed = st.fixed_dictionaries(required, optional=optional)
         if node.get("additionalProperties") is False:
             return fixed
-        return st.builds(
-            lambda d, extra: {**extra, **d}, fixed, st.dictionaries(st.text(max_size=5), JSON, max_size=2)
-        )
+        extra_names = st.text(max_size=5).filter(lambda name: name not in properties)
+        extras = st.dictionaries(extra_names, JSON, max_size=2)
+        return st.builds(lambda declared, extra: {**extra, **declared}, fixed, extras)
     if kind == "array":
         low = node.get("minItems", 0)
         return st.lists(
@@ -182,10 +182,8 @@ _GOOD_DATES = ["2024-02-29t23:59:59.123456789z", "2026-03-01T08:00:00-05:30", "0
 
 
 def mutations(root: dict[str, Any], node: dict[str, Any], value: Any) -> Iterator[tuple[str, Any]]:
-    """(description, replacement) pairs for ``value`` at this node, recursing into its children.
-
-    A replacement is a function of the whole payload path, so the caller applies it with ``_replace``.
-    """
+    """(description, replacement) pairs: ``value`` (valid at this node) changed in one place, at this node or
+    deeper; most replacements break one rule, some are edge cases that stay valid (``at max length``, ...)."""
     node = _resolve(root, node)
     kind = node.get("type")
     yield "null", None

@@ -102,7 +102,12 @@ def test_incident_frames_validate_except_deliberately_malformed_ones(
     lines = [line for line in read_lines(attacked / "capture.jsonl") if line["station"] not in broken]
     kinds = validate(lines)
     actions = {a for _, a, _ in kinds}
-    assert {"SendLocalList", "UpdateFirmware", "SecurityEventNotification", "RemoteStartTransaction"} <= actions
+    assert {
+        "SendLocalList",
+        "UpdateFirmware",
+        "SecurityEventNotification",
+        "RemoteStartTransaction",
+    } <= actions
 
 
 def _connector_limits(directory: Path) -> dict[tuple[str, str], float]:
@@ -368,3 +373,19 @@ def test_holdout_incidents_inject_and_point_into_the_capture(tmp_path: Path) -> 
             and set(t["stations"]) <= stations
             and set(t["transactions"]) <= transactions
         )
+
+
+def test_benign_capture_raises_no_alert_in_the_real_scanner(
+    benign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: every detector stays silent on benign simulated traffic (oddities included)."""
+    monkeypatch.setenv("CHARGEGUARD_HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    alerts = tmp_path / "alerts.jsonl"
+    result = CliRunner().invoke(
+        app,
+        ["scan", str(benign / "capture.jsonl"), "--stations", str(benign / "stations.csv"), "--alerts", str(alerts),
+         "--no-store"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert alerts.read_text(encoding="utf-8") == ""

@@ -189,8 +189,9 @@ def evaluate(
         )
         for k in rule_kinds
     )
+    # subtle rows carry recall and delay only: their alerts are counted in the rule table above
     subtle_rows = tuple(
-        _score(k, inc_count[(True, k)], detected[(True, k)], 0, 0, delays[(True, k)], sessions)
+        _score(k, inc_count[(True, k)], detected[(True, k)], 0, 0, delays[(True, k)], None)
         for k in subtle_kinds
     )
     all_delays = [d for (s, _k), ds in delays.items() if not s for d in ds]

@@ -31,10 +31,10 @@ from typing import Any
 
 import orjson
 
-from chargeguard.vault.redact import ID_FIELDS, SECRET_FIELDS, SECRET_KEYS, TOKEN_FIELDS, find_sensitive
+from chargeguard.vault.fields import ID_FIELDS, PSEUDONYM_SHAPE, SECRET_FIELDS, SECRET_KEYS, TOKEN_FIELDS
+from chargeguard.vault.redact import find_sensitive
 
 MAX_LINE_CHARS = 4 * 1024 * 1024
-_PSEUDONYM_SHAPE = re.compile(r"^tok[1-9][0-9]?_[A-Za-z2-7]{14,15}$")
 _CSV_TOKEN_HEADERS = TOKEN_FIELDS | {
     "rfid",
     "rfid_uid",
@@ -84,7 +84,7 @@ class Finding:
 
 def _is_token_value(value: str) -> bool:
     value = value.strip()
-    return bool(value) and value.lower() not in ("null", "none") and not _PSEUDONYM_SHAPE.match(value)
+    return bool(value) and value.lower() not in ("null", "none") and not PSEUDONYM_SHAPE.match(value)
 
 
 def _names_secret(value: dict[Any, Any]) -> bool:

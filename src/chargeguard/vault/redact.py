@@ -54,159 +54,33 @@ import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
 
-REDACTED = "REDACTED"
-
-
-def marker(kind: str) -> str:
-    """The text that replaces a redacted value of the given kind."""
-    return f"[redacted:{kind}]"
-
-
-#: OCPP configuration keys (1.6) and device-model variables (2.0.1) whose values are secrets.
-SECRET_KEYS: frozenset[str] = frozenset(
-    {
-        "AuthorizationKey",  # 1.6 security whitepaper: HTTP Basic password of the station
-        "BasicAuthPassword",  # 2.0.1 SecurityCtrlr.BasicAuthPassword
-        "CentralSystemPassword",  # vendor spelling seen in 1.6 firmwares
-        "ChargePointPassword",
-        "WebSocketPassword",
-        "NetworkProfilePassword",
-    }
+from chargeguard.vault.fields import (
+    ID_FIELDS,
+    PSEUDONYM_SHAPE,
+    REDACTED,
+    SECRET_FIELDS,
+    SECRET_KEYS,
+    TOKEN_FIELDS,
+    marker,
 )
+from chargeguard.vault.urls import redact_url
 
-#: Payload field names (OCPP SetNetworkProfile APN/VPN, OCPI credentials, generic) whose values are secrets.
-SECRET_FIELDS: frozenset[str] = frozenset(
-    {
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "client_secret",
-        "apnpassword",
-        "simpin",
-        "authorizationkey",
-        "basicauthpassword",
-        "api_key",
-        "apikey",
-        "access_token",
-        "refresh_token",
-        "auth_token",
-        "token",
-        "private_key",
-        "privatekey",
-    }
-)
-
-#: Payload field names (OCPP 1.6 / 2.0.1, OCPI) whose values are driver tokens.
-TOKEN_FIELDS: frozenset[str] = frozenset(
-    {
-        "idtag",
-        "parentidtag",
-        "idtoken",
-        "groupidtoken",
-        "additionalidtoken",
-        "id_tag",
-        "id_token",
-        "uid",
-        "token_uid",
-        "contract_id",
-        "contractid",
-        "visual_number",
-        "visualnumber",
-        "auth_id",
-        "emaid",
-    }
-)
-
-_SENSITIVE_QUERY = frozenset(
-    {
-        "password",
-        "passwd",
-        "pwd",
-        "pass",
-        "token",
-        "access_token",
-        "auth",
-        "auth_token",
-        "authorization",
-        "secret",
-        "client_secret",
-        "key",
-        "apikey",
-        "api_key",
-        "sig",
-        "signature",
-        "credential",
-        "credentials",
-        "x-amz-signature",
-        "x-amz-credential",
-        "x-amz-security-token",
-        "x-goog-signature",
-        "x-goog-credential",
-    }
-)
-_QUERY_SPLIT = re.compile(r"([&;])")
-_SCHEMELESS_AUTHORITY = re.compile(r"^(//)([^/?#]*)@")
-
-
-def _redact_query(query: str) -> tuple[str, bool]:
-    found = False
-    out: list[str] = []
-    for piece in _QUERY_SPLIT.split(query):
-        name, sep, _value = piece.partition("=")
-        if sep and unquote(name).strip().lower() in _SENSITIVE_QUERY:
-            out.append(f"{name}={REDACTED}")
-            found = True
-        else:
-            out.append(piece)
-    return "".join(out), found
-
-
-def _redact_url(url: str) -> tuple[str, bool]:
-    parts = urlsplit(url)
-    found = False
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = netloc.rpartition("@")[2]
-        found = True
-    query, query_found = _redact_query(parts.query)
-    fragment, fragment_found = _redact_query(parts.fragment)
-    found = found or query_found or fragment_found
-    if not found:
-        return url, False
-    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment)), True
-
-
-def redact_url(url: str) -> tuple[str, bool]:
-    """Remove user:password and credential query parameters from ``url``; never raises.
-
-    Returns ``(safe_url, credentials_were_present)``.
-    """
-    try:
-        return _redact_url(url)
-    except (ValueError, TypeError, UnicodeError):
-        # urlsplit refuses some garbage (unbalanced IPv6 brackets...): fall back to plain string surgery.
-        text = str(url)
-        found = False
-        head, sep, rest = text.partition("://")
-        if sep:
-            authority, slash, tail = rest.partition("/")
-            if "@" in authority:
-                authority = authority.rpartition("@")[2]
-                found = True
-            rest = authority + slash + tail
-            text = head + sep + rest
-        base, qsep, query = text.partition("?")
-        if qsep:
-            query, query_found = _redact_query(query)
-            found = found or query_found
-            text = base + qsep + query
-        elif m := _SCHEMELESS_AUTHORITY.match(text):
-            text = m.group(1) + text[m.end() :]
-            found = True
-        return text, found
+__all__ = [
+    "ID_FIELDS",
+    "REDACTED",
+    "SECRET_FIELDS",
+    "SECRET_KEYS",
+    "TOKEN_FIELDS",
+    "RedactingFilter",
+    "Sensitive",
+    "find_sensitive",
+    "marker",
+    "redact_event_dict",
+    "redact_text",
+    "redact_url",
+    "redact_value",
+]
 
 
 # --- free text
@@ -223,38 +97,6 @@ def _names(names: frozenset[str] | set[str]) -> str:
     return "|".join(sorted((re.escape(n) for n in names), key=len, reverse=True))
 
 
-#: Field names whose values are identifiers (message, transaction, trace ids, hashes), never tokens.
-ID_FIELDS: frozenset[str] = frozenset(
-    {
-        "message_id",
-        "messageid",
-        "msg_id",
-        "msgid",
-        "unique_id",
-        "uniqueid",
-        "request_id",
-        "requestid",
-        "trace_id",
-        "traceid",
-        "span_id",
-        "spanid",
-        "correlation_id",
-        "correlationid",
-        "transaction_id",
-        "transactionid",
-        "session_id",
-        "sessionid",
-        "cdr_id",
-        "alert_id",
-        "commit",
-        "sha",
-        "sha1",
-        "sha256",
-        "hash",
-        "digest",
-        "token_ref",
-    }
-)
 _SECRET_PAIR_NAMES = {n.lower() for n in SECRET_FIELDS} | {k.lower() for k in SECRET_KEYS}
 
 _PATTERNS: list[tuple[str, str]] = [
@@ -324,7 +166,7 @@ _PATTERNS: list[tuple[str, str]] = [
     ),
 ]
 _SCANNER = re.compile("|".join(f"(?P<{name}>{pattern})" for name, pattern in _PATTERNS))
-_PSEUDONYM_SHAPE = re.compile(r"^tok[1-9][0-9]?_[A-Za-z2-7]{14,15}$")
+_PSEUDONYM_SHAPE = PSEUDONYM_SHAPE
 _UNREDACTED_VALUES = frozenset({"", "null", "none", "true", "false", REDACTED.lower()})
 _HAS_DIGIT = re.compile(r"[0-9]")
 _HAS_HEX_LETTER = re.compile(r"[A-Fa-f]")

@@ -228,3 +228,30 @@ def test_graceful_shutdown_drains_in_flight_calls(harness: Any) -> None:
             await stopping
 
     asyncio.run(scenario())
+
+
+def test_ocpp201_basic_auth_password_rotation_is_learned(harness: Any) -> None:
+    new_password = "a-brand-new-password-2026"
+
+    async def scenario() -> None:
+        async with harness() as h:
+            ws = await h.connect(
+                "CP-2", password="correct-horse-battery-staple-1", subprotocols=["ocpp2.0.1"], tls=True
+            )
+            await _heartbeat(ws, "h1")
+            set_variables = {"setVariableData": [{"attributeValue": new_password, "component": {"name": "SecurityCtrlr"},
+                                                  "variable": {"name": "BasicAuthPassword"}}]}  # fmt: skip
+            await h.csms.connections[0].send(json.dumps([2, "sv1", "SetVariables", set_variables]))
+            call = json.loads(await asyncio.wait_for(ws.recv(), 2))
+            assert call[:3] == [2, "sv1", "SetVariables"]
+            result = {"setVariableResult": [{"attributeStatus": "Accepted", "component": {"name": "SecurityCtrlr"},
+                                             "variable": {"name": "BasicAuthPassword"}}]}  # fmt: skip
+            await ws.send(json.dumps([3, "sv1", result]))
+            await asyncio.sleep(0.1)
+            await ws.close()
+            assert await _status(h, "CP-2", password="correct-horse-battery-staple-1", tls=True) == 401
+            assert (
+                await _status(h, "CP-2", password=new_password, tls=True, subprotocols=["ocpp2.0.1"]) == 101
+            )
+
+    asyncio.run(scenario())

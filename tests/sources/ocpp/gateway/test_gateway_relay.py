@@ -117,7 +117,13 @@ def test_station_without_subprotocol_accepted_only_when_configured(harness: Any)
             with pytest.raises(InvalidStatus) as refused:
                 await h.connect("CP-1", password=PW16, subprotocols=[])
             assert refused.value.response.status_code == 400
-            assert len(h.csms.requests) == 1  # no upstream leg opened for the refused one
+            # a station configured for 1.6 cannot negotiate another version
+            with pytest.raises(InvalidStatus) as downgrade:
+                await h.connect("CP-NOSUB", password=PW16, subprotocols=["ocpp2.0.1"])
+            assert downgrade.value.response.status_code == 400
+            assert len(h.csms.requests) == 1  # no upstream leg opened for the refused ones
+            refusals = [line["detail"] for line in h.observer.events("action")]
+            assert [d["offered"] for d in refusals] == [[], ["ocpp2.0.1"]]
 
     asyncio.run(scenario())
 

@@ -259,11 +259,17 @@ class Gateway:
             ]
         except InvalidHeaderFormat:
             raw_offer = [Subprotocol("<invalid>")]
-        offered = [Subprotocol(p) for p in raw_offer if p in SUBPROTOCOL_OF]
-        if not offered and (raw_offer or station.ocpp is None):
-            self._action(identity, remote, 0, {"action": "refused", "reason": "no_supported_subprotocol"})
-            return connection.respond(http.HTTPStatus.BAD_REQUEST, "no supported OCPP subprotocol\n")
+        # a station whose configuration names its version may only speak that one (no version downgrade)
+        offered = [
+            Subprotocol(p)
+            for p in raw_offer
+            if p in SUBPROTOCOL_OF and (station.ocpp is None or SUBPROTOCOL_OF[p] == station.ocpp)
+        ]
         profile = self.profile_of(connection, tls)
+        if not offered and (raw_offer or station.ocpp is None):
+            detail = {"action": "refused", "reason": "no_supported_subprotocol", "offered": raw_offer[:8]}
+            self._action(identity, remote, profile, detail)
+            return connection.respond(http.HTTPStatus.BAD_REQUEST, "no supported OCPP subprotocol\n")
         lock = self._identity_locks.setdefault(identity, asyncio.Lock())
         async with lock:
             if not await self._admit_duplicate(identity, remote, profile):

@@ -239,8 +239,8 @@ def test_ocpp201_basic_auth_password_rotation_is_learned(harness: Any) -> None:
                 "CP-2", password="correct-horse-battery-staple-1", subprotocols=["ocpp2.0.1"], tls=True
             )
             await _heartbeat(ws, "h1")
-            set_variables = {"setVariableData": [{"attributeValue": new_password, "component": {"name": "SecurityCtrlr"},
-                                                  "variable": {"name": "BasicAuthPassword"}}]}  # fmt: skip
+            entry = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+            set_variables = {"setVariableData": [{**entry, "attributeValue": new_password}]}
             await h.csms.connections[0].send(json.dumps([2, "sv1", "SetVariables", set_variables]))
             call = json.loads(await asyncio.wait_for(ws.recv(), 2))
             assert call[:3] == [2, "sv1", "SetVariables"]

@@ -110,23 +110,39 @@ def test_vault_rotate_on_empty_store_adds_layered_key(tmp_path: Path, env: dict[
     assert ring.current == 2 and ring.layers == {2: 1}
 
 
-def test_vault_rotate_refuses_to_split_a_store_that_cannot_rekey(tmp_path: Path, env: dict[str, str]) -> None:
+def test_vault_rotate_moves_stored_pseudonyms_and_resumes(tmp_path: Path, env: dict[str, str]) -> None:
+    from chargeguard.events import TransactionEnded
     from chargeguard.store import Store
-    from chargeguard.vault.rotation import PseudonymRekeyStore
+    from chargeguard.testing import an_event, at
 
     key_file = tmp_path / "home" / "pseudonym.key"
-    write_new_key_file(key_file)
+    keys = write_new_key_file(key_file)
+    old = Pseudonymiser(keys, 1)
+    cards = [f"04A2B3C4D5E6{i:02X}" for i in range(5)]
     store = Store.open(f"sqlite:///{tmp_path / 'home' / 'chargeguard.db'}")
+    store.save_transactions(
+        [
+            an_event(TransactionEnded, transaction_id=str(i), at=at(i), ts=at(i), token_ref=old(card))
+            for i, card in enumerate(cards)
+        ]
+    )
     store.mark_pseudonymised([1])
-    can_rekey = isinstance(store, PseudonymRekeyStore)
     store.close()
     runner = CliRunner()
     fresh = runner.invoke(app, ["vault", "rotate", "--fresh"], env=env)
     assert fresh.exit_code == 2 and "raw tokens" in fresh.output
     assert sorted(read_key_ring(key_file).keys) == [1]
     result = runner.invoke(app, ["vault", "rotate"], env=env)
-    if can_rekey:  # once the store implements the protocol, rotation runs
-        assert result.exit_code == 0, result.output
-    else:
-        assert result.exit_code == 2 and "cannot re-key" in result.output
-        assert sorted(read_key_ring(key_file).keys) == [1]
+    assert result.exit_code == 0, result.output
+    assert "moved 5 pseudonym(s) to version 2; rotation complete" in result.output
+    ring = read_key_ring(key_file)
+    new = Pseudonymiser(ring.keys, ring.current, layers=ring.layers)
+    store = Store.open(f"sqlite:///{tmp_path / 'home' / 'chargeguard.db'}")
+    try:
+        assert store.pseudonym_versions() == {2: 5}
+        assert sorted(t.token_ref or "" for t in store.transactions()) == sorted(new(c) for c in cards)
+    finally:
+        store.close()
+    resumed = runner.invoke(app, ["vault", "rotate", "--resume"], env=env)
+    assert resumed.exit_code == 0 and "moved 0 pseudonym(s)" in resumed.output
+    assert read_key_ring(key_file).current == 2

@@ -9,6 +9,7 @@ from chargeguard.errors import InputError
 
 _CACHE_LIMIT = 4096  # minutes; lines come in time order, so a small cache hits almost always
 _minute_cache: dict[int, str] = {}
+_SECONDS = [f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(60_000)]  # "SS.mmmZ" of each ms in a minute
 
 
 def _minute(minute: int) -> str:
@@ -24,8 +25,7 @@ def format_ts(t: float) -> str:
     """``t`` (epoch seconds) as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (milliseconds, rounded half up)."""
     ms = int(t * 1000.0 + 0.5) if t >= 0 else -int(-t * 1000.0 + 0.5)
     minute, rest = divmod(ms, 60_000)
-    prefix = _minute_cache.get(minute) or _minute(minute)
-    return f"{prefix}{rest // 1000:02d}.{rest % 1000:03d}Z"
+    return (_minute_cache.get(minute) or _minute(minute)) + _SECONDS[rest]
 
 
 def format_ts_s(t: float) -> str:

@@ -242,3 +242,15 @@ def test_rotation_rederives_sealed_records_and_rekeys_the_sealed_index(
     moved = SealedVault(engine, provider, fresh, AuditLog(engine, clock=clock), clock=clock)
     assert moved.reveal(_approved(moved, fresh(tokens[3])), ALICE) == tokens[3]
     assert any(r.action == "rotation.rederived" for r in AuditLog(engine).records())
+
+
+def test_sealing_is_off_unless_a_master_key_is_configured(engine: Engine, tmp_path: Path) -> None:
+    from chargeguard.vault.sealed import open_sealed_vault
+
+    pseudonymiser = Pseudonymiser({1: b"p" * 32}, 1)
+    assert open_sealed_vault(engine, pseudonymiser, master_key_file=None) is None
+    with pytest.raises(KeyMaterialError, match="does not exist"):
+        open_sealed_vault(engine, pseudonymiser, master_key_file=tmp_path / "absent.key")
+    write_new_master_key_file(tmp_path / "m.key")
+    vault = open_sealed_vault(engine, pseudonymiser, master_key_file=tmp_path / "m.key")
+    assert vault is not None and vault.is_sealed(vault.seal(TOKEN))

@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -30,7 +31,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from chargeguard.errors import KeyMaterialError, StoreError, VaultError
 from chargeguard.vault.audit import AuditLog, Clock, utc_now
-from chargeguard.vault.keys import KeyProvider, WrappedKey
+from chargeguard.vault.keys import KeyProvider, LocalKeyFileProvider, WrappedKey
 from chargeguard.vault.pseudonyms import Pseudonymiser
 from chargeguard.vault.tables import create_vault_tables, reveal_requests, sealed_tokens
 
@@ -376,3 +377,23 @@ class SealedVault:
             return conn.execute(
                 delete(sealed_tokens).where(sealed_tokens.c.pseudonym == pseudonym.lower())
             ).rowcount
+
+
+def open_sealed_vault(
+    engine: Engine,
+    pseudonymiser: Pseudonymiser,
+    *,
+    master_key_file: Path | None,
+    provider: KeyProvider | None = None,
+    clock: Clock = utc_now,
+) -> SealedVault | None:
+    """The deployment's sealed-token vault, or None when sealing is off (the default: no master key set).
+
+    ``provider`` (a KMS or HashiCorp Vault backend) wins over ``master_key_file`` (the local key file
+    provider, whose file must exist with mode 0600/0400 and belong to the running user).
+    """
+    if provider is None:
+        if master_key_file is None:
+            return None
+        provider = LocalKeyFileProvider(master_key_file)
+    return SealedVault(engine, provider, pseudonymiser, AuditLog(engine, clock=clock), clock=clock)

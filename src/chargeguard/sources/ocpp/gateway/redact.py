@@ -1,73 +1,87 @@
-"""Sanitising OCPP frames before they are written anywhere: tokens become pseudonyms, secrets are redacted.
+"""Sanitising OCPP frames before the gateway writes them: tokens become pseudonyms, secrets are redacted.
 
-Tokens (pseudonymised with :class:`~chargeguard.vault.pseudonyms.Pseudonymiser`, wherever they appear in a
-payload): ``idTag``, ``parentIdTag``, ``idToken`` when a string (the value inside an IdTokenType, including
-``groupIdToken.idToken``), ``additionalIdToken``. Empty strings (2.0.1 NoAuthorization) stay empty.
+The field vocabulary is the project's (:mod:`chargeguard.vault.fields`), matched case-insensitively:
 
-Secrets (replaced by ``"<redacted>"``): the value of ChangeConfiguration ``AuthorizationKey`` and of any
-configuration key / variable named AuthorizationKey or BasicAuthPassword (SetVariables, GetVariables results,
-GetConfiguration results), SetNetworkProfile ``apnPassword``, ``simPin``, VPN ``password`` and ``key``, and the
-``user:password@`` part of any URL-valued string.
+* token fields (``idTag``, ``parentIdTag``, ``idToken`` when a string - the value inside an IdTokenType,
+  including ``groupIdToken.idToken`` -, ``additionalIdToken``, ``emaid``, ``contractId`` ...) are pseudonymised
+  with :class:`~chargeguard.vault.pseudonyms.Pseudonymiser` (the pseudonyms ``chargeguard scan`` makes, so a
+  replay gives the same alerts; a pseudonym passes through unchanged). Empty strings (2.0.1 NoAuthorization)
+  stay empty.
+* secrets become ``[redacted:secret]``: the value of any configuration key / variable named in
+  ``SECRET_KEYS`` (ChangeConfiguration AuthorizationKey, SetVariables / GetVariables BasicAuthPassword,
+  GetConfiguration results), fields named in ``SECRET_FIELDS`` (SetNetworkProfile ``apnPassword``,
+  ``simPin``, VPN ``password``) and the VPN ``key``;
+* URL-valued strings lose ``user:password@`` and credential query parameters
+  (:func:`chargeguard.vault.urls.redact_url`: UpdateFirmware, GetDiagnostics, GetLog locations).
+
+Other strings are kept as sent (serial numbers, firmware versions and vendor data are evidence for the
+detectors); :func:`chargeguard.vault.redact.redact_text` is the stricter free-text filter for logs.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
+from chargeguard.vault.fields import SECRET_FIELDS, SECRET_KEYS, TOKEN_FIELDS, marker
 from chargeguard.vault.pseudonyms import Pseudonymiser
+from chargeguard.vault.urls import redact_url as _redact_url
 
-REDACTED = "<redacted>"
-TOKEN_KEYS = frozenset({"idTag", "parentIdTag", "idToken", "additionalIdToken"})
-SECRET_KEYS = frozenset({"apnPassword", "simPin", "password", "key"})
-SECRET_NAMES = frozenset({"authorizationkey", "basicauthpassword"})
-_URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*://)[^/@\s]*@")
+REDACTED = marker("secret")
+_SECRET_NAMES = frozenset(name.lower() for name in SECRET_KEYS)
+_MAX_DEPTH = 64
 
 
 def redact_url(value: str) -> str:
-    """``ftp://user:pw@host/x`` -> ``ftp://<redacted>@host/x``; other strings unchanged."""
-    return _URL_USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", value)
+    """``ftp://user:pw@host/x`` without its credentials; other strings unchanged."""
+    return _redact_url(value)[0]
 
 
 def sanitise_payload(payload: Any, pseudonymise: Callable[[str], str]) -> Any:
     """A copy of ``payload`` with tokens pseudonymised and secrets redacted (the input is not modified)."""
-    return _walk(payload, pseudonymise, None)
+    return _walk(payload, pseudonymise, None, 0)
 
 
-def _walk(node: Any, pseudonymise: Callable[[str], str], parent_key: str | None) -> Any:
+def _walk(node: Any, pseudonymise: Callable[[str], str], parent_key: str | None, depth: int) -> Any:
+    if depth > _MAX_DEPTH:
+        return marker("too_deep")
     if isinstance(node, dict):
         secret_entry = _names_secret(node)
         out: dict[str, Any] = {}
         for key, value in node.items():
+            lower = key.lower() if isinstance(key, str) else ""
             if isinstance(value, str):
-                if key in TOKEN_KEYS:
+                if lower in TOKEN_FIELDS:
                     out[key] = pseudonymise(value) if value else value
-                elif (secret_entry and key in ("value", "attributeValue")) or (
-                    key in SECRET_KEYS and parent_key in ("apn", "vpn")
+                elif (secret_entry and lower in ("value", "attributevalue")) or _secret_field(
+                    lower, parent_key
                 ):
-                    out[key] = REDACTED
+                    out[key] = REDACTED if value else value
                 elif "://" in value:
                     out[key] = redact_url(value)
                 else:
                     out[key] = value
             else:
-                out[key] = _walk(value, pseudonymise, key)
+                out[key] = _walk(value, pseudonymise, lower, depth + 1)
         return out
     if isinstance(node, list):
-        return [_walk(item, pseudonymise, parent_key) for item in node]
+        return [_walk(item, pseudonymise, parent_key, depth + 1) for item in node]
     return node
+
+
+def _secret_field(lower: str, parent_key: str | None) -> bool:
+    return lower in SECRET_FIELDS or (lower == "key" and parent_key == "vpn")
 
 
 def _names_secret(node: dict[str, Any]) -> bool:
     """An entry naming a password: {"key": "AuthorizationKey", "value": ...} or {"variable": {"name": ...}}."""
     key = node.get("key")
-    if isinstance(key, str) and key.lower() in SECRET_NAMES:
+    if isinstance(key, str) and key.lower() in _SECRET_NAMES:
         return True
     variable = node.get("variable")
     if isinstance(variable, dict):
         name = variable.get("name")
-        return isinstance(name, str) and name.lower() in SECRET_NAMES
+        return isinstance(name, str) and name.lower() in _SECRET_NAMES
     return False
 
 

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from chargeguard.cli.common import cli_errors
 from chargeguard.errors import ConfigError
+from chargeguard.logs import configure_logging
 from chargeguard.sim.catalogue import incident_set
 from chargeguard.sim.output import simulate
 from chargeguard.sim.runner import DEFAULT_START, SimConfig
@@ -73,6 +74,7 @@ def simulate_command(
 ) -> None:
     """Simulate a charging network: DIR/capture.jsonl(.gz), DIR/stations.csv, DIR/truth.jsonl, DIR/network.json."""
     with cli_errors():
+        configure_logging("warning")
         config = SimConfig(
             stations=stations,
             days=days,
@@ -102,6 +104,11 @@ def simulate_command(
             stats = simulate(config, out, compress=compress)
         err.print(
             f"wrote {stats.lines} lines ({stats.frames} frames, {stats.sessions} sessions, "
-            f"{stats.incidents} incidents) to {out}",
+            f"{stats.incidents} incidents) to {out}"
+            + (
+                f"; {stats.skipped} scheduled incidents found no room (more stations or days)"
+                if stats.skipped
+                else ""
+            ),
             highlight=False,
         )

@@ -79,6 +79,7 @@ def simulate(
         "frames": stats.frames,
         "sessions": stats.sessions,
         "incidents": stats.incidents,
+        "incidents_skipped": stats.skipped,
         "firmware_hosts": sorted({s.hardware.fw_host for s in sim.network.stations}),
         "distribution_sources": fitted().sources,
     }

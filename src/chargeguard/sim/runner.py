@@ -57,6 +57,7 @@ class SimStats:
     frames: int = 0
     sessions: int = 0
     incidents: int = 0
+    skipped: int = 0  # scheduled incidents that found no room (stations idle and free) in the network
     truths: list[Truth] = field(default_factory=list)
 
 
@@ -240,7 +241,8 @@ class Simulation:
                 if attempts > 1 and t + 3 * 3600.0 < self.end - 4 * 3600.0:
                     self._schedule(t + 3600.0, self._incident(spec, t + 3600.0, attempts - 1))
                 else:
-                    log.info("sim.incident.skipped", kind=spec.kind, variant=spec.variant)
+                    self.stats.skipped += 1
+                    log.debug("sim.incident.skipped", kind=spec.kind, variant=spec.variant)
                 return []
             truth = injection.truth
             truth.variant = spec.variant

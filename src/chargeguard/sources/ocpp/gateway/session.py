@@ -18,6 +18,7 @@ import structlog
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from chargeguard.sources.ocpp.gateway.auth import PasswordAuthenticator, password_problem
 from chargeguard.sources.ocpp.gateway.guards import ConnectionState, GuardChain, Verdict, callerror_code
@@ -125,7 +126,9 @@ class Session:
             first = next(iter(done))
             if first is watchdog:
                 await self._close_both(1013, "csms did not answer in time", "upstream_timeout")
-            elif pumps[first] is Direction.CSMS:
+            elif pumps[first] is Direction.CSMS or (
+                self.upstream.state is not State.OPEN and self.station.state is State.OPEN
+            ):  # the CSMS leg ended (also when a station frame could not be sent to it)
                 await self._upstream_gone()
             else:
                 await self._station_gone()

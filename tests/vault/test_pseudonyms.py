@@ -20,7 +20,7 @@ def reference(key: bytes, version: int, raw: str, decimal_uids: bool = False) ->
     text = raw.strip().upper()
     if re.match(r"^[0-9A-F]{2}(?:[:\- ][0-9A-F]{2})+$", text):
         text = re.sub(r"[:\- ]", "", text)
-    if decimal_uids and text.isdigit() and len(text) <= 30:
+    if decimal_uids and text.isascii() and text.isdigit() and len(text) <= 30:
         as_hex = format(int(text), "X")
         text = as_hex.rjust(max(8, len(as_hex) + (len(as_hex) % 2)), "0")
     digest = hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
@@ -78,3 +78,14 @@ def test_forged_or_foreign_pseudonyms_are_hashed_not_passed() -> None:
     assert p.version_of(forged) is None and p(forged) != forged
     other = Pseudonymiser({1: b"z" * 32}, 1)("04A2B3C4")
     assert p.version_of(other) is None
+
+
+@given(st.text(max_size=40), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_pseudonymise_never_raises(raw: str, decimal_uids: bool) -> None:
+    value = Pseudonymiser(KEYS, 1, decimal_uids=decimal_uids)(raw)
+    assert len(value) == PSEUDONYM_LENGTH
+
+
+def test_non_ascii_digits_are_not_read_as_decimal_uids() -> None:
+    assert normalise_token("²³", decimal_uids=True) == "²³"

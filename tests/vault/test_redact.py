@@ -230,6 +230,10 @@ def test_redact_value_pseudonymises_token_fields_and_marks_secrets() -> None:
         "password": A_PSEUDONYM,
     }
     assert redact_value({"token": "s3cr3t"}) == {"token": "[redacted:secret]"}
+    assert redact_value({"tokens": {"04A2B3C4D5E6F7": 3, A_PSEUDONYM: 2}}) == {
+        "tokens": {"[redacted:rfid]": 3, A_PSEUDONYM: 2}
+    }
+    assert redact_value({"token_ref": "04A2B3C4D5E6F7"}) == {"token_ref": "[redacted:rfid]"}
 
 
 def test_structlog_processor_redacts_every_string() -> None:

@@ -101,7 +101,6 @@ ID_FIELDS: frozenset[str] = frozenset(
         "sha256",
         "hash",
         "digest",
-        "token_ref",
     }
 )
 

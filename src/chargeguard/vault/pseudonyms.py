@@ -67,7 +67,7 @@ def normalise_token(raw: str, *, decimal_uids: bool = False) -> str:
     text = raw.strip().upper()
     if not text.isalnum() and _HEX_WITH_SEPARATORS.match(text):
         text = _SEPARATORS.sub("", text)
-    if decimal_uids and text.isdigit() and len(text) <= 30:
+    if decimal_uids and text.isascii() and text.isdigit() and len(text) <= 30:
         as_hex = format(int(text), "X")
         width = max(8, len(as_hex) + (len(as_hex) % 2))
         text = as_hex.rjust(width, "0")

@@ -352,8 +352,10 @@ def redact_value(value: Any, *, pseudonymise: Callable[[str], str] | None = None
             isinstance(value.get(k), str) and value.get(k) in SECRET_KEYS for k in ("key", "name")
         ) or _names_secret_variable(value)
         out: dict[Any, Any] = {}
-        for key, item in value.items():
-            lower = key.lower() if isinstance(key, str) else ""
+        for original_key, item in value.items():
+            lower = original_key.lower() if isinstance(original_key, str) else ""
+            # keys can carry tokens too (a dict of counts per card): they pass through the text redaction
+            key = redact_text(original_key) if isinstance(original_key, str) else original_key
             if isinstance(item, str) and _PSEUDONYM_SHAPE.match(item):
                 out[key] = item  # a pseudonym is safe whatever field carries it
             elif lower in SECRET_FIELDS or (names_secret and lower in ("value", "attributevalue")):

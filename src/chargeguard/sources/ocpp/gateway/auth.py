@@ -130,7 +130,8 @@ class KeyedBuckets:
         self._rate, self._burst, self._clock, self._max = rate_per_s, burst, clock, max_keys
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
-    def take(self, key: str, amount: float = 1.0) -> bool:
+    def bucket(self, key: str) -> TokenBucket:
+        """The bucket of ``key`` (created full on first use)."""
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._clock)
@@ -138,7 +139,10 @@ class KeyedBuckets:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(key)
-        return bucket.take(amount)
+        return bucket
+
+    def take(self, key: str, amount: float = 1.0) -> bool:
+        return self.bucket(key).take(amount)
 
 
 @dataclass(slots=True)

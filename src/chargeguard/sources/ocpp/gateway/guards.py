@@ -36,7 +36,7 @@ from typing import Protocol
 
 import structlog
 
-from chargeguard.sources.ocpp.gateway.auth import KeyedBuckets
+from chargeguard.sources.ocpp.gateway.auth import KeyedBuckets, TokenBucket
 from chargeguard.sources.ocpp.gateway.wire import (
     CALL,
     CALLERROR,
@@ -109,6 +109,7 @@ class ConnectionState:
     address: str
     security_profile: int
     max_seen_ids: int = 1024
+    rate_buckets: tuple[TokenBucket, TokenBucket | None] | None = None
     sides: dict[Direction, DirectionState] = field(
         default_factory=lambda: {Direction.STATION: DirectionState(), Direction.CSMS: DirectionState()}
     )
@@ -277,9 +278,14 @@ class RateGuard:
     def check(self, frame: Frame, connection: ConnectionState) -> Verdict:
         if frame.direction is not Direction.STATION or frame.message_type not in (CALL, SEND):
             return ALLOW
-        if not self.per_station.take(connection.identity):
+        buckets = connection.rate_buckets
+        if buckets is None:  # looked up once per connection (the keyed maps stay bounded by LRU eviction)
+            host = connection.address.rsplit(":", 1)[0]
+            per_address = self.per_address.bucket(host) if self.per_address is not None else None
+            buckets = connection.rate_buckets = (self.per_station.bucket(connection.identity), per_address)
+        if not buckets[0].take():
             return Verdict(False, self.name, "station_rate_limited", policy=True)
-        if self.per_address is not None and not self.per_address.take(connection.address.rsplit(":", 1)[0]):
+        if buckets[1] is not None and not buckets[1].take():
             return Verdict(False, self.name, "address_rate_limited", policy=True)
         return ALLOW
 
@@ -308,7 +314,10 @@ class GuardChain:
                 flags.append(verdict)
                 continue
             return ChainResult(verdict, tuple(flags))
-        return ChainResult(ALLOW, tuple(flags))
+        return ChainResult(ALLOW, tuple(flags)) if flags else _ALLOWED
+
+
+_ALLOWED = ChainResult(ALLOW)
 
 
 def _never_refused(frame: Frame, connection: ConnectionState) -> bool:

@@ -103,7 +103,7 @@ def allowed_by_direction(version: str, direction: Direction, action: str) -> boo
     return (action in station_actions) == (direction is Direction.STATION)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per relayed frame, and frozen __init__ costs ~2x
 class Frame:
     """One text frame: the original text, its size, and what could be read from it.
 

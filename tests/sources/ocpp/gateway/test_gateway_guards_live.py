@@ -308,3 +308,22 @@ def test_bounded_fuzz_sample_never_breaks_the_gateway(harness: Any, caplog: pyte
         r for r in caplog.records if r.name.startswith("websockets") and r.levelno >= logging.ERROR
     ]
     assert handler_errors == []
+
+
+def test_station_that_keeps_sending_denied_frames_is_closed_1008(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness(max_denied_per_minute=3) as h:
+            ws = await h.connect("CP-1", password=PW16)
+            answers = [await _exchange(ws, f'[2,"{i}","NoSuchAction",{{}}]') for i in range(3)]
+            assert [a[2] for a in answers] == ["NotImplemented"] * 3
+            await ws.send('[2,"3","NoSuchAction",{}]')
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 2)
+            assert ws.close_code == 1008
+            closed = [
+                line["detail"] for line in h.observer.events("action") if line["detail"]["action"] == "closed"
+            ]
+            assert closed[0]["close_reason"] == "too_many_denied_frames" and closed[0]["close_code"] == 1008
+            assert _csms_got(h) == []
+
+    asyncio.run(scenario())

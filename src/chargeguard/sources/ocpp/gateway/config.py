@@ -148,6 +148,7 @@ class PolicyConfig(_Strict):
     duplicate_ping_timeout_s: float = Field(default=2.0, gt=0)
     identity_must_equal_serial: bool = False
     drain_timeout_s: float = Field(default=10.0, ge=0)
+    max_denied_per_minute: int = Field(default=120, ge=1)  # then the station connection is closed with 1008
     allowed_station_actions: dict[str, list[str]] = Field(default_factory=dict)  # version -> actions
     allowed_csms_actions: dict[str, list[str]] = Field(default_factory=dict)
     schema_validation: bool = True

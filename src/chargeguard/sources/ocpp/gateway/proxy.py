@@ -422,6 +422,7 @@ class Gateway:
             metrics=self.metrics,
             authenticator=self.authenticator if pending.profile in (1, 2) else None,
             call_timeout_s=self.config.upstream.call_timeout_s,
+            max_denied_per_minute=policy.max_denied_per_minute,
             timestamp=self.timestamp,
             clock=self._clock,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,7 @@ class Session:
         metrics: GatewayMetrics,
         authenticator: PasswordAuthenticator | None,
         call_timeout_s: float,
+        max_denied_per_minute: int = 120,
         timestamp: Callable[[], str],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -76,6 +78,8 @@ class Session:
         self.closed = asyncio.Event()
         self._closed_by_guard = False
         self._overdue: asyncio.Future[None] | None = None
+        self._denials: deque[float] = deque()
+        self._max_denied_per_minute = max_denied_per_minute
 
     @property
     def identity(self) -> str:
@@ -192,6 +196,10 @@ class Session:
         if frame.value is not None:
             self.frame_line(frame.direction, frame.value)
         detail = _action_detail("denied", verdict, frame)
+        if frame.direction is Direction.STATION and verdict.close_code is None and self._too_many_denials():
+            verdict = Verdict(False, verdict.guard, verdict.reason, close_code=1008)
+            detail["action"] = "closed"
+            detail["close_reason"] = "too_many_denied_frames"
         if verdict.close_code is not None:
             detail["close_code"] = verdict.close_code
             self.connection_line("action", detail)
@@ -214,6 +222,14 @@ class Session:
         description = f"refused by gateway: {verdict.reason}"
         self.frame_line(frame.direction.other, [4, answer_id, code, description, {}])
         await source.send(callerror_text(answer_id, code, description))
+
+    def _too_many_denials(self) -> bool:
+        """A station whose frames keep being denied is closed (1008) instead of answered forever."""
+        now = self._clock()
+        self._denials.append(now)
+        while self._denials and now - self._denials[0] > 60.0:
+            self._denials.popleft()
+        return len(self._denials) > self._max_denied_per_minute
 
     def _track_rotation(self, frame: Frame) -> None:
         """Remember a password rotation the CSMS sends until the station answers it."""

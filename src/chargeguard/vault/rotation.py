@@ -3,7 +3,7 @@
 HMAC is one-way: a pseudonym cannot be recomputed under a new key without the raw token. Two honest ways
 exist, and a deployment may use both (layering for what was never sealed, re-derivation for what was):
 
-Layered keys (``chargeguard keys rotate --layered``; key file line ``<v>:<key>:over=<u>``)
+Layered keys (``chargeguard vault rotate``, the default; key file line ``<v>:<key>:over=<u>``)
     The new pseudonym of a stored one is ``HMAC(new key, old pseudonym)``; a new raw token is hashed through
     both layers, so old and new records of one card meet. Gains: works with sealing off (no raw token
     anywhere, ever); needs nothing but the keys; one pass over the store. Loses: the old key can never be
@@ -11,7 +11,7 @@ Layered keys (``chargeguard keys rotate --layered``; key file line ``<v>:<key>:o
     an attacker needs *both* keys to test a guessed card against stored data, which is what rotation after a
     suspected leak of the old key buys. Every layer costs one more HMAC per token (see bench/pseudonymise.py),
     and a chain can have at most 99 versions.
-Re-derivation from sealed tokens (fresh key without ``over=``)
+Re-derivation from sealed tokens (``vault rotate --fresh`` on an empty store, or the library; no ``over=``)
     Each record's sealed token is unsealed by the vault (audited as a system reveal with reason "key
     rotation") and hashed under the new key. Gains: the new key is independent; once no record and no backup
     uses the old version, ``retire_key_version`` removes it for good; constant cost per token. Loses: only

@@ -124,6 +124,24 @@ def test_auth_failure_password_spraying_across_identities() -> None:
     assert spray.evidence["remote_host"] == "203.0.113.50"
 
 
+def test_auth_failure_identity_probing_is_named() -> None:
+    events = [
+        an_event(
+            ConnectionEvent,
+            ts=at(i * 0.2),
+            station=f"GUESS-{i}",
+            event="auth_failed",
+            remote="203.0.113.50:1",
+            detail={"reason": "unknown_station"},
+        )
+        for i in range(3)
+    ]
+    alerts = run_detector(make_detector(AuthFailure), events)
+    assert [a.severity for a in alerts] == [Severity.HIGH]
+    assert alerts[0].summary.startswith("identity probing: 3 station identities")
+    assert alerts[0].evidence["reasons_so_far"] == {"unknown_station": 3}
+
+
 def test_auth_failure_success_after_failures_escalates() -> None:
     events = [conn(i * 0.1, "auth_failed", remote="203.0.113.9:1") for i in range(5)]
     events.append(conn(1, "connect", remote="203.0.113.9:2"))

@@ -58,7 +58,8 @@ class AuthFailure(Detector[AuthFailureConfig]):
     Catches: (1) ``auth_failed`` WebSocket upgrades for one identity at or above ``per_station_failures`` in
     ``window_s``; a later successful ``connect`` from an address that kept failing is noted in the same alert
     (the guess may have succeeded); (2) one remote host failing for ``spray_identities`` distinct identities
-    (password spraying, high) or ``per_remote_failures`` times; (3) bursts of the station-reported security
+    (password spraying, high; "identity probing" when most were refused as unknown stations) or
+    ``per_remote_failures`` times; (3) bursts of the station-reported security
     events FailedToAuthenticateAtCsms / CsmsFailedToAuthenticate (1.6: FailedToAuthenticateAtCentralSystem /
     CentralSystemFailedToAuthenticate).
 
@@ -143,17 +144,19 @@ class AuthFailure(Detector[AuthFailureConfig]):
             return out
         rm = self._remotes.setdefault(host, lambda: self._new(cap * 4), event.ts)
         rm.window.add(event.ts, event.station)
+        if len(rm.reasons) < _MAX_LISTED or reason in rm.reasons:
+            rm.reasons[reason] += 1
         identities = sorted(set(rm.window))
         spraying = len(identities) >= cfg.spray_identities
         # one address hammering one identity is the station incident already; the address is its own
         # incident once it spreads over identities
         many = len(identities) >= 2 and len(rm.window) >= cfg.per_remote_failures
         if (spraying or many) and rm.throttle.ready(event.ts):
-            what = (
-                f"password spraying: {len(identities)} station identities"
-                if spraying
-                else f"{len(rm.window)} failed attempts"
-            )
+            probing = rm.reasons["unknown_station"] * 2 > sum(rm.reasons.values())
+            if spraying:
+                what = f"{'identity probing' if probing else 'password spraying'}: {len(identities)} station identities"
+            else:
+                what = f"{len(rm.window)} failed attempts"
             out.append(
                 self.finding(
                     "station.auth_failure",
@@ -168,6 +171,7 @@ class AuthFailure(Detector[AuthFailureConfig]):
                         "failures": len(rm.window),
                         "distinct_identities": len(identities),
                         "window_s": cfg.window_s,
+                        "reasons_so_far": dict(sorted(rm.reasons.items())),
                     },
                 )
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from chargeguard.events import TransactionEnded
 from chargeguard.store import Store
 from chargeguard.testing import an_event, at
@@ -27,6 +29,7 @@ def _write(url: str, writer: int, batches: int) -> int:
     return batches * 20
 
 
+@pytest.mark.timeout(120)
 def test_concurrent_writers_all_land(store_url: str) -> None:
     Store.open(store_url).close()
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -35,6 +38,7 @@ def test_concurrent_writers_all_land(store_url: str) -> None:
         assert len(store.transactions(limit=10_000)) == written == 900
 
 
+@pytest.mark.timeout(120)
 def test_concurrent_first_opens_migrate_once(store_url: str) -> None:
     def open_and_mark(version: int) -> None:
         with Store.open(store_url) as store:

@@ -18,7 +18,9 @@ Decisions (documented again in docs/evaluation.md):
   minute and ends in the last fifth of its recorded end minute: the least suspicious reading of the record.
   Squeezing a 3-minute DC session's energy into exactly 180 s would report a power the charger never
   delivered and manufacture capacity alarms the data does not imply. Rows ending before they start keep
-  their recorded times exactly.
+  their recorded times exactly. Widening never creates an overlap the records do not show: when one
+  session ends in the minute the next one on the same connector (or with the same user) starts, the first
+  ends a second before the second starts.
 * **Odd rows**: passed to the exchange as they are (negative energy, zero energy, end before start); a record
   without an end or an energy becomes a transaction that starts and never stops (the frames up to the
   start, nothing after).
@@ -33,11 +35,12 @@ import hashlib
 import heapq
 import hmac
 import io
+import itertools
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -169,11 +172,49 @@ def _open_session(lines: list[Line]) -> list[Line]:
     return kept
 
 
+def session_times(
+    sessions: Sequence[SessionRecord], options: RenderOptions
+) -> list[tuple[datetime, datetime]]:
+    """Start and end of each session on the wire (see *Minute resolution* in the module docstring)."""
+    step = options.time_resolution_s
+    times: list[tuple[datetime, datetime]] = []
+    for s in sessions:
+        end = s.end if s.end is not None else s.start + timedelta(seconds=1)
+        if step > 0 and s.end is not None and s.end >= s.start:
+            rng = random.Random(f"{options.seed}|jitter|{s.dataset}|{s.key}|{s.source}")
+            times.append(
+                (
+                    s.start + timedelta(seconds=rng.uniform(0.0, 0.1 * step)),
+                    s.end + timedelta(seconds=rng.uniform(0.8 * step, 0.99 * step)),
+                )
+            )
+        else:
+            times.append((s.start, end))
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, s in enumerate(sessions):
+        if s.end is None or s.end < s.start:
+            continue
+        groups.setdefault(("connector", s.station, str(s.connector)), []).append(i)
+        if s.user is not None:
+            groups.setdefault(("user", s.dataset, s.user), []).append(i)
+    for indices in groups.values():
+        indices.sort(key=lambda i: (sessions[i].start, i))
+        for a, b in itertools.pairwise(indices):
+            end_a = sessions[a].end
+            if end_a is None or end_a > sessions[b].start:
+                continue  # the records themselves overlap: keep it
+            start_b = times[b][0]
+            if times[a][1] >= start_b:
+                times[a] = (times[a][0], max(times[a][0], start_b - timedelta(seconds=1)))
+    return times
+
+
 def render(data: DatasetImport, out: IO[bytes], options: RenderOptions) -> RenderResult:
     """Write the capture of ``data`` to ``out``; returns counts, oddities and the transaction ids used."""
     order = sorted(range(len(data.sessions)), key=lambda i: (data.sessions[i].start, data.sessions[i].key))
     sessions = [data.sessions[i] for i in order]
     tx_ids = assign_transaction_ids(sessions)
+    wire_times = session_times(sessions, options)
     ids = MessageIds(options.seed, style="mixed")
     registers: dict[tuple[str, int], float] = {}
     versions: dict[str, str] = {}
@@ -189,7 +230,7 @@ def render(data: DatasetImport, out: IO[bytes], options: RenderOptions) -> Rende
             out.write(orjson.dumps(line) + b"\n")
             frames += 1
 
-    for s, tx in zip(sessions, tx_ids, strict=True):
+    for s, tx, (start, end) in zip(sessions, tx_ids, wire_times, strict=True):
         start_t = epoch(s.start)
         flush(format_ts(start_t - _LEAD_S))
         lines: list[Line] = []
@@ -208,11 +249,6 @@ def render(data: DatasetImport, out: IO[bytes], options: RenderOptions) -> Rende
         is_open = s.end is None or s.energy_wh is None
         energy = 0.0 if is_open or s.energy_wh is None else s.energy_wh
         user = s.user if s.user is not None else f"session:{s.key}:{s.source}"
-        start, end = s.start, s.end if s.end is not None else s.start + timedelta(seconds=1)
-        step = options.time_resolution_s
-        if step > 0 and s.end is not None and s.end >= s.start:
-            start = s.start + timedelta(seconds=rng.uniform(0.0, 0.1 * step))
-            end = s.end + timedelta(seconds=rng.uniform(0.8 * step, 0.99 * step))
         plan = SessionPlan(
             station=s.station,
             ocpp=version,

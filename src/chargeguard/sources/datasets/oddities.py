@@ -6,7 +6,7 @@ Classes (each with the judgement an alert explained by it receives in docs/evalu
   (judgement: data error - a register cannot run backwards while charging);
 * ``end_before_start`` - imported as a StopTransaction stamped before its start (data error);
 * ``no_stop`` - no end time or no energy: imported as a transaction that starts and never stops (data error);
-* ``zero_energy`` - plugged in, nothing delivered (benign; no rule should fire on it);
+* ``zero_energy`` - plugged in, nothing delivered (benign: it explains no alert; an alert on it is false);
 * ``energy_beyond_outlet`` - more energy than the connector's rating times the duration can deliver, with a
   5 % tolerance and one time step (60 s: the datasets record whole minutes) added to the duration
   (genuine anomaly: exactly what meter.exceeds_capacity exists for);
@@ -35,7 +35,7 @@ JUDGEMENT = {
     "negative_energy": "data error",
     "end_before_start": "data error",
     "no_stop": "data error",
-    "zero_energy": "data error",
+    "zero_energy": "benign",
     "energy_beyond_outlet": "genuine anomaly",
     "connector_overlap": "genuine anomaly",
     "user_overlap": "genuine anomaly",

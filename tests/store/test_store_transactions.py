@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import msgspec
 
 from chargeguard.events import ConnectionEvent, StationBooted, TransactionEnded
 from chargeguard.store import Store
@@ -81,11 +81,11 @@ def test_same_station_transaction_and_start_is_one_row_updated_in_place(store: S
 
 def test_transactions_whose_start_was_not_seen_are_unique_on_their_end(store: Store) -> None:
     tx = a_transaction(started_at=None)
-    store.save_transactions([tx, replace(tx, samples=99)])
-    store.save_transactions([replace(tx, samples=7)])
+    store.save_transactions([tx, msgspec.structs.replace(tx, samples=99)])
+    store.save_transactions([msgspec.structs.replace(tx, samples=7)])
     (got,) = store.transactions()
     assert got.samples == 7
-    store.save_transactions([replace(tx, at=at(90), ts=at(91))])
+    store.save_transactions([msgspec.structs.replace(tx, at=at(90), ts=at(91))])
     assert len(store.transactions()) == 2
 
 

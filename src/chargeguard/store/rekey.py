@@ -53,7 +53,7 @@ def _column_values() -> Any:
     ).subquery("refs")
 
 
-def _evidence_rows(conn: Connection, versions: Iterable[int] | None = None) -> list[tuple[str, str]]:
+def evidence_rows(conn: Connection, versions: Iterable[int] | None = None) -> list[tuple[str, str]]:
     """(alert id, evidence as JSON text) of alerts whose evidence mentions a pseudonym of ``versions``."""
     a = schema.alerts
     text = cast(a.c.evidence, Text)
@@ -67,7 +67,7 @@ def _evidence_rows(conn: Connection, versions: Iterable[int] | None = None) -> l
 
 def evidence_pseudonyms(conn: Connection) -> set[str]:
     found: set[str] = set()
-    for _id, text in _evidence_rows(conn):
+    for _id, text in evidence_rows(conn):
         found.update(m.lower() for m in PSEUDONYM_IN_TEXT.findall(text))
     return found
 
@@ -134,7 +134,7 @@ def rekey(conn: Connection, mapping: Mapping[str, str]) -> int:
 def _rekey_evidence(conn: Connection, mapping: Mapping[str, str]) -> int:
     versions = {_version_of(old) for old in mapping}
     updates: list[dict[str, Any]] = []
-    for alert_id, text in _evidence_rows(conn, versions):
+    for alert_id, text in evidence_rows(conn, versions):
         new_text = PSEUDONYM_IN_TEXT.sub(lambda m: mapping.get(m.group(0).lower(), m.group(0)), text)
         if new_text != text:
             updates.append({"alert_id": alert_id, "evidence": orjson.loads(new_text)})

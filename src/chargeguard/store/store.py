@@ -20,11 +20,12 @@ from sqlalchemy.engine import URL
 from chargeguard.allowlist import AllowEntry, AllowList
 from chargeguard.errors import ConfigError, StoreError
 from chargeguard.events import Alert, ConnectionEvent, StationBooted, TransactionEnded
-from chargeguard.store import meta, migrate, records, rekey, schema, upsert
+from chargeguard.store import meta, migrate, personal, records, rekey, schema, upsert
 from chargeguard.store.connect import create_store_engine, default_url, redact_url, translate
 
 if TYPE_CHECKING:
     from chargeguard.sinks.store import StoreSink
+    from chargeguard.vault.retention import DataKind
 
 log = structlog.get_logger("chargeguard.store")
 
@@ -401,6 +402,37 @@ class Store:
             lowered = {old.lower(): new.lower() for old, new in mapping.items()}
             self._evidence_refs = {lowered.get(v, v) for v in self._evidence_refs}
         return changed
+
+    # ------------------------------------------------------------------------------------------ retention, erasure
+
+    def kinds(self) -> frozenset[DataKind]:
+        """The kinds of personal data this store holds (``vault.retention.PersonalDataStore``)."""
+        from chargeguard.vault.retention import DataKind
+
+        return frozenset({DataKind.ALERTS, DataKind.TRANSACTIONS})
+
+    def delete_older_than(self, kind: DataKind, cutoff: datetime) -> int:
+        """Delete alerts or transactions whose event time is before ``cutoff``; returns how many."""
+        if kind == "alerts":
+            with self._write("deleting old alerts") as conn:
+                count = personal.delete_alerts_older_than(conn, cutoff)
+        elif kind == "transactions":
+            with self._write("deleting old transactions") as conn:
+                count = personal.delete_transactions_older_than(conn, cutoff)
+        else:
+            raise ConfigError(f"the store holds no {kind}")
+        self._evidence_refs = None
+        return count
+
+    def erase_pseudonyms(self, pseudonyms: Sequence[str]) -> dict[DataKind, int]:
+        """Erase everything linked to the pseudonyms in one transaction (see ``chargeguard.store.personal``)."""
+        from chargeguard.vault.retention import DataKind
+
+        with self._write("erasing pseudonyms") as conn:
+            alerts, transactions, allows = personal.erase(conn, pseudonyms, _now())
+        self._evidence_refs = None
+        log.info("store.erased", alerts=alerts, transactions=transactions, allow_entries=allows)
+        return {DataKind.ALERTS: alerts, DataKind.TRANSACTIONS: transactions}
 
     # ------------------------------------------------------------------------------------------ meta
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+import msgspec
 import pytest
 
 from chargeguard.detectors.base import DetectorContext, Limits
@@ -414,7 +414,7 @@ def test_201_transaction_end_register_against_the_running_samples() -> None:
         for minute in range(5, 60, 5):  # 6 kW: 500 Wh every five minutes
             events.append(sample("e", minute, 1000.0 + minute * 100.0, ocpp="2.0.1", connector="1/1"))
         end_sample = sample("e", 58, end_wh, ocpp="2.0.1", connector="1/1")
-        events.append(dataclasses.replace(end_sample, context="Transaction.End"))
+        events.append(msgspec.structs.replace(end_sample, context="Transaction.End"))
         events.append(end("e", 0, 58, ocpp="2.0.1", connector="1/1", meter_start=1000.0, meter_stop=end_wh))
         return events
 
@@ -472,6 +472,16 @@ def test_back_to_back_and_offline_replays_are_not_overlaps() -> None:
         end("off", 30, 90, queued=True, arrive=180.1),
     ]
     assert run(SessionOverlap, offline_then_live) == []
+
+
+def test_a_transaction_whose_stop_was_lost_stops_counting_when_its_samples_stop() -> None:
+    stuck = [start("1", 0), sample("1", 5, 500.0), sample("1", 10, 1000.0)]  # then silence: the stop was lost
+    assert run(SessionOverlap, [*stuck, start("2", 180)]) == []
+    running = [*stuck, *(sample("1", m, 1000.0 + m * 50) for m in range(15, 180, 5)), start("2", 180)]
+    assert [a.ts for a in run(SessionOverlap, running)] == [at(180)]
+    # a station that never sends samples gives no such clue: the open transaction counts until max_open_s
+    assert [a.ts for a in run(SessionOverlap, [start("1", 0), start("2", 180)])] == [at(180)]
+    assert run(SessionOverlap, [start("1", 0), start("2", 180)], max_open_s=3600.0) == []
 
 
 def test_queued_transaction_overlapping_a_live_one_fires_at_its_end() -> None:
@@ -548,8 +558,8 @@ def test_201_phantom_with_only_boundary_readings() -> None:
     events: list[Event] = [*normal_session("a", 0, ocpp="2.0.1", connector="1/1")]
     events += [
         start("b", 60, ocpp="2.0.1", connector="1/1", meter=3000.0),
-        dataclasses.replace(sample("b", 60, 3000.0, ocpp="2.0.1", connector="1/1"), context="Transaction.Begin"),
-        dataclasses.replace(sample("b", 150, 15_000.0, ocpp="2.0.1", connector="1/1"), context="Transaction.End"),
+        msgspec.structs.replace(sample("b", 60, 3000.0, ocpp="2.0.1", connector="1/1"), context="Transaction.Begin"),
+        msgspec.structs.replace(sample("b", 150, 15_000.0, ocpp="2.0.1", connector="1/1"), context="Transaction.End"),
         end("b", 60, 150, ocpp="2.0.1", connector="1/1", meter_start=3000.0, meter_stop=15_000.0, samples=2,
             charging_seen=True),  # the normaliser's summary counts the billed rise as charging
     ]  # fmt: skip

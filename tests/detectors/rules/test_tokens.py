@@ -309,6 +309,14 @@ def test_concurrent_use_a_transaction_with_a_lost_stop_goes_stale() -> None:
     assert run(ConcurrentUse, events) == []
 
 
+def test_concurrent_use_a_silent_transaction_at_a_sampling_station_is_a_lost_stop() -> None:
+    stuck = [*start("CP-A", "1", T1, 0), sample("CP-A", "1", 5, 500.0)]
+    assert run(ConcurrentUse, [*stuck, *start("CP-B", "2", T1, 120)]) == []
+    alive = [*stuck, sample("CP-A", "1", 100, 9000.0), *start("CP-B", "2", T1, 120)]
+    assert [a.ts for a in run(ConcurrentUse, alive)] == [at(120)]
+    assert run(ConcurrentUse, alive, idle_s=600.0) == []
+
+
 def test_concurrent_use_one_location_id_kilometres_apart_is_two_sites() -> None:
     # an operator's location id may span a city district: distance decides what one site is
     ctx = DetectorContext(

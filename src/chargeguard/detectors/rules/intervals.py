@@ -6,8 +6,9 @@ known:
 
 * both ended: the length of the intersection of the two intervals;
 * one open and live (its start came in real time): it is still running now, so it overlaps everything that
-  started after it began - unless it has been open implausibly long (``max_open_s``), which means its stop was
-  lost;
+  started after it began - unless its stop was lost: it has been open implausibly long (``max_open_s``), or
+  its station sends meter samples and this transaction has sent none for ``idle_s`` (a running transaction
+  keeps sampling; a stuck record does not);
 * one open and queued (sent late from the station's offline queue): its end is unknown, maybe in the next
   frame, so judgement waits for its end. This is what keeps offline replays from looking like overlaps.
 """
@@ -33,28 +34,15 @@ class Span:
     start: float
     end: float | None = None
     queued: bool = False
+    seen: float = 0.0  # the latest station time this transaction showed signs of life (start, samples)
     reported: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.seen = max(self.seen, self.start)
 
     @property
     def tx_key(self) -> tuple[str, str]:
         return (self.station, self.transaction_id)
-
-
-def overlap_s(a: Span, b: Span, *, max_open_s: float) -> float | None:
-    """Seconds the two spans run at once, or None while it cannot be known yet (or an open span is stale)."""
-    ends: list[float] = []
-    for span, other in ((a, b), (b, a)):
-        if span.end is not None:
-            ends.append(span.end)
-        elif span.queued:
-            return None
-        elif other.start - span.start > max_open_s or (
-            other.end is not None and other.end - span.start > max_open_s
-        ):
-            return None  # open for longer than any real session: its stop was lost, not a live transaction
-        else:
-            ends.append(INF)
-    return min(ends) - max(a.start, b.start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +58,58 @@ class SpanBook:
     """Per-key lists of recent spans, bounded in keys (BoundedState) and in spans per key."""
 
     def __init__(
-        self, *, max_keys: int, ttl_s: float, max_spans: int = 16, max_open_s: float = 172_800.0
+        self,
+        *,
+        max_keys: int,
+        ttl_s: float,
+        max_spans: int = 16,
+        max_open_s: float = 172_800.0,
+        idle_s: float = 3600.0,
     ) -> None:
         self._by_key: BoundedState[str, list[Span]] = BoundedState(max_keys, ttl_s)
+        self._sampling: BoundedState[str, bool] = BoundedState(max_keys, ttl_s)
         self.max_spans = max_spans
         self.max_open_s = max_open_s
+        self.idle_s = idle_s
+
+    def overlap_s(self, a: Span, b: Span) -> float | None:
+        """Seconds the two spans run at once, or None while it cannot be known (or an open span is stale)."""
+        ends: list[float] = []
+        for span, other in ((a, b), (b, a)):
+            if span.end is not None:
+                ends.append(span.end)
+            elif span.queued:
+                return None
+            elif self._stale(span, other.start):
+                return None  # its stop was lost: not a live transaction
+            else:
+                ends.append(INF)
+        return min(ends) - max(a.start, b.start)
+
+    def _stale(self, span: Span, at: float) -> bool:
+        if at - span.start > self.max_open_s:
+            return True
+        later = max(at, span.start)
+        return self._sampling.get(span.station) is True and later - span.seen > self.idle_s
+
+    def saw(self, key: str | None, station: str, transaction_id: str | None, at: float, ts: datetime) -> None:
+        """A meter sample at ``station``: its station samples, and its transaction (by id, else the latest open
+        one of ``key`` at that station) is alive at station time ``at``."""
+        self._sampling.put(station, True, ts)
+        if key is None:
+            return
+        candidates = [
+            span
+            for span in self.spans(key)
+            if span.station == station
+            and (span.transaction_id == transaction_id if transaction_id is not None else span.end is None)
+        ]
+        if candidates:
+            span = max(candidates, key=lambda s: s.start)
+            span.seen = max(span.seen, at)
 
     def __len__(self) -> int:
-        return len(self._by_key)
+        return len(self._by_key) + len(self._sampling)
 
     def spans(self, key: str) -> list[Span]:
         return self._by_key.get(key) or []
@@ -135,7 +167,7 @@ class SpanBook:
             pair = f"{other.station}\x1f{other.transaction_id}"
             if pair in span.reported:
                 continue
-            seconds = overlap_s(span, other, max_open_s=self.max_open_s)
+            seconds = self.overlap_s(span, other)
             if seconds is None or seconds <= tolerance_s:
                 continue
             first, second = (other, span) if other.start <= span.start else (span, other)

@@ -27,13 +27,14 @@ class ExceedsCapacityConfig:
 
     default_max_kw: connector limit when the inventory does not know the station or connector; also the most any
       charger delivers (a first sample further above meterStart than that is meter.inconsistent's).
-    tolerance: relative margin over the connector rating (meter accuracy, nameplate rounding).
+    tolerance: relative margin over the connector rating: nameplate rounding (a "7 kW" post delivers 7.4 kW),
+      mains voltage up to +10 %, meters on the AC input side of DC chargers counting conversion losses.
     slack_wh: absolute margin on energy between two readings (register resolution, e.g. 0.1 kWh steps).
     max_session_wh: energy no single vehicle battery takes in one transaction.
     """
 
     default_max_kw: float = 400.0
-    tolerance: float = 0.10
+    tolerance: float = 0.25
     slack_wh: float = 100.0
     max_session_wh: float = 250_000.0
 

@@ -1,8 +1,8 @@
 """Token rule detectors (the ``token.*`` kinds); this module holds token.concurrent_use.
 
-Every token detector is exported through ``DETECTORS`` here: token.impossible_travel lives in ``rules/travel.py``,
-token.high_velocity in ``rules/velocity.py``, token.unauthorized_charging in ``rules/authorization.py`` and
-token.enumeration in ``rules/enumeration.py``.
+Every token detector is exported through ``DETECTORS`` here: token.impossible_travel lives in
+``rules/travel.py``, token.high_velocity in ``rules/velocity.py``, token.unauthorized_charging in
+``rules/authorization.py`` and token.enumeration in ``rules/enumeration.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from chargeguard.events import (
     AuthorizationDecision,
     Event,
     Finding,
+    MeterSample,
     Severity,
     TransactionEnded,
     TransactionStarted,
@@ -34,10 +35,12 @@ class ConcurrentUseConfig:
     """Thresholds of token.concurrent_use.
 
     tolerance_s: overlap (station time) ignored between sites, as clock skew or a hand-over between sessions.
-    same_site_tolerance_s: overlap ignored at one station or site (see site_radius_km): a driver moving
-      to another connector, two cars of one household or taxi fleet on one card at a hub.
+    same_site_tolerance_s: overlap ignored at one station or site (see site_radius_km): a driver moving to
+      another connector, two cars of one household or taxi fleet on one card at a hub.
     site_radius_km: stations this close (inventory coordinates; else the same location_id) are one site.
     max_open_s: a transaction open longer than this (its stop was lost) no longer counts as running.
+    idle_s: at a station that sends meter samples, an open transaction without a sample for this long no
+      longer counts as running (its stop was lost).
     same_site_allowed: ignore every overlap at one site (depots of fleet cards).
     """
 
@@ -45,6 +48,7 @@ class ConcurrentUseConfig:
     same_site_tolerance_s: float = 1800.0
     site_radius_km: float = 0.5
     max_open_s: float = 172_800.0
+    idle_s: float = 3600.0
     same_site_allowed: bool = False
 
 
@@ -61,13 +65,14 @@ class ConcurrentUse(Detector[ConcurrentUseConfig]):
     define ``ConcurrentTx`` precisely because a token should be in one transaction at a time.
 
     False positives: fleet or family cards legitimately used on two cars (allow-list the token or set
-    ``same_site_allowed`` for depots); a transaction whose StopTransaction was lost looks open until
-    ``max_open_s``; station clocks wrong by more than ``tolerance_s``. At one station or site a driver may start
-    on a second connector before the first stops, so such overlaps are judged on their measured length once one
-    transaction ends, against ``same_site_tolerance_s``, at medium severity; overlaps between sites fire on the
-    frame that starts the second transaction, at high severity. Real data check (Dundee, Jun-Sep 2018, 19,131
-    sessions of 827 cards): 78 same-site overlaps (median 17 min - shared cards at rapid hubs), 60 of them of
-    30 minutes or less, and 16 cross-site overlaps, 15 of them on cards with a session still running elsewhere.
+    ``same_site_allowed`` for depots); a transaction whose StopTransaction was lost looks open until it has
+    sent no meter sample for ``idle_s`` (at stations that send samples) or for ``max_open_s``; station clocks
+    wrong by more than ``tolerance_s``. At one station or site a driver may start on a second connector before
+    the first stops, so such overlaps are judged on their measured length once one transaction ends, against
+    ``same_site_tolerance_s``, at medium severity; overlaps between sites fire on the frame that starts the
+    second transaction, at high severity. Real data check (Dundee, Jun-Sep 2018, 19,131 sessions of 827
+    cards): 78 same-site overlaps (median 17 min - shared cards at rapid hubs), 60 of them of 30 minutes or
+    less, and 16 cross-site overlaps, 15 of them on cards with a session still running elsewhere.
 
     References: OCPP 1.6 §4.8 StartTransaction, §7.18 AuthorizationStatus (ConcurrentTx); OCPP 2.0.1 C01,
     E01-E07 (TransactionEvent idToken), D01 (ConcurrentTx); DOMAIN.md #1, #13.
@@ -80,14 +85,22 @@ class ConcurrentUse(Detector[ConcurrentUseConfig]):
         severity=Severity.HIGH,
         references=("OCPP 1.6 §7.18 ConcurrentTx", "OCPP 2.0.1 C01/E01", "DOMAIN.md #1", "DOMAIN.md #13"),
     )
-    consumes: ClassVar[tuple[type[Any], ...]] = (TransactionStarted, AuthorizationDecision, TransactionEnded)
+    consumes: ClassVar[tuple[type[Any], ...]] = (
+        TransactionStarted,
+        AuthorizationDecision,
+        MeterSample,
+        TransactionEnded,
+    )
     Config: ClassVar[type[Any]] = ConcurrentUseConfig
 
     def __init__(self, config: ConcurrentUseConfig, context: DetectorContext) -> None:
         super().__init__(config, context)
         self._tx: TxBook[TxFacts] = TxBook(TxFacts, context)
         self._spans = SpanBook(
-            max_keys=context.limits.max_keys, ttl_s=context.limits.ttl_s, max_open_s=config.max_open_s
+            max_keys=context.limits.max_keys,
+            ttl_s=context.limits.ttl_s,
+            max_open_s=config.max_open_s,
+            idle_s=config.idle_s,
         )
 
     def state_size(self) -> int:
@@ -113,6 +126,12 @@ class ConcurrentUse(Detector[ConcurrentUseConfig]):
                 facts.queued = (event.ts - event.at).total_seconds() > QUEUED_AFTER_S
             start = facts.start if facts.start is not None else event.at.timestamp()
             return self._record(event, event.token_ref, start=start, end=None, facts=facts)
+        if isinstance(event, MeterSample):
+            tx = self._tx.resolve(event.station, event.transaction_id, event.connector)
+            known = None if tx is None else self._tx.get(event.station, tx)
+            token = None if known is None or known.token_ref is None else known.token_ref.lower()
+            self._spans.saw(token, event.station, tx, event.at.timestamp(), event.ts)
+            return ()
         if isinstance(event, TransactionEnded):
             facts = self._tx.pop(event.station, event.transaction_id, event.ts, event.connector) or TxFacts()
             token = event.token_ref or facts.token_ref

@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+
+import msgspec
 
 from chargeguard.detectors.base import Detector, DetectorContext, build_config
 from chargeguard.engine import Engine
@@ -67,7 +68,7 @@ def at(minutes: float = 0.0, *, seconds: float = 0.0) -> datetime:
 def an_event(event_type: type[T], /, **override: Any) -> T:
     """Build an event of ``event_type`` with defaults; ``at`` defaults to ``ts`` when only ``ts`` is given."""
     values: dict[str, Any] = {}
-    for f in fields(event_type):  # type: ignore[arg-type]
+    for f in msgspec.structs.fields(event_type):  # type: ignore[arg-type]
         if f.name in override:
             values[f.name] = override[f.name]
         elif f.name == "at" and "ts" in override:

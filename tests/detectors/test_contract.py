@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -147,7 +147,7 @@ def _strategy(tp: Any) -> st.SearchStrategy[Any]:
 
 def _event_strategy(event_type: type[Any]) -> st.SearchStrategy[Any]:
     hints = typing.get_type_hints(event_type)
-    fields = {f.name: _strategy(hints[f.name]) for f in dataclasses.fields(event_type)}
+    fields = {f.name: _strategy(hints[f.name]) for f in msgspec.structs.fields(event_type)}
     return st.builds(event_type, **fields)
 
 
@@ -183,7 +183,7 @@ def _distinct_event(event_type: type[Any], i: int) -> Any:
     from chargeguard.testing import an_event
 
     overrides: dict[str, Any] = {"ts": _T0 + timedelta(seconds=i), "station": f"CP-{i}"}
-    names = {f.name for f in dataclasses.fields(event_type)}
+    names = {f.name for f in msgspec.structs.fields(event_type)}
     for name, value in (
         ("token_ref", PSEUDO(f"{i:08X}")),
         ("transaction_id", str(i)),

@@ -12,11 +12,11 @@ import io
 import sys
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 import orjson
 
 from chargeguard.errors import CaptureError
@@ -30,8 +30,7 @@ DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class FrameRecord:
+class FrameRecord(msgspec.Struct, frozen=True):
     """One OCPP-J frame line; ``frame`` is the decoded JSON array (not yet checked)."""
 
     ts: datetime
@@ -43,19 +42,17 @@ class FrameRecord:
     source: str
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionRecord:
+class ConnectionRecord(msgspec.Struct, frozen=True):
     ts: datetime
     station: str
     event: str
     remote: str | None
     security_profile: int | None
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = msgspec.field(default_factory=dict)
     source: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class BadLine:
+class BadLine(msgspec.Struct, frozen=True):
     """A line that could not be used. ``station``/``ts`` are set when they could be read (ocpp.malformed evidence)."""
 
     source: str

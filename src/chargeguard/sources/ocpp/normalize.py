@@ -171,9 +171,11 @@ class Normaliser:
         assert action is not None
         payload: dict[str, Any] = frame.payload
         if action not in self._known.get(rec.ocpp, frozenset()):
+            # the name is kept (cut, printable only) so detectors can tell fuzzing and path tricks from typos
+            shown = "".join(c if c.isprintable() else "?" for c in action[:60])
             out.append(
                 self._violation(
-                    rec, "unknown_action", "action not defined for this OCPP version", None, frame.message_id
+                    rec, "unknown_action", "action not defined for this OCPP version", shown, frame.message_id
                 )
             )
             return

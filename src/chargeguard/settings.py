@@ -40,8 +40,12 @@ class Settings(BaseSettings):
     detectors: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-detector thresholds")
     disabled_detectors: list[str] = Field(default_factory=list)
     seal_tokens: bool = Field(default=False, description="keep AES-GCM sealed raw tokens for audited reveal")
-    master_key_file: Path | None = Field(default=None, description="local master key for sealed tokens (0600)")
-    vault_request_ttl_s: float = Field(default=86_400.0, gt=0, description="how long a reveal approval is valid")
+    master_key_file: Path | None = Field(
+        default=None, description="local master key for sealed tokens (0600)"
+    )
+    vault_request_ttl_s: float = Field(
+        default=86_400.0, gt=0, description="how long a reveal approval is valid"
+    )
     retention: dict[str, str | int | None] = Field(
         default_factory=dict, description="retention per data kind, e.g. {alerts = '400d', captures = '30d'}"
     )

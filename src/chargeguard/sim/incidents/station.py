@@ -184,10 +184,10 @@ def identity_change(scene: Scene, t: float) -> Injection | None:
 
 def firmware_downgrade(scene: Scene, t: float, *, via_update: bool) -> Injection | None:
     """The station boots an older firmware than it ran: via an UpdateFirmware, or straight after a reboot."""
-    station = _one(scene, t, t + 2 * 3600, None)
-    if station is None or station.firmware_index == 0:
-        scene.tainted.pop(station.index, None) if station is not None else None
+    found = scene.idle_station(t, t + 2 * 3600, lambda s: s.firmware_index > 0 and s.firmware_pinned is None)
+    if not found:
         return None
+    station = found[0]
     rng = scene.rng
     from chargeguard.sim.station_traffic import firmware_update, reboot
 
@@ -218,9 +218,10 @@ def firmware_downgrade(scene: Scene, t: float, *, via_update: bool) -> Injection
 
 def security_profile_lowered(scene: Scene, t: float) -> Injection | None:
     """The central system (or someone holding its session) lowers SecurityProfile; the station reconnects lower."""
-    station = _one(scene, t, t + 3600, "1.6")
-    if station is None or station.security_profile < 2:
+    found = scene.idle_station(t, t + 3600, lambda s: s.ocpp == "1.6" and s.security_profile >= 2)
+    if not found:
         return None
+    station = found[0]
     lower = station.security_profile - 1
     emits = csms_call(
         scene,
@@ -240,9 +241,10 @@ def security_profile_lowered(scene: Scene, t: float) -> Injection | None:
 
 def reconnect_lower(scene: Scene, t: float) -> Injection | None:
     """The identity reconnects at a lower security profile (TLS stripped) than it always used."""
-    station = _one(scene, t, t + 3600)
-    if station is None or station.security_profile < 2:
+    found = scene.idle_station(t, t + 3600, lambda s: s.security_profile >= 2)
+    if not found:
         return None
+    station = found[0]
     rng = scene.rng
     emits: list[Emit] = [(t, {"ts": "", "station": station.station_id, "event": "disconnect", "detail": {}})]
     connect = connection_line(station, "connect", profile=station.security_profile - 1)

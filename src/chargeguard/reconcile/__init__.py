@@ -1,0 +1,1 @@
+"""CPO <-> eMSP reconciliation of OCPI CDRs and sessions: DuckDB matching, disputes, amounts at stake, reports."""

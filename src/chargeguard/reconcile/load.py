@@ -1,0 +1,156 @@
+"""Stream one partner's OCPI CDR or Session file into DuckDB: validate every record, pseudonymise tokens.
+
+The file (JSON Lines, or a JSON array) is read by DuckDB itself - no Python object per record. Each record is
+checked in SQL; a record that fails becomes an error row naming the file, its line (or array index), its id when
+readable and the reason, and is left out of matching; nothing else is lost. Token uids are replaced by pseudonyms
+before the table the matcher sees is built: only the distinct uids pass through Python (the Pseudonymiser),
+the raw lines are dropped right after, and DuckDB is kept from spilling to disk (``temp_directory`` off), so a raw
+token is never written anywhere.
+"""
+
+# ruff: noqa: S608 - SQL is built from our own identifiers; file names go in as quoted literals or parameters
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+from chargeguard.errors import InputError
+from chargeguard.vault.pseudonyms import Pseudonymiser
+
+ObjectKind = Literal["cdr", "session"]
+
+# extraction paths, in the order of the columns below
+_PATHS: dict[str, tuple[str, ...]] = {
+    "cdr": (
+        "$.country_code", "$.party_id", "$.id", "$.cdr_token.uid", "$.cdr_token.country_code",
+        "$.cdr_token.party_id", "$.cdr_location.evse_uid", "$.start_date_time", "$.end_date_time",
+        "$.total_energy", "$.total_cost.excl_vat", "$.currency", "$.credit",
+    ),
+    "session": (
+        "$.country_code", "$.party_id", "$.id", "$.cdr_token.uid", "$.cdr_token.country_code",
+        "$.cdr_token.party_id", "$.evse_uid", "$.start_date_time", "$.end_date_time",
+        "$.kwh", "$.total_cost.excl_vat", "$.currency", "$.status",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    max_kwh: float = 1000.0  # a record claiming more energy than this is absurd (no EV battery holds it)
+    max_cost: float = 100_000.0
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that never spills to disk (raw tokens pass through it before pseudonymisation)."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET temp_directory = ''")
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET TimeZone = 'UTC'")  # OCPI DateTimes without an offset are UTC
+    return con
+
+
+def _source(path: Path) -> tuple[str, str]:
+    """The DuckDB table function reading ``path`` and the word naming a position in it (line / record)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096).lstrip()[:1]
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", source=str(path)) from exc
+    literal = "'" + str(path).replace("'", "''") + "'"
+    if head == b"[":
+        return f"SELECT json AS line FROM read_json_objects({literal}, format='array')", "record"
+    return (
+        f"SELECT line FROM read_csv({literal}, columns={{'line': 'VARCHAR'}}, header=false, delim=chr(1), "
+        "quote='', escape='', auto_detect=false, max_line_size=67108864)",
+        "line",
+    )
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    side: str,
+    path: Path,
+    kind: ObjectKind,
+    pseudonymiser: Pseudonymiser,
+    options: LoadOptions | None = None,
+) -> None:
+    """Create tables ``<side>`` (good records) and append to ``errors`` (side, file, position, id, reason)."""
+    options = options or LoadOptions()
+    query, unit = _source(path)
+    paths = "[" + ", ".join(f"'{p}'" for p in _PATHS[kind]) + "]"
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE raw_{side} AS SELECT row_number() OVER () - 1 AS idx, line FROM ({query})"
+        )
+    except duckdb.Error as exc:
+        raise InputError(
+            f"cannot read as OCPI {kind}s: {str(exc).splitlines()[0][:200]}", source=str(path)
+        ) from exc
+    con.execute(f"""
+        CREATE TEMP TABLE x_{side} AS
+        SELECT idx, ok, v[1] AS cc, v[2] AS pid, v[3] AS id, v[4] AS uid, v[5] AS tcc, v[6] AS tpid, v[7] AS evse,
+               TRY_CAST(v[8] AS TIMESTAMPTZ) AS start_ts, v[8] AS start_raw, TRY_CAST(v[9] AS TIMESTAMPTZ) AS end_ts,
+               TRY_CAST(v[10] AS DOUBLE) AS energy, TRY_CAST(v[11] AS DECIMAL(18, 4)) AS cost, v[12] AS currency,
+               coalesce(TRY_CAST(v[13] AS BOOLEAN), false) AS credit
+        FROM (SELECT idx, coalesce(json_valid(line), false) AS ok,
+                     CASE WHEN json_valid(line) THEN json_extract_string(line, {paths}) END AS v
+              FROM raw_{side} WHERE line IS NOT NULL AND trim(line) <> '')
+    """)
+    con.execute(f"DROP TABLE raw_{side}")  # the raw lines hold raw tokens: gone as soon as they are extracted
+    con.execute(f"""
+        CREATE TEMP TABLE v_{side} AS
+        SELECT *, CASE
+            WHEN NOT ok THEN 'not a JSON object'
+            WHEN cc IS NULL OR pid IS NULL OR id IS NULL THEN 'missing country_code, party_id or id'
+            WHEN length(cc) <> 2 OR length(pid) <> 3 THEN 'country_code must have 2 and party_id 3 characters'
+            WHEN uid IS NULL OR tcc IS NULL OR tpid IS NULL THEN 'missing cdr_token uid, country_code or party_id'
+            WHEN evse IS NULL THEN 'missing EVSE uid'
+            WHEN start_ts IS NULL THEN 'missing or unreadable start_date_time'
+            WHEN energy IS NULL THEN 'missing or non-numeric energy'
+            WHEN energy < 0 THEN 'negative energy'
+            WHEN energy > {options.max_kwh} THEN 'absurd energy (over {options.max_kwh:g} kWh)'
+            WHEN cost IS NULL THEN 'missing or non-numeric total_cost.excl_vat'
+            WHEN cost < 0 AND NOT credit THEN 'negative cost on a CDR that is not a credit'
+            WHEN abs(cost) > {options.max_cost} THEN 'absurd cost (over {options.max_cost:g})'
+            WHEN currency IS NULL OR NOT regexp_full_match(currency, '[A-Z]{{3}}') THEN 'currency is not ISO 4217'
+            WHEN end_ts IS NOT NULL AND end_ts < start_ts THEN 'ends before it starts'
+        END AS reason,
+        upper(cc) || '*' || upper(pid) || '*' || id AS key
+        FROM x_{side}
+    """)
+    con.execute(f"DROP TABLE x_{side}")
+    # duplicate ids (unique per country_code + party_id): the first record wins, later ones are errors
+    con.execute(f"""
+        CREATE TEMP TABLE d_{side} AS
+        SELECT *, CASE WHEN reason IS NULL AND rn > 1
+                       THEN 'duplicate id (first seen at {unit} ' || (first_idx + 1) || ')' ELSE reason END AS why
+        FROM (SELECT *, row_number() OVER (PARTITION BY reason IS NULL, key ORDER BY idx) AS rn,
+                     min(idx) OVER (PARTITION BY reason IS NULL, key) AS first_idx FROM v_{side})
+    """)
+    con.execute(f"DROP TABLE v_{side}")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS errors (side VARCHAR, file VARCHAR, position VARCHAR, id VARCHAR, reason VARCHAR)"
+    )
+    con.execute(
+        f"INSERT INTO errors SELECT ?, ?, '{unit} ' || (idx + 1), key, why "
+        f"FROM d_{side} WHERE why IS NOT NULL ORDER BY idx",
+        [side, str(path)],
+    )
+    uids = [row[0] for row in con.execute(f"SELECT DISTINCT uid FROM d_{side} WHERE why IS NULL").fetchall()]
+    con.execute(f"CREATE TEMP TABLE tok_{side} (uid VARCHAR, token_ref VARCHAR)")
+    if uids:
+        refs = [pseudonymiser.pseudonymise(u) for u in uids]
+        con.execute(f"INSERT INTO tok_{side} SELECT unnest(?), unnest(?)", [uids, refs])
+    con.execute(f"""
+        CREATE TABLE {side} AS
+        SELECT d.idx, d.key, upper(d.cc) || '*' || upper(d.pid) AS party,
+               upper(d.tcc) || '*' || upper(d.tpid) AS token_party, t.token_ref, d.evse,
+               timezone('UTC', d.start_ts) AS start_ts, timezone('UTC', d.end_ts) AS end_ts,
+               d.energy, d.cost, d.currency, d.credit
+        FROM d_{side} d JOIN tok_{side} t USING (uid) WHERE d.why IS NULL ORDER BY d.idx
+    """)
+    con.execute(f"DROP TABLE d_{side}")
+    con.execute(f"DROP TABLE tok_{side}")

@@ -104,30 +104,78 @@ class SealedVault:
             raise StoreError(f"cannot read sealed tokens: {type(exc).__name__}") from exc
         if exists is not None:
             return pseudonym
+        row = self._envelope(pseudonym, raw, _ts(self._clock()))
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(sealed_tokens).values(**row))
+        except IntegrityError:
+            return pseudonym  # sealed concurrently by another writer
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot store a sealed token: {type(exc).__name__}") from exc
+        return pseudonym
+
+    def _envelope(self, pseudonym: str, raw: str, created_at: str) -> dict[str, Any]:
         record_id = secrets.token_hex(16)
         data_key = AESGCM.generate_key(bit_length=256)
         nonce = secrets.token_bytes(12)
         ciphertext = AESGCM(data_key).encrypt(nonce, raw.encode("utf-8"), _aad(record_id, "token"))
         wrapped = self._provider.wrap(data_key, aad=_aad(record_id, "key"))
         del data_key
+        return {
+            "record_id": record_id,
+            "pseudonym": pseudonym,
+            "key_id": wrapped.key_id,
+            "wrapped_key": wrapped.blob,
+            "nonce": nonce,
+            "ciphertext": ciphertext,
+            "created_at": created_at,
+        }
+
+    def seal_many(self, tokens: Mapping[str, str]) -> int:
+        """Seal a batch ``{pseudonym: raw}`` (pseudonyms made by this vault's pseudonymiser) in one transaction.
+
+        Pseudonyms already sealed are skipped (one record per token); returns how many records were written.
+        A concurrent writer sealing the same token makes the batch fall back to one insert per record.
+        """
+        if not tokens:
+            return 0
+        wanted = {p.lower(): raw for p, raw in tokens.items()}
+        try:
+            with self._engine.connect() as conn:
+                existing: set[str] = set()
+                names = sorted(wanted)
+                for start in range(0, len(names), 500):
+                    chunk = names[start : start + 500]
+                    existing.update(
+                        conn.execute(
+                            select(sealed_tokens.c.pseudonym).where(sealed_tokens.c.pseudonym.in_(chunk))
+                        ).scalars()
+                    )
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read sealed tokens: {type(exc).__name__}") from exc
+        created_at = _ts(self._clock())
+        rows = [self._envelope(p, raw, created_at) for p, raw in wanted.items() if p not in existing]
+        if not rows:
+            return 0
         try:
             with self._engine.begin() as conn:
-                conn.execute(
-                    insert(sealed_tokens).values(
-                        record_id=record_id,
-                        pseudonym=pseudonym,
-                        key_id=wrapped.key_id,
-                        wrapped_key=wrapped.blob,
-                        nonce=nonce,
-                        ciphertext=ciphertext,
-                        created_at=_ts(self._clock()),
-                    )
-                )
+                conn.execute(insert(sealed_tokens), rows)
+            return len(rows)
         except IntegrityError:
-            return pseudonym  # sealed concurrently by another writer
+            pass  # some were sealed concurrently: insert one by one below
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot store a sealed token: {type(exc).__name__}") from exc
-        return pseudonym
+            raise StoreError(f"cannot store sealed tokens: {type(exc).__name__}") from exc
+        written = 0
+        for row in rows:
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(insert(sealed_tokens).values(**row))
+                written += 1
+            except IntegrityError:
+                continue
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot store a sealed token: {type(exc).__name__}") from exc
+        return written
 
     def is_sealed(self, pseudonym: str) -> bool:
         with self._engine.connect() as conn:

@@ -60,6 +60,7 @@ def test_unreachable_server_is_a_store_error_without_the_password() -> None:
         "not a url at all",
         f"mysql://root:{SECRET}@localhost/cg",
         f"nosuchdb+driver://root:{SECRET}@localhost/cg",
+        f"postgresql+asyncpg://root:{SECRET}@localhost/cg",
         "",
     ],
 )
@@ -134,3 +135,11 @@ def test_constraint_violations_do_not_repeat_row_values(store: Store) -> None:
     assert "check constraint" in message.lower()
     assert token not in message and "value-xyz" not in message
     assert store.alerts() == []
+
+
+@pytest.mark.postgres
+def test_a_plain_postgresql_url_uses_psycopg(pg_url: str) -> None:
+    plain = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with Store.open(plain) as opened:
+        assert opened.dialect == "postgresql"
+        assert opened.url.startswith("postgresql+psycopg://")

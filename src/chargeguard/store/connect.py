@@ -130,6 +130,8 @@ def create_store_engine(url: str) -> tuple[Engine, URL]:
     """An Engine for ``url`` with chargeguard's settings; raises StoreError for unusable URLs."""
     with translate("opening the store", url):
         parsed = make_url(url)
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver chargeguard ships
         backend = parsed.get_backend_name()
         if backend == "sqlite":
             path = _sqlite_file(parsed)
@@ -146,13 +148,19 @@ def create_store_engine(url: str) -> tuple[Engine, URL]:
             connect_args: dict[str, Any] = {}
             if "connect_timeout" not in parsed.query:
                 connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
-            engine = create_engine(
-                parsed,
-                json_serializer=_json_dumps,
-                json_deserializer=orjson.loads,
-                pool_pre_ping=True,
-                connect_args=connect_args,
-            )
+            try:
+                engine = create_engine(
+                    parsed,
+                    json_serializer=_json_dumps,
+                    json_deserializer=orjson.loads,
+                    pool_pre_ping=True,
+                    connect_args=connect_args,
+                )
+            except ImportError as exc:
+                raise StoreError(
+                    f"opening the store failed on {redact_url(parsed)}: driver {parsed.get_driver_name()!r} is not"
+                    " installed (use postgresql+psycopg://...)"
+                ) from exc
         else:
             raise StoreError(
                 f"opening the store failed on {redact_url(parsed)}: unsupported database {backend!r}"

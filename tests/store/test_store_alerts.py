@@ -126,3 +126,23 @@ def test_many_alerts_in_one_call(store: Store) -> None:
     assert len(got) == 1200
     assert got[0] == alerts[-1]
     assert len(store.alerts(station="CP-X", limit=5000)) == 1200
+
+
+def test_alert_counts_per_kind_and_severity(store: Store) -> None:
+    store.save_alerts(
+        [
+            an_alert(id="al_1", kind="meter.rollback", severity=Severity.MEDIUM, ts=at(1)),
+            an_alert(id="al_2", kind="meter.rollback", severity=Severity.MEDIUM, ts=at(2)),
+            an_alert(id="al_3", kind="meter.rollback", severity=Severity.HIGH, ts=at(3)),
+            an_alert(id="al_4", kind="token.concurrent_use", severity=Severity.HIGH, ts=at(4)),
+        ]
+    )
+    assert store.alert_counts() == {
+        ("meter.rollback", Severity.MEDIUM): 2,
+        ("meter.rollback", Severity.HIGH): 1,
+        ("token.concurrent_use", Severity.HIGH): 1,
+    }
+    assert store.alert_counts(since=at(2), until=at(4)) == {
+        ("meter.rollback", Severity.MEDIUM): 1,
+        ("meter.rollback", Severity.HIGH): 1,
+    }

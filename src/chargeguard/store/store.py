@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Connection, Engine, or_, select, text, update
+from sqlalchemy import Connection, Engine, func, or_, select, text, update
 from sqlalchemy.engine import URL
 
 from chargeguard.allowlist import AllowEntry, AllowList
 from chargeguard.errors import ConfigError, StoreError
-from chargeguard.events import Alert, ConnectionEvent, StationBooted, TransactionEnded
+from chargeguard.events import Alert, ConnectionEvent, Severity, StationBooted, TransactionEnded
 from chargeguard.store import meta, migrate, personal, records, rekey, schema, upsert
 from chargeguard.store.connect import create_store_engine, default_url, redact_url, translate
 
@@ -199,6 +199,19 @@ class Store:
         query = query.order_by(t.c.ts.desc(), t.c.id).limit(max(0, limit))
         with self._read("reading alerts") as conn:
             return self._load_alerts(conn, query)
+
+    def alert_counts(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> dict[tuple[str, Severity], int]:
+        """How many alerts per (kind, severity) with ``since`` <= ts < ``until`` (dashboard overview)."""
+        t = schema.alerts
+        query = select(t.c.kind, t.c.severity, func.count()).group_by(t.c.kind, t.c.severity)
+        if since is not None:
+            query = query.where(t.c.ts >= since)
+        if until is not None:
+            query = query.where(t.c.ts < until)
+        with self._read("counting alerts") as conn:
+            return {(kind, Severity(severity)): int(n) for kind, severity, n in conn.execute(query)}
 
     def _load_alerts(self, conn: Connection, query: Any) -> list[Alert]:
         rows = [r._mapping for r in conn.execute(query)]

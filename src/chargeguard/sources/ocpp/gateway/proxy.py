@@ -16,6 +16,7 @@ Upgrade of ``GET <path>/<identity>`` (all inside websockets' ``process_request``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import http
 import re
@@ -305,9 +306,12 @@ class Gateway:
             self._action(
                 identity, remote, profile, {"action": "duplicate_replaced", "reason": "old_unresponsive"}
             )
-            await force_close(old.station, 1001, "replaced by a new connection")
-            await old.upstream.close(1001, "station reconnected")
-            await old.closed.wait()
+            await asyncio.gather(
+                force_close(old.station, 1001, "replaced by a new connection"),
+                force_close(old.upstream, 1001, "station reconnected"),
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(old.closed.wait(), 2.0)
             return True
         self.metrics.inc("chargeguard_gateway_auth_failures_total", reason="duplicate_connection")
         self._action(
@@ -487,7 +491,9 @@ def upstream_deflate(policy: PolicyConfig) -> list[ClientExtensionFactory]:
     ]
 
 
-async def force_close(connection: ServerConnection, code: int, reason: str, timeout_s: float = 1.0) -> None:
+async def force_close(
+    connection: ServerConnection | ClientConnection, code: int, reason: str, timeout_s: float = 1.0
+) -> None:
     """Close with a close frame, but do not wait for a peer that stopped reading: abort after ``timeout_s``."""
     try:
         await asyncio.wait_for(connection.close(code, reason), timeout_s)

@@ -130,10 +130,10 @@ class Session:
             first = next(iter(done))
             if first is watchdog:
                 await self._close_both(1013, "csms did not answer in time", "upstream_timeout")
-            elif pumps[first] is Direction.CSMS or (
-                self.upstream.state is not State.OPEN and self.station.state is State.OPEN
-            ):  # the CSMS leg ended (also when a station frame could not be sent to it)
-                await self._upstream_gone()
+            elif self.station.state is not State.OPEN:
+                await self._station_gone()
+            elif self.upstream.state is not State.OPEN or pumps[first] is Direction.CSMS:
+                await self._upstream_gone()  # also when a station frame could not be sent to the CSMS
             else:
                 await self._station_gone()
         finally:
@@ -147,7 +147,7 @@ class Session:
         try:
             async for message in source:
                 await self._relay_one(message, direction, source, target)
-        except ConnectionClosed:
+        except (ConnectionClosed, _LegClosed):
             return
 
     async def _relay_one(
@@ -187,6 +187,9 @@ class Session:
                 self._track_rotation(frame)
             else:
                 self._call_started.pop(frame.message_id, None)
+        if target.state is not State.OPEN:
+            # never wait on a closing leg: websockets would block until its TCP connection is gone
+            raise _LegClosed
         await target.send(message)
 
     async def _deny(
@@ -221,7 +224,8 @@ class Session:
         self.connection_line("action", detail)
         description = f"refused by gateway: {verdict.reason}"
         self.frame_line(frame.direction.other, [4, answer_id, code, description, {}])
-        await source.send(callerror_text(answer_id, code, description))
+        if source.state is State.OPEN:
+            await source.send(callerror_text(answer_id, code, description))
 
     def _too_many_denials(self) -> bool:
         """A station whose frames keep being denied is closed (1008) instead of answered forever."""
@@ -283,18 +287,18 @@ class Session:
             detail = {"action": "denied", "guard": "size", "reason": "too_large", "from": "station"}
             self.connection_line("action", {**detail, "close_code": 1009})
         if code in (1000, 1001):
-            await self.upstream.close(code, "station closed the connection")
+            await _close(self.upstream, code, "station closed the connection")
         else:
-            await self.upstream.close(1001, "station connection lost")
+            await _close(self.upstream, 1001, "station connection lost")
 
     async def _close_station(self, code: int, reason: str, action: str) -> None:
         self.connection_line("action", {"action": action, "close_code": code})
         self._log.info("gateway.session.closing", reason=action, code=code)
-        await self.station.close(code, reason)
+        await _close(self.station, code, reason)
 
     async def _close_both(self, code: int, reason: str, action: str) -> None:
         await self._close_station(code, reason, action)
-        await self.upstream.close(1001, "gateway closed the station connection")
+        await _close(self.upstream, 1001, "gateway closed the station connection")
 
     async def drain_and_close(self, deadline_s: float) -> None:
         """Graceful shutdown: wait until no CALL is outstanding (at most ``deadline_s``), then close with 1001."""
@@ -304,6 +308,18 @@ class Session:
             await asyncio.sleep(0.01)
         if not self.closed.is_set():
             await self._close_both(1001, "gateway shutting down", "shutdown")
+
+
+class _LegClosed(Exception):
+    """The leg a frame should go to is closing or closed."""
+
+
+async def _close(connection: ServerConnection | ClientConnection, code: int, reason: str) -> None:
+    """Close a leg; a peer that does not complete the closing handshake within 2 s is cut off."""
+    try:
+        await asyncio.wait_for(connection.close(code, reason), 2.0)
+    except TimeoutError:
+        connection.transport.abort()
 
 
 def _action_detail(what: str, verdict: Verdict, frame: Frame) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from chargeguard.store.allow import AllowEntryNotFoundError
 from chargeguard.store.connect import default_url, redact_url
 from chargeguard.store.records import AllowRecord, ScanRun, StationRecord
-from chargeguard.store.store import AllowEntryNotFoundError, Store
+from chargeguard.store.store import Store
 
 __all__ = [
     "AllowEntryNotFoundError",

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import Connection, Engine, func, or_, select, text, update
+from sqlalchemy import Connection, Engine, func, or_, select, text
 from sqlalchemy.engine import URL
 
 from chargeguard.allowlist import AllowEntry, AllowList
 from chargeguard.errors import ConfigError, StoreError
 from chargeguard.events import Alert, ConnectionEvent, Severity, StationBooted, TransactionEnded
-from chargeguard.store import meta, migrate, personal, records, rekey, schema, upsert
+from chargeguard.store import allow, meta, migrate, personal, records, rekey, schema, upsert
 from chargeguard.store.connect import create_store_engine, default_url, redact_url, translate
 
 if TYPE_CHECKING:
@@ -33,10 +33,6 @@ log = structlog.get_logger("chargeguard.store")
 _MIGRATION_LOCK = 0x63675F6D6967  # "cg_mig"
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's bound parameter limit
 DEFAULT_LIMIT = 1000
-
-
-class AllowEntryNotFoundError(ConfigError):
-    """``remove_allow`` named an entry that does not exist or was already removed."""
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -276,74 +272,32 @@ class Store:
 
     def add_allow(self, entry: AllowEntry) -> int:
         """Store an allow entry (token subjects must be pseudonyms); returns its id."""
-        records.check_allow_entry(entry)
-        value = entry.value.lower() if entry.subject == "token" else entry.value.strip()
-        row = {
-            "kind": entry.kind,
-            "subject": entry.subject,
-            "value": value,
-            "expires": entry.expires,
-            "reason": entry.reason.strip(),
-            "added_by": entry.added_by.strip(),
-            "added_at": entry.added_at or _now(),
-        }
         with self._write("adding an allow entry") as conn:
-            new_id = conn.execute(
-                schema.allow_entries.insert().returning(schema.allow_entries.c.id), row
-            ).scalar_one()
-            self._note_versions(conn, records.key_versions_in([value if entry.subject == "token" else None]))
+            new_id, row = allow.insert(conn, entry, _now())
+            self._note_versions(
+                conn, records.key_versions_in([row["value"] if row["subject"] == "token" else None])
+            )
         log.info(
-            "store.allow.added", id=new_id, kind=entry.kind, subject=entry.subject, added_by=row["added_by"]
+            "store.allow.added", id=new_id, kind=row["kind"], subject=row["subject"], added_by=row["added_by"]
         )
-        return int(new_id)
+        return new_id
 
     def remove_allow(
         self, entry_id: int, removed_by: str, *, at: datetime | None = None
     ) -> records.AllowRecord:
         """Mark an entry removed (it stays in the table as the trail); returns the updated record."""
-        if not 0 < len(removed_by.strip()) <= records.MAX_NAME_LEN:
-            raise ConfigError(
-                f"removing an allow entry needs who removes it (1..{records.MAX_NAME_LEN} characters)"
-            )
-        t = schema.allow_entries
-        when = at or _now()
         with self._write("removing an allow entry") as conn:
-            done = conn.execute(
-                update(t)
-                .where(t.c.id == entry_id, t.c.removed_at.is_(None))
-                .values(removed_at=when, removed_by=removed_by.strip())
-            )
-            row = conn.execute(select(t).where(t.c.id == entry_id)).first()
-            if row is None:
-                raise AllowEntryNotFoundError(f"allow entry {entry_id} does not exist")
-            record = records.allow_record_from_row(row._mapping)
-            if done.rowcount == 0:
-                raise AllowEntryNotFoundError(
-                    f"allow entry {entry_id} was already removed"
-                    f" by {record.removed_by} at {record.removed_at:%Y-%m-%dT%H:%M:%SZ}"
-                )
-        log.info("store.allow.removed", id=entry_id, removed_by=removed_by.strip())
+            record = allow.mark_removed(conn, entry_id, removed_by, at or _now())
+        log.info("store.allow.removed", id=entry_id, removed_by=record.removed_by)
         return record
 
     def allow_records(
         self, *, include_removed: bool = False, active_at: datetime | None = None
     ) -> list[records.AllowRecord]:
-        """Allow entries with ids and trail, oldest first.
-
-        ``active_at``: only entries in force at that instant (added, not yet expired, not yet removed).
-        """
-        t = schema.allow_entries
-        query = select(t).order_by(t.c.id)
-        if active_at is not None:
-            query = query.where(
-                t.c.added_at <= active_at,
-                t.c.expires > active_at,
-                or_(t.c.removed_at.is_(None), t.c.removed_at > active_at),
-            )
-        elif not include_removed:
-            query = query.where(t.c.removed_at.is_(None))
+        """Allow entries with ids and trail, oldest first; ``active_at``: only those in force at that instant."""
+        stmt = allow.query(include_removed=include_removed, active_at=active_at)
         with self._read("reading allow entries") as conn:
-            return [records.allow_record_from_row(r._mapping) for r in conn.execute(query)]
+            return [records.allow_record_from_row(r._mapping) for r in conn.execute(stmt)]
 
     def allowlist(self) -> AllowList:
         """An ``AllowList`` of every entry not removed (the engine applies expiry in event time)."""

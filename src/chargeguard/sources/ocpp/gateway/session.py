@@ -147,7 +147,7 @@ class Session:
         try:
             async for message in source:
                 await self._relay_one(message, direction, source, target)
-        except (ConnectionClosed, _LegClosed):
+        except (ConnectionClosed, _LegClosedError):
             return
 
     async def _relay_one(
@@ -189,7 +189,7 @@ class Session:
                 self._call_started.pop(frame.message_id, None)
         if target.state is not State.OPEN:
             # never wait on a closing leg: websockets would block until its TCP connection is gone
-            raise _LegClosed
+            raise _LegClosedError
         await target.send(message)
 
     async def _deny(
@@ -310,7 +310,7 @@ class Session:
             await self._close_both(1001, "gateway shutting down", "shutdown")
 
 
-class _LegClosed(Exception):
+class _LegClosedError(Exception):
     """The leg a frame should go to is closing or closed."""
 
 

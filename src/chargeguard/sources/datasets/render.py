@@ -18,9 +18,11 @@ Decisions (documented again in docs/evaluation.md):
   minute and ends in the last fifth of its recorded end minute: the least suspicious reading of the record.
   Squeezing a 3-minute DC session's energy into exactly 180 s would report a power the charger never
   delivered and manufacture capacity alarms the data does not imply. Rows ending before they start keep
-  their recorded times exactly. Widening never creates an overlap the records do not show: when one
-  session ends in the minute the next one on the same connector (or with the same user) starts, the first
-  ends a second before the second starts.
+  their recorded times exactly. Widening never creates an overlap the records do not show: a station's
+  plug-in (and, for 2.0.1 stations starting transactions at plug-in, the transaction) precedes a session's
+  start by up to 45 s, so when one session ends less than 50 s before the next one on the same connector
+  (or with the same user) starts, the first ends earlier (not before its start) and, if still needed, the
+  second starts later, by at most a minute.
 * **Odd rows**: passed to the exchange as they are (negative energy, zero energy, end before start); a record
   without an end or an energy becomes a transaction that starts and never stops (the frames up to the
   start, nothing after).
@@ -56,6 +58,7 @@ log = structlog.get_logger("chargeguard.sources.datasets")
 
 OCPP_CHOICES = ("1.6", "2.0.1", "mix")
 _LEAD_S = 180.0  # no session's frames start earlier than this before its start
+_PLUG_LEAD = timedelta(seconds=50)  # sim.exchange plugs in (2.0.1: may start the transaction) <= 45 s early
 _END_ACTIONS = {"StopTransaction"}
 INVENTORY_HEADER = (
     "station",
@@ -203,9 +206,15 @@ def session_times(
             end_a = sessions[a].end
             if end_a is None or end_a > sessions[b].start:
                 continue  # the records themselves overlap: keep it
-            start_b = times[b][0]
-            if times[a][1] >= start_b:
-                times[a] = (times[a][0], max(times[a][0], start_b - timedelta(seconds=1)))
+            (start_a, end_a_wire), (start_b, end_b) = times[a], times[b]
+            if end_a_wire + _PLUG_LEAD <= start_b:
+                continue
+            end_a_wire = max(start_a, start_b - _PLUG_LEAD)
+            if end_a_wire + _PLUG_LEAD > start_b:
+                start_b = end_a_wire + _PLUG_LEAD
+                end_b = max(end_b, start_b)
+            times[a] = (start_a, end_a_wire)
+            times[b] = (start_b, end_b)
     return times
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import http
 import ipaddress
 import json
 import ssl
@@ -279,6 +280,7 @@ class Csms:
         self.port = 0
         self.scheme = "ws"
         self.wake = asyncio.Event()
+        self.refuse: set[str] = set()  # identities the central system answers 404
 
     async def pause(self) -> None:
         """Answer after ``delay_s`` (cut short when the central system crashes or stops)."""
@@ -293,6 +295,7 @@ class Csms:
             0,
             subprotocols=list(self.subprotocols),  # type: ignore[arg-type]
             ssl=ssl_context,
+            process_request=self._refuse_some,
         )
         self.port = self.server.sockets[0].getsockname()[1]
         self.scheme = "wss" if ssl_context is not None else "ws"
@@ -300,6 +303,11 @@ class Csms:
     @property
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}/csms"
+
+    def _refuse_some(self, connection: ServerConnection, request: Any) -> Any:
+        if request.path.rsplit("/", 1)[-1] in self.refuse:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "unknown station\n")
+        return None
 
     async def _handle(self, connection: ServerConnection) -> None:
         assert connection.request is not None

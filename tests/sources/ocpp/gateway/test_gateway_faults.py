@@ -255,3 +255,15 @@ def test_ocpp201_basic_auth_password_rotation_is_learned(harness: Any) -> None:
             )
 
     asyncio.run(scenario())
+
+
+def test_csms_refusal_of_a_station_is_mirrored(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness() as h:
+            h.csms.refuse.add("CP-1")
+            assert await _status(h, "CP-1", password=PW16) == 404
+            refused = [line["detail"] for line in h.observer.events("action")]
+            assert refused == [{"action": "refused", "reason": "upstream_refused", "status": 404}]
+            assert h.gateway.sessions == {} and not h.gateway._claimed
+
+    asyncio.run(scenario())

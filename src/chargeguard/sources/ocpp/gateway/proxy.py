@@ -65,6 +65,7 @@ from chargeguard.sources.ocpp.gateway.wire import Direction
 
 log = structlog.get_logger("chargeguard.gateway")
 
+_MIRRORED_REFUSALS = frozenset({401, 403, 404})
 _IDENTITY_RE = re.compile(r"^[A-Za-z0-9*\-_=:+|@.]{1,48}$")  # OCPP 2.0.1 identifierString, max 48
 
 
@@ -126,6 +127,7 @@ class Gateway:
         self.sessions: dict[str, Session] = {}
         self._pending: dict[ServerConnection, _Pending] = {}
         self._claimed: set[str] = set()
+        self._reapers: dict[ServerConnection, asyncio.Task[None]] = {}
         self._identity_locks: dict[str, asyncio.Lock] = {}
         self._servers: list[Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -353,13 +355,20 @@ class Gateway:
                 proxy=None,
                 user_agent_header=None,
             )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            self.metrics.inc("chargeguard_gateway_upstream_failures_total", reason=f"http_{status}")
+            if status in _MIRRORED_REFUSALS:  # the CSMS refused this station: tell the station the same
+                detail = {"action": "refused", "reason": "upstream_refused", "status": status}
+                self._action(identity, remote, profile, detail)
+                return connection.respond(http.HTTPStatus(status), "refused by the central system\n")
+            self._action(identity, remote, profile, {"action": "refused", "reason": "upstream_unavailable"})
+            log.warning("gateway.upstream.unavailable", station=identity, error=f"http_{status}")
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "central system unavailable\n")
         except (OSError, TimeoutError, InvalidHandshake) as exc:
-            reason = (
-                f"http_{exc.response.status_code}" if isinstance(exc, InvalidStatus) else type(exc).__name__
-            )
             self.metrics.inc("chargeguard_gateway_upstream_failures_total", reason="connect")
             self._action(identity, remote, profile, {"action": "refused", "reason": "upstream_unavailable"})
-            log.warning("gateway.upstream.unavailable", station=identity, error=reason, detail=str(exc)[:200])
+            log.warning("gateway.upstream.unavailable", station=identity, error=type(exc).__name__)
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "central system unavailable\n")
         selected = upstream.subprotocol
         if selected is None or selected not in offer:
@@ -389,11 +398,13 @@ class Gateway:
             task = asyncio.create_task(self._reap_unclaimed(connection))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            self._reapers[connection] = task
         return None
 
     async def _reap_unclaimed(self, connection: ServerConnection) -> None:
         """A station that vanished between our 101 and the handler: close its CSMS leg."""
         await asyncio.sleep(self.config.upstream.open_timeout_s + 5.0)
+        self._reapers.pop(connection, None)
         if connection in self._pending:
             await self._release(connection)
 
@@ -406,6 +417,9 @@ class Gateway:
     # ---- WebSocket side -----------------------------------------------------------------------------------
     async def _handle(self, connection: ServerConnection) -> None:
         pending = self._pending.pop(connection, None)
+        reaper = self._reapers.pop(connection, None)
+        if reaper is not None:
+            reaper.cancel()
         if pending is None:
             await connection.close(1011, "no upstream")
             return

@@ -1,0 +1,18 @@
+"""The inline OCPP security gateway: stations connect here, the gateway authenticates them, checks every frame and
+relays to the operator's central system (issue 5).
+
+Modules, in the order a connection meets them::
+
+    config.py          TOML + environment -> GatewayConfig (pydantic), listeners, TLS, upstream, stations, policy
+    tls.py             server / upstream SSL contexts (OCPP cipher suites, TLS 1.2+), profile-3 certificate checks
+    auth.py            scrypt password hashes, OCPP password rules, token buckets, lockout, credential cache
+    handshake.py       authentication of one upgrade against the station's security profile
+    proxy.py           Gateway: listeners, upstream-first negotiation, duplicate-connection policy, health, metrics
+    session.py         one relayed connection: guard chain per frame, CALLERROR answers, faults, drain
+    wire.py            one parse per frame; known actions per version and direction
+    guards.py          the ordered guard chain and its CALLERROR table
+    observer.py        FrameObserver: capture-format lines out of the gateway
+    capture_writer.py  the default recorder (pseudonymised, rotated, gzip)
+    redact.py          tokens -> pseudonyms, secrets -> markers, inside frames
+    metrics.py         Prometheus text exposition
+"""

@@ -3,29 +3,52 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
 from rich.console import Console
+from sqlalchemy import Engine
 
-from chargeguard.cli.common import cli_errors, open_store, settings_from_cli
-from chargeguard.errors import ConfigError, KeyMaterialError
+from chargeguard.cli.common import EXIT_USAGE, cli_errors, open_store, settings_from_cli
+from chargeguard.errors import ConfigError, KeyMaterialError, VaultError
 from chargeguard.logs import configure_logging
 from chargeguard.settings import Settings
+from chargeguard.store import Store
 from chargeguard.store.connect import create_store_engine
 from chargeguard.vault.audit import AuditLog
 from chargeguard.vault.filescan import scan_paths
 from chargeguard.vault.keys import add_key_version, load_pseudonym_keys, read_key_file, write_new_key_file
+from chargeguard.vault.permissions import PRINCIPALS_FILE, Principals, load_principals
 from chargeguard.vault.pseudonyms import Pseudonymiser
+from chargeguard.vault.retention import (
+    CaptureDirectory,
+    PersonalDataStore,
+    RetentionPolicy,
+    apply_retention,
+    erase_pseudonyms,
+)
 from chargeguard.vault.rotation import PseudonymRekeyStore, rotate
+from chargeguard.vault.sealed import Principal, SealedVault
+from chargeguard.vault.sealed_table import SealedTokenTable
 from chargeguard.vault.share import pseudonymise_capture, pseudonymise_csv
+from chargeguard.vault.token_vault import open_reveal_vault
 
 tokens_app = typer.Typer(
     name="tokens", help="Find and pseudonymise driver tokens in your own files.", no_args_is_help=True
 )
-vault_app = typer.Typer(name="vault", help="The token vault: audit log, key rotation.", no_args_is_help=True)
+vault_app = typer.Typer(
+    name="vault",
+    help="The token vault: audit log, key rotation, two-person reveal, erasure, retention.",
+    no_args_is_help=True,
+)
+reveal_app = typer.Typer(
+    name="reveal", help="Two-person reveal of a sealed token: request, approve, run.", no_args_is_help=True
+)
+vault_app.add_typer(reveal_app)
 
 
 def register(app: typer.Typer) -> None:
@@ -209,3 +232,183 @@ def rotate_keys(
                 )
         finally:
             store.close()
+
+
+# --- reveal, erasure, retention ---------------------------------------------------------------------------
+
+ByOption = Annotated[
+    str, typer.Option("--by", help="the person acting (must be named in the principals file)")
+]
+PrincipalsOption = Annotated[
+    Path | None,
+    typer.Option("--principals", help=f"vault principals file (default <home>/{PRINCIPALS_FILE})"),
+]
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A vault refusal (permission, second person, expired, unknown request, ...) exits 2 with its reason."""
+    try:
+        yield
+    except VaultError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[red]refused:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _principals(settings: Settings, path: Path | None) -> Principals:
+    return load_principals(path or settings.home / PRINCIPALS_FILE)
+
+
+@contextmanager
+def _reveal_vault(
+    config: Path | None, db: str | None, principals: Path | None, by: str
+) -> Iterator[tuple[SealedVault, Principal]]:
+    settings = settings_from_cli(config, db_url=db)
+    configure_logging(settings.log_level, settings.log_format)
+    principal = _principals(settings, principals).principal(by)
+    pseudonymiser = _pseudonymiser(settings, None, None)
+    engine, _ = create_store_engine(settings.effective_db_url)
+    try:
+        yield open_reveal_vault(settings, engine, pseudonymiser), principal
+    finally:
+        engine.dispose()
+
+
+@reveal_app.command("request")
+def reveal_request(
+    pseudonym: Annotated[str, typer.Option("--pseudonym", help="the tok<v>_... pseudonym to reveal")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="why (ticket, case number); at least 10 characters")
+    ],
+    by: ByOption,
+    principals: PrincipalsOption = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Open a reveal request (needs vault.reveal); prints its id for a second person to approve."""
+    with cli_errors(), _refusals(), _reveal_vault(config, db, principals, by) as (vault, principal):
+        request_id = vault.request_reveal(pseudonym, principal, reason)
+        typer.echo(request_id)
+        Console(stderr=True, highlight=False).print(
+            f"reveal request {request_id} opened by {principal.name}; a second person with vault.approve must "
+            f"run: chargeguard vault reveal approve {request_id} --by NAME"
+        )
+
+
+@reveal_app.command("approve")
+def reveal_approve(
+    request_id: Annotated[str, typer.Argument(help="the id printed by 'vault reveal request'")],
+    by: ByOption,
+    principals: PrincipalsOption = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Approve someone else's reveal request (needs vault.approve; never the requester)."""
+    with cli_errors(), _refusals(), _reveal_vault(config, db, principals, by) as (vault, principal):
+        vault.approve_reveal(request_id, principal)
+        Console(stderr=True, highlight=False).print(
+            f"reveal request {request_id} approved by {principal.name}"
+        )
+
+
+@reveal_app.command("run")
+def reveal_run(
+    request_id: Annotated[str, typer.Argument(help="an approved request of yours")],
+    by: ByOption,
+    principals: PrincipalsOption = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print the raw token of an approved request once, on stdout only (audited before it is printed)."""
+    with cli_errors(), _refusals(), _reveal_vault(config, db, principals, by) as (vault, principal):
+        raw = vault.reveal(request_id, principal)
+        sys.stdout.write(raw + "\n")
+        sys.stdout.flush()
+        del raw
+
+
+def _personal_stores(store: Store, engine: Engine, captures: list[Path] | None) -> list[PersonalDataStore]:
+    stores: list[PersonalDataStore] = [store, SealedTokenTable(engine)]
+    stores += [CaptureDirectory(path) for path in captures or []]
+    return stores
+
+
+CapturesOption = Annotated[
+    list[Path] | None,
+    typer.Option("--captures", help="a capture directory (the gateway's recorder output) to include; repeat"),
+]
+
+
+@vault_app.command("erase")
+def erase(
+    pseudonym: Annotated[
+        list[str],
+        typer.Option("--pseudonym", help="a pseudonym of the data subject (repeat for key versions)"),
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="the request reference, e.g. 'GDPR request 17'")],
+    by: ByOption,
+    captures: CapturesOption = None,
+    principals: PrincipalsOption = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Erase everything linked to a pseudonym: alerts, transactions, allow entries, sealed tokens, captures."""
+    with cli_errors(), _refusals():
+        settings = settings_from_cli(config, db_url=db)
+        configure_logging(settings.log_level, settings.log_format)
+        principal = _principals(settings, principals).principal(by)
+        pseudonymiser = _pseudonymiser(settings, None, None)
+        store = open_store(settings)
+        engine, _ = create_store_engine(settings.effective_db_url)
+        try:
+            receipt = erase_pseudonyms(
+                pseudonym,
+                requester=principal,
+                reason=reason,
+                stores=_personal_stores(store, engine, captures),
+                audit=AuditLog(engine),
+                pseudonymiser=pseudonymiser,
+            )
+        finally:
+            engine.dispose()
+            store.close()
+        removed = ", ".join(f"{kind} {count}" for kind, count in sorted(receipt.removed.items()))
+        Console(highlight=False).print(
+            f"erased {len(receipt.pseudonyms)} pseudonym(s): {removed or 'nothing stored'}; "
+            f"audit record {receipt.audit_seq}"
+        )
+
+
+@vault_app.command("retention")
+def retention(
+    action: Annotated[str, typer.Argument(help="'apply': delete what is past its retention period")],
+    by: Annotated[str, typer.Option("--by", help="who runs it (recorded in the audit log)")] = "system",
+    captures: CapturesOption = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Apply the retention settings (retention = {alerts = '365d', ...}) to the store, sealed tokens, captures."""
+    with cli_errors(), _refusals():
+        if action != "apply":
+            raise ConfigError(f"unknown retention action {action!r}; the only action is 'apply'")
+        settings = settings_from_cli(config, db_url=db)
+        configure_logging(settings.log_level, settings.log_format)
+        policy = RetentionPolicy.parse(settings.retention)
+        store = open_store(settings)
+        engine, _ = create_store_engine(settings.effective_db_url)
+        try:
+            removed = apply_retention(
+                policy,
+                _personal_stores(store, engine, captures),
+                AuditLog(engine),
+                actor=by.strip() or "system",
+            )
+        finally:
+            engine.dispose()
+            store.close()
+        periods = ", ".join(
+            f"{kind} {'kept' if period is None else f'{period.days}d'}"
+            for kind, period in policy.periods.items()
+        )
+        done = ", ".join(f"{kind} {count}" for kind, count in sorted(removed.items()))
+        Console(highlight=False).print(f"retention ({periods}) applied: deleted {done or 'nothing'}")

@@ -445,11 +445,26 @@ def test_consistent_readings_are_silent() -> None:
 
 
 def test_two_transactions_open_on_one_16_connector() -> None:
-    events: list[Event] = [start("1", 0), start("2", 10), end("1", 0, 30), end("2", 10, 40)]
+    # the first frame showing both running beyond the tolerance completes the evidence: here the first sample
+    events: list[Event] = [
+        start("1", 0), sample("1", 5, 500.0), start("2", 10), sample("1", 10.2, 600.0), sample("1", 15, 900.0),
+        end("1", 0, 30), end("2", 10, 40),
+    ]  # fmt: skip
     alerts = run(SessionOverlap, events)
     assert len(alerts) == 1
-    assert (alerts[0].kind, alerts[0].ts, alerts[0].transactions) == ("session.overlap", at(10), ("1", "2"))
+    assert (alerts[0].kind, alerts[0].ts, alerts[0].transactions) == ("session.overlap", at(15), ("1", "2"))
     assert alerts[0].count == 1
+    assert alerts[0].evidence["still_running"] is True
+    unsampled = [start("1", 0), start("2", 10), end("1", 0, 30)]  # no samples: the first stop measures it
+    assert [(a.ts, a.evidence["overlap_s"]) for a in run(SessionOverlap, unsampled)] == [(at(30), 1200.0)]
+
+
+def test_a_hand_over_within_the_tolerance_is_not_an_overlap() -> None:
+    # the next car's transaction starts at plug-in, stamped 20 s before the previous stop arrives
+    events: list[Event] = [
+        start("1", 0), sample("1", 5, 500.0), start("2", 9 - 20 / 60), end("1", 0, 9), sample("2", 14, 700.0),
+    ]  # fmt: skip
+    assert run(SessionOverlap, events) == []
 
 
 def test_overlap_needs_the_same_connector_or_evse() -> None:
@@ -457,8 +472,12 @@ def test_overlap_needs_the_same_connector_or_evse() -> None:
     assert run(SessionOverlap, other_connector) == []
     other_evse = [start("a", 0, ocpp="2.0.1", connector="1/1"), start("b", 5, ocpp="2.0.1", connector="2/1")]
     assert run(SessionOverlap, other_evse) == []
-    same_evse = [start("a", 0, ocpp="2.0.1", connector="1/1"), start("b", 5, ocpp="2.0.1", connector="1/2")]
-    assert [a.ts for a in run(SessionOverlap, same_evse)] == [at(5)]
+    same_evse = [
+        start("a", 0, ocpp="2.0.1", connector="1/1"),
+        start("b", 5, ocpp="2.0.1", connector="1/2"),
+        end("a", 0, 20, ocpp="2.0.1", connector="1/1"),
+    ]
+    assert [a.ts for a in run(SessionOverlap, same_evse)] == [at(20)]
     other_station = [start("1", 0, station="CP-1"), start("2", 5, station="CP-2")]
     assert run(SessionOverlap, other_station) == []
 
@@ -476,12 +495,14 @@ def test_back_to_back_and_offline_replays_are_not_overlaps() -> None:
 
 def test_a_transaction_whose_stop_was_lost_stops_counting_when_its_samples_stop() -> None:
     stuck = [start("1", 0), sample("1", 5, 500.0), sample("1", 10, 1000.0)]  # then silence: the stop was lost
-    assert run(SessionOverlap, [*stuck, start("2", 180)]) == []
-    running = [*stuck, *(sample("1", m, 1000.0 + m * 50) for m in range(15, 180, 5)), start("2", 180)]
-    assert [a.ts for a in run(SessionOverlap, running)] == [at(180)]
+    after = [start("2", 180), sample("2", 185, 300.0)]
+    assert run(SessionOverlap, [*stuck, *after]) == []
+    running = [*stuck, *(sample("1", m, 1000.0 + m * 50) for m in range(15, 180, 5)), *after]
+    assert [a.ts for a in run(SessionOverlap, running)] == [at(185)]
     # a station that never sends samples gives no such clue: the open transaction counts until max_open_s
-    assert [a.ts for a in run(SessionOverlap, [start("1", 0), start("2", 180)])] == [at(180)]
-    assert run(SessionOverlap, [start("1", 0), start("2", 180)], max_open_s=3600.0) == []
+    silent = [start("1", 0), start("2", 180), end("2", 180, 200)]
+    assert [a.ts for a in run(SessionOverlap, silent)] == [at(200)]
+    assert run(SessionOverlap, silent, max_open_s=3600.0) == []
 
 
 def test_queued_transaction_overlapping_a_live_one_fires_at_its_end() -> None:

@@ -92,21 +92,25 @@ class SpanBook:
         later = max(at, span.start)
         return self._sampling.get(span.station) is True and later - span.seen > self.idle_s
 
-    def saw(self, key: str | None, station: str, transaction_id: str | None, at: float, ts: datetime) -> None:
+    def saw(
+        self, key: str | None, station: str, transaction_id: str | None, at: float, ts: datetime
+    ) -> Span | None:
         """A meter sample at ``station``: its station samples, and its transaction (by id, else the latest open
-        one of ``key`` at that station) is alive at station time ``at``."""
+        one of ``key`` at that station) is alive at station time ``at``; returns that transaction's span."""
         self._sampling.put(station, True, ts)
         if key is None:
-            return
+            return None
         candidates = [
             span
             for span in self.spans(key)
             if span.station == station
             and (span.transaction_id == transaction_id if transaction_id is not None else span.end is None)
         ]
-        if candidates:
-            span = max(candidates, key=lambda s: s.start)
-            span.seen = max(span.seen, at)
+        if not candidates:
+            return None
+        span = max(candidates, key=lambda s: s.start)
+        span.seen = max(span.seen, at)
+        return span
 
     def __len__(self) -> int:
         return len(self._by_key) + len(self._sampling)
@@ -152,11 +156,20 @@ class SpanBook:
         return span
 
     def clashes(
-        self, key: str, span: Span, *, tolerance_s: float, accept: Callable[[Clash], bool] | None = None
+        self,
+        key: str,
+        span: Span,
+        *,
+        tolerance_s: float,
+        accept: Callable[[Clash], bool] | None = None,
+        now: float | None = None,
     ) -> list[Clash]:
         """New overlaps between ``span`` and the other spans of ``key`` beyond ``tolerance_s``.
 
-        Each pair is reported once; ``accept`` may decline a pair for now (it is then judged again later).
+        Each pair is reported once; ``accept`` may decline a pair for now (it is then judged again later). With
+        ``now`` (station time of the frame being judged), two transactions still running count as overlapping
+        for ``now`` minus the later start only - so the pair is judged again by later frames until one ends or
+        the overlap passes the tolerance; without it they count as overlapping without end.
         """
         found: list[Clash] = []
         for other in self.spans(key):
@@ -168,6 +181,8 @@ class SpanBook:
             if pair in span.reported:
                 continue
             seconds = self.overlap_s(span, other)
+            if seconds == INF and now is not None:
+                seconds = now - max(span.start, other.start)
             if seconds is None or seconds <= tolerance_s:
                 continue
             first, second = (other, span) if other.start <= span.start else (span, other)

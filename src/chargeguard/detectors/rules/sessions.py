@@ -40,9 +40,12 @@ class SessionOverlap(Detector[SessionOverlapConfig]):
 
     Catches: transactions of one station whose station-time intervals overlap by more than ``tolerance_s`` on
     the same 1.6 connector (``"2"``) or the same 2.0.1 EVSE (``"1/1"``, ``"1/2"`` and ``"1"`` are one EVSE: it
-    charges one vehicle at a time). A transaction replayed from the offline queue is judged on its own
-    station-time interval once its end is known, so an offline session followed by a live one is not an
-    overlap.
+    charges one vehicle at a time). It fires on the first frame that shows both running beyond the tolerance:
+    a meter sample or a start stamped ``tolerance_s`` after the later start while neither has stopped, or the
+    stop that measures the overlap - so a next car whose transaction starts at plug-in seconds before the
+    previous stop arrives is a hand-over, not an overlap. A transaction replayed from the offline queue is
+    judged on its own station-time interval once its end is known, so an offline session followed by a live
+    one is not an overlap.
 
     Why it matters: one connector cannot charge two vehicles; two open transactions mean a fabricated or
     replayed transaction, a transaction id reused to bill twice, or a lost stop that leaves a session unbilled
@@ -84,8 +87,12 @@ class SessionOverlap(Detector[SessionOverlapConfig]):
         if isinstance(event, MeterSample):
             unit = connector_key(event.connector)
             key = None if unit is None else f"{event.station}\x1f{unit}"
-            self._spans.saw(key, event.station, event.transaction_id, event.at.timestamp(), event.ts)
-            return ()
+            at = event.at.timestamp()
+            sampled = self._spans.saw(key, event.station, event.transaction_id, at, event.ts)
+            if sampled is None or key is None or unit is None:
+                return ()
+            clashes = self._spans.clashes(key, sampled, tolerance_s=self.config.tolerance_s, now=at)
+            return [self._finding(event, key, unit, clash) for clash in clashes]
         if not isinstance(event, TransactionStarted | TransactionEnded):
             return ()
         unit = connector_key(event.connector)
@@ -108,25 +115,26 @@ class SessionOverlap(Detector[SessionOverlapConfig]):
             queued=event.queued,
             ts=event.ts,
         )
-        clashes = self._spans.clashes(key, span, tolerance_s=self.config.tolerance_s)
+        now = event.at.timestamp()
+        clashes = self._spans.clashes(key, span, tolerance_s=self.config.tolerance_s, now=now)
         return [self._finding(event, key, unit, clash) for clash in clashes]
 
     def _finding(
-        self, event: TransactionStarted | TransactionEnded, key: str, unit: str, clash: Clash
+        self, event: TransactionStarted | MeterSample | TransactionEnded, key: str, unit: str, clash: Clash
     ) -> Finding:
-        running = clash.overlap_s == float("inf")
+        running = clash.first.end is None and clash.second.end is None
         return self.finding(
             "session.overlap",
             ts=event.ts,
             incident=key,
             summary=f"two transactions open at once on connector {unit} of {event.station}",
-            confidence=0.9 if running or clash.overlap_s >= 600 else 0.75,
+            confidence=0.9 if clash.overlap_s >= 300 else 0.75,
             station=event.station,
             transactions=(clash.first.transaction_id, clash.second.transaction_id),
-            token_ref=event.token_ref,
+            token_ref=None if isinstance(event, MeterSample) else event.token_ref,
             evidence={
                 "connector": unit,
-                "overlap_s": None if running else round(clash.overlap_s, 1),
+                "overlap_s": round(clash.overlap_s, 1),
                 "still_running": running,
                 "sessions": [_span(clash.first), _span(clash.second)],
             },

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,12 +48,6 @@ class LongCharge(Detector[NoConfig]):
                 transactions=[event.transaction_id],
                 token_ref=event.token_ref,
             )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(f"sqlite:///{tmp_path / 'cg.db'}") as opened:
-        yield opened
 
 
 def ended(n: int, station: str = "CP-1") -> TransactionEnded:

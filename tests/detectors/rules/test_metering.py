@@ -217,7 +217,7 @@ def test_201_connector_rows_of_the_inventory_apply_per_evse() -> None:
 def test_without_inventory_only_the_absolute_maximum_applies() -> None:
     moderate = [start("1", 0), sample("1", 1, 1500.0)]  # 90 kW: fine without knowing the connector
     assert run(ExceedsCapacity, moderate) == []
-    absurd = [start("1", 0), sample("1", 1, 500.0), sample("1", 2, 10_500.0)]  # 600 kW
+    absurd = [start("1", 0), sample("1", 1, 500.0), sample("1", 2, 20_500.0)]  # 1.2 MW
     alerts = run(ExceedsCapacity, absurd)
     assert [(a.ts, a.evidence["limit_kw"], a.evidence["limit_source"]) for a in alerts] == [
         (at(2), 400.0, "default")

@@ -30,12 +30,14 @@ class ExceedsCapacityConfig:
     tolerance: relative margin over the connector rating: nameplate rounding (a "7 kW" post delivers 7.4 kW),
       mains voltage up to +10 %, meters on the AC input side of DC chargers counting conversion losses.
     slack_wh: absolute margin on energy between two readings (register resolution, e.g. 0.1 kWh steps).
+    time_slack_s: margin on the time between two readings (timestamps written to the second or the minute).
     max_session_wh: energy no single vehicle battery takes in one transaction.
     """
 
     default_max_kw: float = 400.0
     tolerance: float = 0.25
     slack_wh: float = 100.0
+    time_slack_s: float = 30.0
     max_session_wh: float = 250_000.0
 
 
@@ -102,10 +104,9 @@ class ExceedsCapacity(Detector[ExceedsCapacityConfig]):
         return capacity_kw(self.context, station, connector, self.config.default_max_kw)
 
     def _allowed_wh(self, limit_kw: float, seconds: float) -> float:
-        return (
-            limit_kw * 1000.0 * max(seconds, 0.0) / 3600.0 * (1.0 + self.config.tolerance)
-            + self.config.slack_wh
-        )
+        cfg = self.config
+        hours = (max(seconds, 0.0) + cfg.time_slack_s) / 3600.0
+        return limit_kw * 1000.0 * hours * (1.0 + cfg.tolerance) + cfg.slack_wh
 
     def _power(self, event: MeterSample, readings: Readings, tx: str) -> list[Finding]:
         if event.power_w is None or "power" in readings.fired:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from chargeguard.errors import StoreError
+from chargeguard.store.clean import json_dumps
 
 HOME_ENV = "CHARGEGUARD_HOME"
 DEFAULT_HOME = Path("~/.local/share/chargeguard")
@@ -81,10 +82,6 @@ def translate(action: str, url: str | URL) -> Iterator[None]:
         raise StoreError(f"{action} failed on {redact_url(url)}: {describe(exc, url)}") from exc
 
 
-def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
-
-
 def _sqlite_file(url: URL) -> Path | None:
     database = url.database
     if (
@@ -142,7 +139,7 @@ def create_store_engine(url: str) -> tuple[Engine, URL]:
                     raise StoreError(
                         f"opening the store failed on {redact_url(parsed)}: {path.parent}: {exc.strerror}"
                     ) from exc
-            engine = create_engine(parsed, json_serializer=_json_dumps, json_deserializer=orjson.loads)
+            engine = create_engine(parsed, json_serializer=json_dumps, json_deserializer=orjson.loads)
             _install_sqlite_hooks(engine)
         elif backend == "postgresql":
             connect_args: dict[str, Any] = {}
@@ -151,7 +148,7 @@ def create_store_engine(url: str) -> tuple[Engine, URL]:
             try:
                 engine = create_engine(
                     parsed,
-                    json_serializer=_json_dumps,
+                    json_serializer=json_dumps,
                     json_deserializer=orjson.loads,
                     pool_pre_ping=True,
                     connect_args=connect_args,

@@ -10,10 +10,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Dialect, Table, and_, case, delete, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import String, TypeEngine
 
 from chargeguard.events import Alert
 from chargeguard.store import records, schema
+from chargeguard.store.clean import clean_text
 
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's bound parameter limit
 
@@ -125,6 +126,8 @@ def execute_rows(conn: Connection, stmt: Insert, rows: Sequence[Mapping[str, Any
     convert = [
         (i, p) for i, name in enumerate(names) if (p := _processor(columns[name].type, dialect)) is not None
     ]
+    # attacker-controlled text: NUL and lone surrogates would fail the whole batch (see store.clean)
+    convert += [(i, clean_text) for i, name in enumerate(names) if isinstance(columns[name].type, String)]
     get = itemgetter(*names)
     params: list[Any] = []
     for row in rows:

@@ -304,6 +304,16 @@ def test_concurrent_use_at_one_site_waits_for_the_measured_overlap() -> None:
     assert run(ConcurrentUse, long_overlap, context=ctx, same_site_allowed=True) == []
 
 
+def test_concurrent_use_at_one_site_fires_on_the_sample_that_passes_the_tolerance() -> None:
+    ctx = DetectorContext(inventory=SCOTLAND)
+    events: list[Event] = [*start("CP-DUN", "1", T1, 0), *start("CP-DUN3", "2", T1, 5)]
+    events += [sample("CP-DUN", "1", m, m * 100.0) for m in range(10, 60, 10)]  # 35 min of overlap at 40
+    alerts = run(ConcurrentUse, events, context=ctx)
+    assert [(a.ts, a.severity, a.evidence["overlap_s"]) for a in alerts] == [
+        (at(40), Severity.MEDIUM, 2100.0)
+    ]
+
+
 def test_concurrent_use_a_transaction_with_a_lost_stop_goes_stale() -> None:
     events = [*start("CP-A", "1", T1, 0), *start("CP-B", "2", T1, 3 * 24 * 60)]
     assert run(ConcurrentUse, events) == []

@@ -22,6 +22,7 @@ import multiprocessing as mp
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -61,6 +62,8 @@ ANSWERS = {
 
 
 def _pin(core: int) -> None:
+    if os.environ.get("BENCH_NO_PIN"):
+        return
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {core})
 
@@ -135,6 +138,8 @@ async def _open(url_base: str, stations: int, through_gateway: bool) -> list[Cli
 
 
 class _Station:
+    """A connection and its message-id counter (ids are never reused on a connection: the gateway refuses that)."""
+
     def __init__(self, ws: ClientConnection, index: int) -> None:
         self.ws, self.index, self.counter = ws, index, 0
 
@@ -145,7 +150,7 @@ class _Station:
         return message_id, orjson.dumps([2, message_id, action, payload]).decode()
 
 
-async def _closed_loop(clients: list[ClientConnection], seconds: float) -> float:
+async def _closed_loop(clients: list[_Station], seconds: float) -> float:
     end = time.perf_counter() + seconds
     done = 0
 
@@ -158,11 +163,11 @@ async def _closed_loop(clients: list[ClientConnection], seconds: float) -> float
             done += 1
 
     start = time.perf_counter()
-    await asyncio.gather(*(run(_Station(ws, i)) for i, ws in enumerate(clients)))
+    await asyncio.gather(*(run(station) for station in clients))
     return done / (time.perf_counter() - start)
 
 
-async def _open_loop(clients: list[ClientConnection], rate: float, seconds: float) -> list[float]:
+async def _open_loop(clients: list[_Station], rate: float, seconds: float) -> list[float]:
     """Each station sends at rate/len(clients) per second (one outstanding at most); returns RTTs in ms."""
     per_station = rate / len(clients)
     rtts: list[float] = []
@@ -182,8 +187,14 @@ async def _open_loop(clients: list[ClientConnection], rate: float, seconds: floa
             rtts.append((time.perf_counter() - sent) * 1000)
             next_at += interval
 
-    await asyncio.gather(*(run(_Station(ws, i)) for i, ws in enumerate(clients)))
+    await asyncio.gather(*(run(station) for station in clients))
     return rtts
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -200,23 +211,28 @@ async def main(stations: int, seconds: float) -> None:
     process = ctx.Process(target=_gateway_process, args=(csms_port, stations, ready, port, stop))
     process.start()
     await asyncio.get_running_loop().run_in_executor(None, ready.wait, 60)
-    direct = await _open(f"ws://127.0.0.1:{csms_port}/csms", stations, False)
-    via = await _open(f"ws://127.0.0.1:{port.value}/ocpp", stations, True)
+    direct_ws = await _open(f"ws://127.0.0.1:{csms_port}/csms", stations, False)
+    via_ws = await _open(f"ws://127.0.0.1:{port.value}/ocpp", stations, True)
+    direct = [_Station(ws, i) for i, ws in enumerate(direct_ws)]
+    via = [_Station(ws, i) for i, ws in enumerate(via_ws)]
     await _closed_loop(via, 1.0)  # warm-up (schemas compiled on first use)
     direct_rate = await _closed_loop(direct, seconds)
+    cpu_before = _cpu_s(process.pid)
+    calls_started = time.perf_counter()
     gateway_rate = await _closed_loop(via, seconds)
+    gateway_calls = gateway_rate * (time.perf_counter() - calls_started)
+    cpu_per_call_us = (_cpu_s(process.pid) - cpu_before) / gateway_calls * 1e6
     target = 0.8 * gateway_rate
     direct_rtt = await _open_loop(direct, target, seconds)
     gateway_rtt = await _open_loop(via, target, seconds)
-    for ws in direct + via:
+    for ws in direct_ws + via_ws:
         await ws.close()
     stop.set()
     process.join(30)
     csms.close()
     await csms.wait_closed()
-    cores = (
-        "gateway on core 0, load+CSMS on core 1" if (os.cpu_count() or 1) >= 2 else "single core, unpinned"
-    )
+    pinned = (os.cpu_count() or 1) >= 2 and not os.environ.get("BENCH_NO_PIN")
+    cores = "gateway on core 0, load+CSMS on core 1" if pinned else "unpinned"
     print(
         f"stations={stations} seconds={seconds} ({cores}); frames: MeterValues/StatusNotification/Heartbeat (1.6)"
     )
@@ -224,6 +240,8 @@ async def main(stations: int, seconds: float) -> None:
     print(
         f"capacity  gateway {gateway_rate:9.0f} CALL/s  ({100 * gateway_rate / direct_rate:.0f}% of direct)"
     )
+    print(f"gateway CPU per relayed CALL+answer: {cpu_per_call_us:.0f} us -> {1e6 / cpu_per_call_us:.0f} CALL/s per "
+          "fully available core")  # fmt: skip
     print(f"latency at {target:.0f} CALL/s (80% of gateway capacity), round trip in ms:")
     for name, rtts in (("direct ", direct_rtt), ("gateway", gateway_rtt)):
         print(f"  {name} n={len(rtts):6d} p50={_pct(rtts, 0.5):6.2f} p99={_pct(rtts, 0.99):6.2f} "

@@ -20,7 +20,7 @@ from chargeguard.sim import station_traffic as st
 from chargeguard.sim.exchange import Emit, Line, MessageIds
 from chargeguard.sim.injection import IncidentSpec, Injection, Scene, Truth
 from chargeguard.sim.network import Network, Station, build_network
-from chargeguard.sim.sessions import SessionFactory, day_arrivals
+from chargeguard.sim.sessions import STREAM_TAIL_S, SessionFactory, day_arrivals
 from chargeguard.sim.timefmt import epoch
 
 log = structlog.get_logger(__name__)
@@ -78,6 +78,7 @@ class Simulation:
         self._heap: list[tuple[float, int, Line, Iterator[Emit]]] = []
         self._starters: list[tuple[float, int, Starter]] = []
         self._seq = 0
+        self._windows_until = self.start  # offline windows are planned up to here
         self._marks: dict[int, tuple[Line, Truth]] = {}  # keeps the marked line alive while it is pending
         self.stats = SimStats()
 
@@ -97,13 +98,13 @@ class Simulation:
 
     def _plan_day(self, day_start: float) -> None:
         cfg, rng = self.config, self.rng
+        self._plan_offline(day_start + DAY_S)
         for t, index in day_arrivals(self.network, day_start, rng):
             if t < self.end:
                 self._schedule(t, self._arrival(index, t))
         for station in self.network.stations:
             station.prune(day_start)
             for rate, make in (
-                (cfg.offline_rate, self._offline),
                 (cfg.reboot_rate, self._reboot),
                 (cfg.firmware_rate, self._firmware),
                 (cfg.config_rate, self._configure),
@@ -140,7 +141,13 @@ class Simulation:
             if found is None:
                 return []
             self.stats.sessions += 1
-            return [found]
+            station, stream, end = found
+            # The transport wrapper costs a generator layer per frame: only streams that may meet an offline
+            # window need it (windows are planned a day ahead, so the ones that matter are known by now).
+            last = end + STREAM_TAIL_S
+            if last > self._windows_until or any(w[0] < last and w[1] > t - 600 for w in station.offline):
+                return [(station, stream)]
+            return [(None, stream)]
 
         return start
 
@@ -158,12 +165,22 @@ class Simulation:
             connector.busy_until = until
         return True
 
-    def _offline(self, station: Station, t: float) -> Starter:
-        def start() -> list[tuple[Station | None, Iterator[Emit]]]:
-            if self.scene.tainted.get(station.index, 0.0) > t or station.offline_at(t):
-                return []
-            length = 600.0 + self.rng.random() * 4 * 3600.0
+    def _plan_offline(self, day_start: float) -> None:
+        """Offline periods of every station for the day starting at ``day_start`` (planned a day early)."""
+        rng = self.rng
+        for station in self.network.stations:
+            if rng.random() >= self.config.offline_rate:
+                continue
+            t = day_start + rng.random() * DAY_S
+            length = 600.0 + rng.random() * 4 * 3600.0
+            if t >= self.end or any(w[0] < t + length + 600 and w[1] > t - 600 for w in station.offline):
+                continue
             station.offline.append((t, t + length))
+            self._schedule(t, self._offline(station, t, length))
+        self._windows_until = day_start + DAY_S
+
+    def _offline(self, station: Station, t: float, length: float) -> Starter:
+        def start() -> list[tuple[Station | None, Iterator[Emit]]]:
             lines = [
                 (t, st.connection_line(station, "disconnect")),
                 (t + length, st.connection_line(station, "connect")),
@@ -267,6 +284,7 @@ class Simulation:
             t = self.start + self.rng.random() * 120.0
             self._push_stream(None, iter(st.boot(station, t, rng=self.rng, ids=self.ids)))
             self._push_stream(None, st.heartbeats(station, t + 5.0, self.end, rng=self.rng, ids=self.ids))
+        self._plan_offline(self.start)
         self._plan_incidents()
         planned_until = self.start
         heap, starters, marks = self._heap, self._starters, self._marks

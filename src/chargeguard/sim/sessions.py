@@ -21,6 +21,7 @@ from chargeguard.sim.network import Connector, Driver, Network, Station, new_tok
 from chargeguard.sim.timefmt import from_epoch
 
 DRIVER_REST_S = 900.0
+STREAM_TAIL_S = 900.0  # unplugging, a retried stop: a session's frames end this long after its end at most
 CONNECTOR_REST_S = 300.0
 MAX_SESSION_KWH = 110.0
 
@@ -81,8 +82,9 @@ class SessionFactory:
         preferred = [c for c in free if (c.kind == "DC") == prefer_dc]
         return self.rng.choice(preferred or free)
 
-    def arrive(self, driver: Driver, t: float) -> tuple[Station, Iterator[Emit]] | None:
-        """The station and stream of the session a driver arriving at ``t`` starts; None if nothing is free."""
+    def arrive(self, driver: Driver, t: float) -> tuple[Station, Iterator[Emit], float] | None:
+        """The station, stream and end time of the session a driver arriving at ``t`` starts; None if nothing
+        is free. The stream's frames all fall before the end time plus ``STREAM_TAIL_S``."""
         rng = self.rng
         if driver.busy_until > t:
             return None
@@ -90,7 +92,7 @@ class SessionFactory:
             station = self.network.stations[rng.choice(driver.preferred)]
             if station.busy_until > t:
                 return None
-            return station, self.unknown_card(station, t)
+            return station, self.unknown_card(station, t), t
         first = driver.preferred[0] if rng.random() < driver.top_share else rng.choice(driver.preferred)
         for index in (first, rng.choice(driver.preferred)):
             station = self.network.stations[index]
@@ -106,7 +108,7 @@ class SessionFactory:
             stream = self.remote_started(station, connector, driver.token, t, stream)
         if rng.random() < 0.01:
             stream = retried_stop(stream, station, rng, self.ids)
-        return station, stream
+        return station, stream, plan.end.timestamp()
 
     def plan(
         self,

@@ -65,3 +65,15 @@ def envelope(data: Any = None, status_code: int = SUCCESS, message: str | None =
         body["status_message"] = message[:255]
     body["timestamp"] = timestamp()
     return body
+
+
+def drop_nulls(value: Any, _depth: int = 0) -> Any:
+    """Remove ``null`` object members, recursively (bounded depth): many peers send every unset optional field
+    as null (pydantic ``.dict()``), which OCPI treats as absent; the 2.2.1 models want such fields absent."""
+    if _depth > 32:
+        return value
+    if isinstance(value, dict):
+        return {k: drop_nulls(v, _depth + 1) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [drop_nulls(v, _depth + 1) for v in value]
+    return value

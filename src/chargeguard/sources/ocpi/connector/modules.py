@@ -34,6 +34,7 @@ from chargeguard.sources.ocpi.connector.envelope import (
     UNKNOWN_LOCATION,
     UNKNOWN_TOKEN,
     OcpiError,
+    drop_nulls,
 )
 from chargeguard.sources.ocpi.connector.repository import KIND_OF, key_of
 from chargeguard.sources.ocpi.importer import decode_record
@@ -94,7 +95,13 @@ def _page(request: Request, connector: Connector, module: str) -> Response:
 
 def _decode(request_body: bytes, module: str, connector: Connector, where: str) -> Any:
     try:
-        return decode_record(request_body, KIND_OF[module], connector.pseudonymiser, source=where)
+        parsed = orjson.loads(request_body)
+    except orjson.JSONDecodeError:
+        raise OcpiError(INVALID_PARAMETERS, f"{where}: body is not JSON") from None
+    try:
+        return decode_record(
+            orjson.dumps(drop_nulls(parsed)), KIND_OF[module], connector.pseudonymiser, source=where
+        )
     except InputError as exc:
         raise OcpiError(INVALID_PARAMETERS, exc.message) from None
 

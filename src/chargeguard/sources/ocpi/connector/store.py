@@ -92,7 +92,7 @@ class Partner:
         out = []
         for role in self.roles:
             cc, pid = role.get("country_code"), role.get("party_id")
-            if isinstance(cc, str) and isinstance(pid, str):
+            if isinstance(cc, str) and isinstance(pid, str) and Party(cc, pid) not in out:
                 out.append(Party(cc, pid))
         return out
 

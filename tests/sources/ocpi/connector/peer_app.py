@@ -1,3 +1,4 @@
+# ruff: noqa: UP017 - runs on the peer's Python 3.10, which has no datetime.UTC
 """An OCPI 2.2.1 peer built on extrawest-ocpi (py_ocpi), run unmodified in its own venv by test_peer_extrawest.
 
 Not imported by chargeguard or collected by pytest. It serves over TLS (the library writes https:// into its
@@ -14,7 +15,7 @@ import os
 import secrets
 import socket
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -46,7 +47,7 @@ VERSIONS_URL = f"{BASE}/ocpi/versions"
 VALID_A = {TOKEN_A}
 VALID_C: set = set()
 STATE: dict = {"client_token": None, "cg_token": None, "cg_endpoints": [], "authorize_calls": []}
-NOW = datetime(2026, 1, 1, tzinfo=UTC).isoformat()
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc).isoformat()
 ROLES = [
     {"role": r, "party_id": "PEE", "country_code": "NL", "business_details": {"name": "extrawest peer"}}
     for r in ("CPO", "EMSP")

@@ -87,7 +87,7 @@ def _csms_process(ready: Any, port_out: Any) -> None:
 
 
 def _gateway_process(
-    csms_port: int, listen_port: int, stations: int, compression: bool, ready: Any, port_out: Any, stop: Any
+    csms_port: int, listen_port: int, stations: int, compression: str, ready: Any, port_out: Any, stop: Any
 ) -> None:
     _raise_nofile()
     _pin(0)
@@ -114,7 +114,8 @@ def _gateway_process(
                 "hashes_per_s": 1e6,
                 "address_calls_per_s": 1e9,
                 "address_call_burst": 1e9,
-                "compression": compression,
+                "compression": compression != "off",
+                "upstream_compression": compression == "both",
             },
         },
         env={},
@@ -133,7 +134,7 @@ def _gateway_process(
 
 
 def _start_gateway(
-    ctx: Any, csms_port: int, listen_port: int, stations: int, compression: bool
+    ctx: Any, csms_port: int, listen_port: int, stations: int, compression: str
 ) -> tuple[Any, Any, int]:
     ready, stop, port = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
     args = (csms_port, listen_port, stations, compression, ready, port, stop)
@@ -171,7 +172,7 @@ async def _reconnect(index: int, port: int, rng: random.Random) -> tuple[ClientC
     return None, 30
 
 
-async def main(stations: int, rest_s: float, compression: bool) -> None:
+async def main(stations: int, rest_s: float, compression: str) -> None:
     hard = _raise_nofile()
     _pin(1)
     if 2 * stations + 64 > hard:
@@ -220,7 +221,8 @@ async def main(stations: int, rest_s: float, compression: bool) -> None:
     csms.terminate()
 
     print(
-        f"stations={stations} (open-file hard limit {hard}); compression negotiated on {compressed} station legs"
+        f"stations={stations} (open-file hard limit {hard}); compression={compression}, "
+        f"negotiated on {compressed} station legs"
     )
     print(f"connect + BootNotification for all: {connect_s:.1f} s")
     print(f"gateway RSS {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB: "
@@ -235,6 +237,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stations", type=int, default=2000)
     parser.add_argument("--rest", type=float, default=10.0)
-    parser.add_argument("--no-compression", action="store_true", help="baseline without permessage-deflate")
+    parser.add_argument(
+        "--compression",
+        choices=["both", "station", "off"],
+        default="both",
+        help="legs with permessage-deflate",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.stations, args.rest, not args.no_compression))
+    asyncio.run(main(args.stations, args.rest, args.compression))

@@ -129,7 +129,8 @@ class StationConfig(_Strict):
 
 class PolicyConfig(_Strict):
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
-    compression: bool = True
+    compression: bool = True  # permessage-deflate offered to stations (RFC 7692; OCPP 2.0.1 CSMS requirement)
+    upstream_compression: bool = True  # and offered to the CSMS (costs ~20 KiB per idle station)
     deflate_window_bits: int = Field(default=10, ge=9, le=15)
     deflate_mem_level: int = Field(default=1, ge=1, le=9)
     max_message_id_chars: int = 36

@@ -494,7 +494,7 @@ def station_deflate(policy: PolicyConfig) -> list[ServerExtensionFactory]:
 def upstream_deflate(policy: PolicyConfig) -> list[ClientExtensionFactory]:
     """permessage-deflate offered to the CSMS with the same small windows (a CSMS that cannot honour them
     declines compression on that leg)."""
-    if not policy.compression:
+    if not policy.compression or not policy.upstream_compression:
         return []
     bits = policy.deflate_window_bits
     settings = {"memLevel": policy.deflate_mem_level}

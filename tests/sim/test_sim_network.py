@@ -282,6 +282,17 @@ def test_truth_records_have_the_public_shape_and_point_into_the_capture(attacked
     lines = read_lines(attacked / "capture.jsonl")
     stations = {line["station"] for line in lines}
     transactions = _wire_transactions(lines)
+    moments: dict[str, set[str]] = defaultdict(set)  # station -> transport and payload times of its lines
+    for line in lines:
+        moments[line["station"]].add(line["ts"])
+        frame = line.get("frame")
+        if (
+            frame is not None
+            and frame[0] == 2
+            and isinstance(frame[3], dict)
+            and ("timestamp" in frame[3] or frame[3].get("meterValue"))
+        ):
+            moments[line["station"]].add(_stamp(frame[3]))
     tuning_kinds = {spec.kind for spec in incident_set("tuning")}
     assert len({t["variant"] for t in truths}) >= 40
     assert tuning_kinds - {"command.fleet_synchronised"} <= {t["kind"] for t in truths}
@@ -296,6 +307,9 @@ def test_truth_records_have_the_public_shape_and_point_into_the_capture(attacked
         assert t["stations"] and set(t["stations"]) <= stations, t
         assert set(t["transactions"]) <= transactions, t
         assert t.get("subtle", False) == t["kind"].startswith("anomaly.")
+        assert t["detectable_at"] in moments[t["stations"][0]] or any(
+            t["detectable_at"] in moments[s] for s in t["stations"]
+        ), t
         assert not any(tok in t["note"] for tok in ("04", "idTag")) or "kWh" in t["note"] or "km" in t["note"]
 
 

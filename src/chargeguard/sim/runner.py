@@ -336,9 +336,12 @@ def _event_time(t: float, line: Line) -> float:
     if not isinstance(stamp, str):
         return t
     try:
-        at = datetime.fromisoformat(stamp).timestamp()
+        moment = datetime.fromisoformat(stamp)
     except ValueError:
         return t
+    if moment.tzinfo is None:  # a zone-less (malformed) timestamp says nothing about event time
+        return t
+    at = moment.timestamp()
     return at if 0.0 <= t - at <= 5.0 else t
 
 

@@ -1,0 +1,103 @@
+"""``chargeguard serve``: --invite issues a TOKEN_A kept only as a hash; the served app enforces it over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import typer
+from typer.testing import CliRunner
+
+from chargeguard.cli import serve
+from chargeguard.sources.ocpi.connector.headers import encode_token
+from chargeguard.vault.keys import write_new_master_key_file
+
+_RUNNER = """
+import typer
+from chargeguard.cli import serve
+app = typer.Typer()
+@app.callback()
+def main() -> None: ...
+serve.register(app)
+app()
+"""
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def main() -> None: ...
+
+    serve.register(app)
+    return app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_invite_then_serve(tmp_path: Path) -> None:
+    write_new_master_key_file(tmp_path / "master.key")
+    port = _free_port()
+    config = tmp_path / "ocpi.toml"
+    config.write_text(
+        f"""[ocpi]
+base_url = "http://127.0.0.1:{port}"
+country_code = "DE"
+party_id = "CGD"
+port = {port}
+partners_file = "{tmp_path / "partners.json"}"
+master_key_file = "{tmp_path / "master.key"}"
+"""
+    )
+    settings = tmp_path / "settings.toml"
+    settings.write_text(f'home = "{tmp_path / "home"}"\n')
+    env = {**os.environ, "CHARGEGUARD_PSEUDONYM_KEY": "ab" * 32}
+    result = CliRunner().invoke(
+        _app(), ["serve", "--config", str(config), "--settings", str(settings), "--invite", "emsp-1"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    token_a = result.output.split("): ")[1].split()[0]
+    assert token_a not in (tmp_path / "partners.json").read_text()
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _RUNNER, "serve", "--config", str(config), "--settings", str(settings)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                ok = httpx.get(base + "/ocpi/versions", headers={"Authorization": encode_token(token_a)})
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert ok.status_code == 200 and ok.json()["data"][0]["version"] == "2.2.1"
+        module = httpx.get(
+            base + "/ocpi/2.2.1/cpo/locations", headers={"Authorization": encode_token(token_a)}
+        )
+        assert module.status_code == 401
+        bad = httpx.get(base + "/ocpi/versions", headers={"Authorization": encode_token("nope")})
+        assert bad.status_code == 401 and bad.json()["status_code"] == 2000
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert token_a.encode() not in err
+
+
+def test_bad_config_is_a_clear_usage_error(tmp_path: Path) -> None:
+    config = tmp_path / "ocpi.toml"
+    config.write_text('[ocpi]\nbase_url = "ftp://x"\ncountry_code = "DEU"\nparty_id = "CGD"\n')
+    result = CliRunner().invoke(_app(), ["serve", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "base_url" in result.output and "country_code" in result.output

@@ -7,8 +7,9 @@ known:
 * both ended: the length of the intersection of the two intervals;
 * one open and live (its start came in real time): it is still running now, so it overlaps everything that
   started after it began - unless its stop was lost: it has been open implausibly long (``max_open_s``), or
-  its station sends meter samples and this transaction has sent none for ``idle_s`` (a running transaction
-  keeps sampling; a stuck record does not);
+  its station sends meter samples and this transaction has sent none for four of the station's sample
+  intervals (learned; at least 10 minutes, at most ``idle_s``) - a running transaction keeps sampling, a stuck
+  record does not;
 * one open and queued (sent late from the station's offline queue): its end is unknown, maybe in the next
   frame, so judgement waits for its end. This is what keeps offline replays from looking like overlaps.
 """
@@ -22,6 +23,8 @@ from datetime import datetime
 from chargeguard.detectors.state import BoundedState
 
 INF = float("inf")
+MIN_IDLE_S = 600.0  # never call a transaction stuck after less silence than this
+MIN_GAP_S = 5.0  # sample gaps shorter than this (Begin/End readings next to a periodic one) teach nothing
 
 
 @dataclass(slots=True)
@@ -35,6 +38,7 @@ class Span:
     end: float | None = None
     queued: bool = False
     seen: float = 0.0  # the latest station time this transaction showed signs of life (start, samples)
+    sampled: bool = False
     reported: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -67,7 +71,8 @@ class SpanBook:
         idle_s: float = 3600.0,
     ) -> None:
         self._by_key: BoundedState[str, list[Span]] = BoundedState(max_keys, ttl_s)
-        self._sampling: BoundedState[str, bool] = BoundedState(max_keys, ttl_s)
+        # stations that send meter samples -> their learned sample interval in seconds (0.0 while unknown)
+        self._sampling: BoundedState[str, float] = BoundedState(max_keys, ttl_s)
         self.max_spans = max_spans
         self.max_open_s = max_open_s
         self.idle_s = idle_s
@@ -89,15 +94,20 @@ class SpanBook:
     def _stale(self, span: Span, at: float) -> bool:
         if at - span.start > self.max_open_s:
             return True
-        later = max(at, span.start)
-        return self._sampling.get(span.station) is True and later - span.seen > self.idle_s
+        interval = self._sampling.get(span.station)
+        if interval is None:
+            return False  # a station that sends no samples gives no sign of life to miss
+        idle = self.idle_s if interval <= 0.0 else min(self.idle_s, max(4.0 * interval, MIN_IDLE_S))
+        return max(at, span.start) - span.seen > idle
 
     def saw(
         self, key: str | None, station: str, transaction_id: str | None, at: float, ts: datetime
     ) -> Span | None:
         """A meter sample at ``station``: its station samples, and its transaction (by id, else the latest open
         one of ``key`` at that station) is alive at station time ``at``; returns that transaction's span."""
-        self._sampling.put(station, True, ts)
+        interval = self._sampling.get(station)
+        if interval is None:
+            self._sampling.put(station, 0.0, ts)
         if key is None:
             return None
         candidates = [
@@ -109,6 +119,11 @@ class SpanBook:
         if not candidates:
             return None
         span = max(candidates, key=lambda s: s.start)
+        gap = at - span.seen
+        if span.sampled and MIN_GAP_S <= gap <= self.idle_s:
+            learned = self._sampling.get(station) or 0.0
+            self._sampling.put(station, gap if learned <= 0.0 else 0.8 * learned + 0.2 * gap, ts)
+        span.sampled = True
         span.seen = max(span.seen, at)
         return span
 

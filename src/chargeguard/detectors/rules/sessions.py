@@ -24,13 +24,13 @@ def _iso(epoch: float) -> str:
 class SessionOverlapConfig:
     """Thresholds of session.overlap.
 
-    tolerance_s: overlap (station time) ignored - a stop and the next start stamped within the same moment.
+    tolerance_s: overlap (station time) ignored - a stop and the next start stamped within the same minute.
     max_open_s: a transaction open longer than this (its stop was lost) no longer counts as running.
-    idle_s: at a station that sends meter samples, an open transaction without a sample for this long no longer
-      counts as running (its stop was lost).
+    idle_s: at a station that sends meter samples, an open transaction without a sample for four sample
+      intervals (at least 10 minutes, at most this) no longer counts as running (its stop was lost).
     """
 
-    tolerance_s: float = 30.0
+    tolerance_s: float = 60.0
     max_open_s: float = 172_800.0
     idle_s: float = 3600.0
 

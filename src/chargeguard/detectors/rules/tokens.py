@@ -39,8 +39,8 @@ class ConcurrentUseConfig:
       another connector, two cars of one household or taxi fleet on one card at a hub.
     site_radius_km: stations this close (inventory coordinates; else the same location_id) are one site.
     max_open_s: a transaction open longer than this (its stop was lost) no longer counts as running.
-    idle_s: at a station that sends meter samples, an open transaction without a sample for this long no
-      longer counts as running (its stop was lost).
+    idle_s: at a station that sends meter samples, an open transaction without a sample for four sample
+      intervals (at least 10 minutes, at most this) no longer counts as running (its stop was lost).
     same_site_allowed: ignore every overlap at one site (depots of fleet cards).
     """
 

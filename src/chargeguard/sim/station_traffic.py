@@ -58,6 +58,11 @@ def boot(
             },
         }
     call(out, t, sid, ocpp, "BootNotification", payload, response, rng=rng, ids=ids)
+    if ocpp == "2.0.1" or station.security_profile >= 2:
+        # Stations implementing OCPP security (2.0.1, 1.6 security whitepaper) report each start-up (routine).
+        t += 0.1 + rng.random() * 0.3
+        event = {"type": "StartupOfTheDevice", "timestamp": format_ts(t + station.clock_at(t))}
+        call(out, t, sid, ocpp, "SecurityEventNotification", event, {}, rng=rng, ids=ids)
     for connector in station.connectors:
         t += 0.1 + rng.random() * 0.3
         if ocpp == "1.6":

@@ -246,3 +246,25 @@ def test_retention_apply_deletes_by_setting_and_audits(
     records = list(AuditLog(create_engine(f"sqlite:///{home / 'chargeguard.db'}")).records())
     applied = [r for r in records if r.action == "retention.applied"]
     assert len(applied) == 2 and applied[-1].actor == "ops" and applied[-1].detail["removed"]["alerts"] == 2
+
+
+def test_layered_rotation_moves_the_sealed_index_so_reveal_follows_the_new_pseudonym(
+    env: dict[str, str], pseudonyms: dict[str, str], home: Path
+) -> None:
+    code, _, err = invoke(env, "vault", "rotate")
+    assert code == 0, err
+    assert "2 sealed token index entries to version 2; complete" in err
+    with sqlite3.connect(home / "chargeguard.db") as conn:
+        sealed = sorted(p for (p,) in conn.execute("SELECT pseudonym FROM vault_sealed_tokens"))
+        stored = sorted(p for (p,) in conn.execute("SELECT token_ref FROM alerts"))
+    assert sealed == stored and all(p.startswith("tok2_") for p in sealed)
+    new = next(p for p in sealed if p not in pseudonyms.values())
+    code, out, err = invoke(
+        env, "vault", "reveal", "request", "--pseudonym", new, "--reason", "cloned card 19", "--by", "alice"
+    )
+    assert code == 0, err
+    request = out.strip()
+    assert invoke(env, "vault", "reveal", "approve", request, "--by", "bob")[0] == 0
+    code, out, err = invoke(env, "vault", "reveal", "run", request, "--by", "alice")
+    assert code == 0, err
+    assert out.strip() in (CARD, OTHER)

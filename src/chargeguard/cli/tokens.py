@@ -230,8 +230,30 @@ def rotate_keys(
                     f"moved {sum(report.moved.values())} pseudonym(s) to version {report.target_version}; "
                     + ("rotation complete" if report.complete else f"remaining {report.remaining}: run again")
                 )
+            _rotate_sealed_index(settings, pseudonymiser, err)
         finally:
             store.close()
+
+
+def _rotate_sealed_index(settings: Settings, pseudonymiser: Pseudonymiser, err: Console) -> None:
+    """Move the sealed-token table's pseudonym index with the store (no master key needed for layers)."""
+    engine, _ = create_store_engine(settings.effective_db_url)
+    try:
+        table = SealedTokenTable(engine)
+        if not any(table.pseudonym_versions().values()):
+            return
+        report = rotate(pseudonymiser, table)
+        err.print(
+            f"moved {sum(report.moved.values())} sealed token index entries to version {report.target_version}; "
+            + (
+                "complete"
+                if report.complete
+                else f"remaining {report.remaining}: a fresh key needs re-derivation from the sealed tokens "
+                "(chargeguard.vault.rotation with SealedVault.rederive)"
+            )
+        )
+    finally:
+        engine.dispose()
 
 
 # --- reveal, erasure, retention ---------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -26,22 +25,16 @@ import structlog
 
 from chargeguard.errors import ConfigError, VaultError
 from chargeguard.vault.audit import AuditLog, Clock, utc_now
+from chargeguard.vault.datakinds import DataKind
 from chargeguard.vault.pseudonyms import Pseudonymiser
 from chargeguard.vault.rotation import lookup_candidates
 from chargeguard.vault.sealed import Principal, SealedVault
 
 log = structlog.get_logger(__name__)
 
+__all__ = ["DataKind", "PersonalDataStore", "RetentionPolicy", "apply_retention", "erase_pseudonyms"]
+
 PERMISSION_ERASE = "vault.erase"
-
-
-class DataKind(StrEnum):
-    """The kinds of personal data with their own retention period."""
-
-    ALERTS = "alerts"
-    TRANSACTIONS = "transactions"
-    CAPTURES = "captures"
-    SEALED_TOKENS = "sealed_tokens"
 
 
 DEFAULT_RETENTION: Mapping[DataKind, timedelta | None] = {

@@ -26,13 +26,14 @@ from typing import Any
 import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from chargeguard.errors import KeyMaterialError, StoreError, VaultError
 from chargeguard.vault.audit import AuditLog, Clock, utc_now
 from chargeguard.vault.keys import KeyProvider, LocalKeyFileProvider, WrappedKey
 from chargeguard.vault.pseudonyms import Pseudonymiser
+from chargeguard.vault.sealed_table import SealedTokenTable
 from chargeguard.vault.tables import create_vault_tables, reveal_requests, sealed_tokens
 
 log = structlog.get_logger(__name__)
@@ -87,6 +88,7 @@ class SealedVault:
         self._clock = clock
         self._ttl = request_ttl
         create_vault_tables(engine)
+        self._table = SealedTokenTable(engine)
 
     # --- sealing ----------------------------------------------------------------------------------------
 
@@ -379,45 +381,13 @@ class SealedVault:
     # PseudonymRekeyStore for the sealed table itself (its pseudonym index moves with a rotation)
 
     def pseudonym_versions(self) -> Mapping[int, int]:
-        # "tok1_..." -> "1_", "tok12_..." -> "12": portable across SQLite and PostgreSQL
-        head = func.substr(sealed_tokens.c.pseudonym, 4, 2)
-        with self._engine.connect() as conn:
-            rows = conn.execute(select(head, func.count()).group_by(head)).all()
-        out: dict[int, int] = {}
-        for text, count in rows:
-            digits = str(text).rstrip("_")
-            if digits.isdigit():
-                out[int(digits)] = out.get(int(digits), 0) + int(count)
-        return out
+        return self._table.pseudonym_versions()
 
     def pseudonyms_under(self, version: int, *, after: str | None, limit: int) -> Sequence[str]:
-        prefix = f"tok{version}_"
-        query = (
-            select(sealed_tokens.c.pseudonym)
-            .where(func.substr(sealed_tokens.c.pseudonym, 1, len(prefix)) == prefix)
-            .where(sealed_tokens.c.pseudonym > (after or ""))
-            .order_by(sealed_tokens.c.pseudonym)
-            .limit(limit)
-        )
-        with self._engine.connect() as conn:
-            return [r for (r,) in conn.execute(query).all()]
+        return self._table.pseudonyms_under(version, after=after, limit=limit)
 
     def rekey(self, mapping: Mapping[str, str]) -> int:
-        changed = 0
-        with self._engine.begin() as conn:
-            for old, new in mapping.items():
-                taken = conn.execute(
-                    select(sealed_tokens.c.record_id).where(sealed_tokens.c.pseudonym == new)
-                ).first()
-                if taken is not None:  # the same token was sealed again under the new key: keep one record
-                    changed += conn.execute(
-                        delete(sealed_tokens).where(sealed_tokens.c.pseudonym == old)
-                    ).rowcount
-                    continue
-                changed += conn.execute(
-                    update(sealed_tokens).where(sealed_tokens.c.pseudonym == old).values(pseudonym=new)
-                ).rowcount
-        return changed
+        return self._table.rekey(mapping)
 
     def erase(self, pseudonym: str) -> int:
         """Delete the sealed token of a pseudonym (part of an erasure request); returns rows deleted."""

@@ -1,7 +1,8 @@
-"""The sealed-token table as personal data: retention by age and erasure by pseudonym, without any key.
+"""The sealed-token table without any key: retention by age, erasure by pseudonym, and its pseudonym index.
 
-Deleting sealed tokens needs no master key, so retention and erasure work even where the key provider is not
-configured (for example after sealing was switched off). Implements ``vault.retention.PersonalDataStore``.
+Deleting sealed tokens or moving their pseudonym index in a key rotation needs no master key, so these work
+even where the key provider is not configured (for example after sealing was switched off). Implements
+``vault.retention.PersonalDataStore`` and ``vault.rotation.PseudonymRekeyStore``.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from chargeguard.errors import StoreError
-from chargeguard.vault.retention import DataKind
+from chargeguard.vault.datakinds import DataKind
 from chargeguard.vault.tables import create_vault_tables, sealed_tokens
 
 _CHUNK = 500
@@ -53,3 +54,46 @@ class SealedTokenTable:
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot erase sealed tokens: {type(exc).__name__}") from exc
         return {DataKind.SEALED_TOKENS: removed}
+
+    # PseudonymRekeyStore: the table's pseudonym index moves with a key rotation, the ciphertext never does
+
+    def pseudonym_versions(self) -> Mapping[int, int]:
+        # "tok1_..." -> "1_", "tok12_..." -> "12": portable across SQLite and PostgreSQL
+        head = func.substr(sealed_tokens.c.pseudonym, 4, 2)
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(head, func.count()).group_by(head)).all()
+        out: dict[int, int] = {}
+        for text, count in rows:
+            digits = str(text).rstrip("_")
+            if digits.isdigit():
+                out[int(digits)] = out.get(int(digits), 0) + int(count)
+        return out
+
+    def pseudonyms_under(self, version: int, *, after: str | None, limit: int) -> Sequence[str]:
+        prefix = f"tok{version}_"
+        query = (
+            select(sealed_tokens.c.pseudonym)
+            .where(func.substr(sealed_tokens.c.pseudonym, 1, len(prefix)) == prefix)
+            .where(sealed_tokens.c.pseudonym > (after or ""))
+            .order_by(sealed_tokens.c.pseudonym)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [r for (r,) in conn.execute(query).all()]
+
+    def rekey(self, mapping: Mapping[str, str]) -> int:
+        changed = 0
+        with self._engine.begin() as conn:
+            for old, new in mapping.items():
+                taken = conn.execute(
+                    select(sealed_tokens.c.record_id).where(sealed_tokens.c.pseudonym == new)
+                ).first()
+                if taken is not None:  # the same token was sealed again under the new key: keep one record
+                    changed += conn.execute(
+                        delete(sealed_tokens).where(sealed_tokens.c.pseudonym == old)
+                    ).rowcount
+                    continue
+                changed += conn.execute(
+                    update(sealed_tokens).where(sealed_tokens.c.pseudonym == old).values(pseudonym=new)
+                ).rowcount
+        return changed

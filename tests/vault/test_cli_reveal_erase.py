@@ -268,3 +268,24 @@ def test_layered_rotation_moves_the_sealed_index_so_reveal_follows_the_new_pseud
     code, out, err = invoke(env, "vault", "reveal", "run", request, "--by", "alice")
     assert code == 0, err
     assert out.strip() in (CARD, OTHER)
+
+
+def test_erase_by_the_card_read_from_stdin_across_key_versions(
+    env: dict[str, str], pseudonyms: dict[str, str], home: Path
+) -> None:
+    args = ["vault", "erase", "--by", "alice", "--reason", "GDPR request 18"]
+    code, _, err = invoke(env, *args)
+    assert code == 2 and "--card-from-stdin" in err
+    # a rotation interrupted half-way leaves the card's sealed token under version 2, its alert under 1
+    assert invoke(env, "vault", "rotate")[0] == 0
+    with sqlite3.connect(home / "chargeguard.db") as conn:
+        for n, old in enumerate(pseudonyms.values()):
+            conn.execute("UPDATE alerts SET token_ref = ? WHERE id = ?", (old, f"al_{n}"))
+    result = CliRunner().invoke(app, [*args, "--card-from-stdin"], env=env, input=CARD + "\n")
+    assert result.exit_code == 0, result.stderr
+    assert "erased 2 pseudonym(s)" in result.stdout and "alerts 1" in result.stdout
+    assert "sealed_tokens 1" in result.stdout and CARD not in result.stdout + result.stderr
+    assert _count(home, "alerts") == 1 and _count(home, "vault_sealed_tokens") == 1
+    records = list(AuditLog(create_engine(f"sqlite:///{home / 'chargeguard.db'}")).records())
+    erasure = next(r for r in records if r.action == "erasure.done")
+    assert pseudonyms[CARD] in erasure.detail["pseudonyms"] and CARD not in str(erasure)

@@ -31,7 +31,7 @@ from chargeguard.vault.retention import (
     apply_retention,
     erase_pseudonyms,
 )
-from chargeguard.vault.rotation import PseudonymRekeyStore, rotate
+from chargeguard.vault.rotation import PseudonymRekeyStore, lookup_candidates, rotate
 from chargeguard.vault.sealed import Principal, SealedVault
 from chargeguard.vault.sealed_table import SealedTokenTable
 from chargeguard.vault.share import pseudonymise_capture, pseudonymise_csv
@@ -363,12 +363,20 @@ CapturesOption = Annotated[
 
 @vault_app.command("erase")
 def erase(
-    pseudonym: Annotated[
-        list[str],
-        typer.Option("--pseudonym", help="a pseudonym of the data subject (repeat for key versions)"),
-    ],
     reason: Annotated[str, typer.Option("--reason", help="the request reference, e.g. 'GDPR request 17'")],
     by: ByOption,
+    pseudonym: Annotated[
+        list[str] | None,
+        typer.Option("--pseudonym", help="a pseudonym of the data subject (repeat for key versions)"),
+    ] = None,
+    card_from_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--card-from-stdin",
+            help="read the card the driver presents from stdin (never argv) and erase its pseudonyms under "
+            "every key version in use",
+        ),
+    ] = False,
     captures: CapturesOption = None,
     principals: PrincipalsOption = None,
     db: DbOption = None,
@@ -383,8 +391,20 @@ def erase(
         store = open_store(settings)
         engine, _ = create_store_engine(settings.effective_db_url)
         try:
+            wanted = list(pseudonym or [])
+            if card_from_stdin:
+                card = sys.stdin.readline().strip()
+                if not card:
+                    raise ConfigError("--card-from-stdin: no card on stdin")
+                versions = dict(store.pseudonym_versions())
+                for version, count in SealedTokenTable(engine).pseudonym_versions().items():
+                    versions[version] = versions.get(version, 0) + count
+                wanted += lookup_candidates(pseudonymiser, card, versions)
+                del card
+            if not wanted:
+                raise ConfigError("name the data subject: --pseudonym tok<v>_... or --card-from-stdin")
             receipt = erase_pseudonyms(
-                pseudonym,
+                wanted,
                 requester=principal,
                 reason=reason,
                 stores=_personal_stores(store, engine, captures),

@@ -126,8 +126,9 @@ def generate(cpo_path: Path, emsp_path: Path, n: int, *, seed: int = 7, dispute_
                 ).strftime("%Y-%m-%dT%H:%M:%SZ")
                 truth.renamed += 1
             elif category == "price":
-                other["total_cost"] = {"excl_vat": round(cost - 2.5, 2)}
-                stake["EUR"] = stake.get("EUR", 0.0) + 2.5
+                lower = round(cost * 0.7, 2)
+                other["total_cost"] = {"excl_vat": lower}
+                stake["EUR"] = stake.get("EUR", 0.0) + round(cost - lower, 2)
                 truth.price += 1
             elif category == "energy":
                 other["total_energy"] = round(float(record["total_energy"]) * 0.8, 3)  # type: ignore[arg-type]

@@ -82,24 +82,27 @@ def load(
     query, unit = _source(path)
     paths = "[" + ", ".join(f"'{p}'" for p in _PATHS[kind]) + "]"
     try:
-        con.execute(
-            f"CREATE TEMP TABLE raw_{side} AS SELECT row_number() OVER () - 1 AS idx, line FROM ({query})"
-        )
+        # read, number and extract in one pass (the raw lines are never materialised), then type the fields
+        # from the materialised list (referencing the extraction directly would evaluate it once per field)
+        con.execute(f"""
+            CREATE TEMP TABLE e_{side} AS
+            SELECT row_number() OVER () - 1 AS idx, TRY(json_extract_string(line, {paths})) AS v,
+                   line IS NULL AS blank
+            FROM ({query})
+        """)
     except duckdb.Error as exc:
         raise InputError(
             f"cannot read as OCPI {kind}s: {str(exc).splitlines()[0][:200]}", source=str(path)
         ) from exc
     con.execute(f"""
-        CREATE TEMP TABLE x_{side} AS
-        SELECT idx, ok, v[1] AS cc, v[2] AS pid, v[3] AS id, v[4] AS uid, v[5] AS tcc, v[6] AS tpid, v[7] AS evse,
-               TRY_CAST(v[8] AS TIMESTAMPTZ) AS start_ts, v[8] AS start_raw, TRY_CAST(v[9] AS TIMESTAMPTZ) AS end_ts,
-               TRY_CAST(v[10] AS DOUBLE) AS energy, TRY_CAST(v[11] AS DECIMAL(18, 4)) AS cost, v[12] AS currency,
+        CREATE TEMP VIEW x_{side} AS
+        SELECT idx, v IS NOT NULL AS ok, v[1] AS cc, v[2] AS pid, v[3] AS id, v[4] AS uid, v[5] AS tcc,
+               v[6] AS tpid, v[7] AS evse, TRY_CAST(v[8] AS TIMESTAMPTZ) AS start_ts,
+               TRY_CAST(v[9] AS TIMESTAMPTZ) AS end_ts, TRY_CAST(v[10] AS DOUBLE) AS energy,
+               TRY_CAST(v[11] AS DECIMAL(18, 4)) AS cost, v[12] AS currency,
                coalesce(TRY_CAST(v[13] AS BOOLEAN), false) AS credit
-        FROM (SELECT idx, coalesce(json_valid(line), false) AS ok,
-                     CASE WHEN json_valid(line) THEN json_extract_string(line, {paths}) END AS v
-              FROM raw_{side} WHERE line IS NOT NULL AND trim(line) <> '')
+        FROM e_{side} WHERE NOT blank
     """)
-    con.execute(f"DROP TABLE raw_{side}")  # the raw lines hold raw tokens: gone as soon as they are extracted
     con.execute(f"""
         CREATE TEMP TABLE v_{side} AS
         SELECT *, CASE
@@ -107,6 +110,7 @@ def load(
             WHEN cc IS NULL OR pid IS NULL OR id IS NULL THEN 'missing country_code, party_id or id'
             WHEN length(cc) <> 2 OR length(pid) <> 3 THEN 'country_code must have 2 and party_id 3 characters'
             WHEN uid IS NULL OR tcc IS NULL OR tpid IS NULL THEN 'missing cdr_token uid, country_code or party_id'
+            WHEN regexp_matches(uid, '[\\x00-\\x1f]') OR uid = '' THEN 'token uid empty or with control characters'
             WHEN evse IS NULL THEN 'missing EVSE uid'
             WHEN start_ts IS NULL THEN 'missing or unreadable start_date_time'
             WHEN energy IS NULL THEN 'missing or non-numeric energy'
@@ -121,7 +125,8 @@ def load(
         upper(cc) || '*' || upper(pid) || '*' || id AS key
         FROM x_{side}
     """)
-    con.execute(f"DROP TABLE x_{side}")
+    con.execute(f"DROP VIEW x_{side}")
+    con.execute(f"DROP TABLE e_{side}")
     # duplicate ids (unique per country_code + party_id): the first record wins, later ones are errors
     con.execute(f"""
         CREATE TEMP TABLE d_{side} AS
@@ -139,11 +144,15 @@ def load(
         f"FROM d_{side} WHERE why IS NOT NULL ORDER BY idx",
         [side, str(path)],
     )
+    # only the distinct uids pass through Python (once each); they go back as one separated string, which DuckDB
+    # splits - far cheaper than a list parameter (uids with control characters were rejected above)
     uids = [row[0] for row in con.execute(f"SELECT DISTINCT uid FROM d_{side} WHERE why IS NULL").fetchall()]
-    con.execute(f"CREATE TEMP TABLE tok_{side} (uid VARCHAR, token_ref VARCHAR)")
-    if uids:
-        refs = [pseudonymiser.pseudonymise(u) for u in uids]
-        con.execute(f"INSERT INTO tok_{side} SELECT unnest(?), unnest(?)", [uids, refs])
+    refs = [pseudonymiser.pseudonymise(u) for u in uids]
+    con.execute(
+        f"CREATE TEMP TABLE tok_{side} AS SELECT unnest(string_split(?, chr(31))) AS uid, "
+        "unnest(string_split(?, chr(31))) AS token_ref WHERE ? > 0",
+        ["\x1f".join(uids), "\x1f".join(refs), len(uids)],
+    )
     con.execute(f"""
         CREATE TABLE {side} AS
         SELECT d.idx, d.key, upper(d.cc) || '*' || upper(d.pid) AS party,

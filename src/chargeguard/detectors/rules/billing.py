@@ -13,7 +13,15 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
-from chargeguard.detectors.rules.billing_book import DueQueue, Metered, MeteredBook, metered_from, overlaps
+from chargeguard.detectors.rules.billing_book import (
+    CdrView,
+    DueQueue,
+    Metered,
+    MeteredBook,
+    metered_from,
+    overlaps,
+    view,
+)
 from chargeguard.detectors.rules.billing_price import CdrPartyMismatch, CdrPriceMismatch
 from chargeguard.detectors.state import BoundedState
 from chargeguard.events import Event, Finding, Severity, TransactionEnded
@@ -79,6 +87,10 @@ class CdrDuplicate(Detector[DuplicateConfig]):
     def process(self, event: Event) -> Iterable[Finding]:
         if not isinstance(event, CdrReceived):
             return ()
+        cdr = view(event)
+        return () if cdr is None else self._check(cdr)
+
+    def _check(self, event: CdrView) -> list[Finding]:
         c = self.config
         bucket = self._seen.setdefault((event.token_ref, event.station), list, event.ts)
         if event.credit:
@@ -88,9 +100,9 @@ class CdrDuplicate(Detector[DuplicateConfig]):
                 for billed in bucket:
                     if billed.key == original:
                         billed.credited = True
-            return ()
+            return []
         if any(b.key == event.key for b in bucket):
-            return ()  # the same CDR pushed again
+            return []  # the same CDR pushed again
         out: list[Finding] = []
         for b in bucket:
             close_start = abs((b.start - event.start).total_seconds()) <= c.start_window_s
@@ -152,8 +164,9 @@ class _CdrVsMetered(Detector[MeteredMatchConfig]):
 
     def process(self, event: Event) -> Iterable[Finding]:
         if isinstance(event, CdrReceived):
-            if not event.credit:
-                self._queue.push(event.ts + timedelta(seconds=self.config.grace_s), event)
+            cdr = view(event)
+            if cdr is not None and not cdr.credit:
+                self._queue.push(event.ts + timedelta(seconds=self.config.grace_s), cdr)
         elif isinstance(event, TransactionEnded | SessionReported):
             m = metered_from(event)
             if m is not None:
@@ -165,7 +178,7 @@ class _CdrVsMetered(Detector[MeteredMatchConfig]):
     def finish(self, ts: datetime) -> Iterable[Finding]:
         return self._judge_all(self._queue.release(None))
 
-    def _judge_all(self, cdrs: list[CdrReceived]) -> list[Finding]:
+    def _judge_all(self, cdrs: list[CdrView]) -> list[Finding]:
         out: list[Finding] = []
         for cdr in cdrs:
             found = self._judge(cdr)
@@ -173,7 +186,7 @@ class _CdrVsMetered(Detector[MeteredMatchConfig]):
                 out.append(found)
         return out
 
-    def _judge(self, cdr: CdrReceived) -> Finding | None:
+    def _judge(self, cdr: CdrView) -> Finding | None:
         raise NotImplementedError
 
 
@@ -201,7 +214,7 @@ class CdrOrphan(_CdrVsMetered):
         references=(_OCPI, "OCPI 2.2.1 mod_sessions", "OCPP 1.6 §4.10 StopTransaction"),
     )
 
-    def _judge(self, cdr: CdrReceived) -> Finding | None:
+    def _judge(self, cdr: CdrView) -> Finding | None:
         if not self._book.covers(cdr.station) or self._book.candidates(cdr, self.config.slack_s):
             return None
         return self.finding(
@@ -247,7 +260,7 @@ class CdrEnergyMismatch(_CdrVsMetered):
         references=(f"{_OCPI} total_energy", "OCPI 2.2.1 mod_sessions kwh", "OCPP 1.6 §4.10"),
     )
 
-    def _judge(self, cdr: CdrReceived) -> Finding | None:
+    def _judge(self, cdr: CdrView) -> Finding | None:
         for m in self._book.candidates(cdr, self.config.slack_s):
             if m.energy_wh is None:
                 continue
@@ -324,7 +337,9 @@ class SessionUnbilled(Detector[UnbilledConfig]):
     def process(self, event: Event) -> Iterable[Finding]:
         if isinstance(event, CdrReceived):
             self._cdrs_seen = True
-            self._billed(event)
+            cdr = view(event)
+            if cdr is not None:
+                self._billed(cdr)
         elif isinstance(event, TransactionEnded | SessionReported):
             m = metered_from(event)
             billed = m is not None and m.source == "ocpi" and bool(self._billed_sessions.get(m.ref))
@@ -342,7 +357,7 @@ class SessionUnbilled(Detector[UnbilledConfig]):
     def finish(self, ts: datetime) -> Iterable[Finding]:
         return self._due(ts)
 
-    def _billed(self, cdr: CdrReceived) -> None:
+    def _billed(self, cdr: CdrView) -> None:
         waiting = self._pending.get(cdr.station)
         if cdr.session_id is not None:
             session_key = f"{cdr.party}*{cdr.session_id}"

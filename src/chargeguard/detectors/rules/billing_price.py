@@ -69,9 +69,10 @@ class CdrPriceMismatch(Detector[PriceConfig]):
 
     def process(self, event: Event) -> Iterable[Finding]:
         if isinstance(event, TariffKnown):
-            self._tariffs.setdefault(event.party, dict, event.ts)[event.tariff.id] = event.tariff
+            if event.tariff is not None:
+                self._tariffs.setdefault(event.party, dict, event.ts)[event.tariff.id] = event.tariff
             return ()
-        if not isinstance(event, CdrReceived) or event.credit:
+        if not isinstance(event, CdrReceived) or event.credit or event.cdr is None:
             return ()
         c = self.config
         try:

@@ -72,6 +72,8 @@ class TokenBook:
         return len(self._updates)
 
     def record(self, status: TokenStatus) -> None:
+        if status.token_ref is None:
+            return
         updates = self._updates.setdefault(status.token_ref, list, status.ts)
         updates.append(_Update(status.ts, status.received_at or status.ts, status.valid, status.whitelist))
         updates.sort(key=lambda u: u.ts)
@@ -80,14 +82,17 @@ class TokenBook:
 
     def assess(self, cdr: CdrReceived) -> TokenVerdict | None:
         """None when the token was valid (or unknown) at the CDR's start; else the verdict with the blame."""
+        if cdr.token_ref is None or cdr.start is None:
+            return None
         updates = self._updates.get(cdr.token_ref)
         if not updates:
             return None
-        before = [u for u in updates if u.ts <= cdr.start]
+        start = cdr.start
+        before = [u for u in updates if u.ts <= start]
         if not before or before[-1].valid:
             return None
         last = before[-1]
-        late = last.received_at > cdr.start
+        late = last.received_at > start
         cached_ok = last.whitelist in ("ALWAYS", "ALLOWED", "ALLOWED_OFFLINE")
         if late and cached_ok:
             blame, reason = "emsp", "the invalidation reached the CPO only after the session had started"

@@ -367,6 +367,8 @@ def test_the_canary_search_fails_when_pseudonymisation_is_off(tmp_path: Path) ->
         files
     )
     assert any(h.member.startswith("gzip") for h in report.hits)
+    if os.environ.get("CHARGEGUARD_TEST_PG_URL"):
+        assert "postgres-dump.jsonl" in files
 
 
 @pytest.mark.xfail(

@@ -23,9 +23,10 @@ REPLAY_COMPRESSION = 1e-3  # an hour offline replays in 3.6 s
 def connection_line(
     station: Station, event: str, *, remote: str | None = None, profile: int | None = None
 ) -> Line:
+    """A connect or disconnect line; both name the remote end, so a reader can tell which connection closed."""
     line: Line = {"ts": "", "station": station.station_id, "event": event}
+    line["remote"] = f"{remote or station.remote}:{40000 + station.index % 20000}"
     if event == "connect":
-        line["remote"] = f"{remote or station.remote}:{40000 + station.index % 20000}"
         line["security_profile"] = station.security_profile if profile is None else profile
     line["detail"] = {}
     return line

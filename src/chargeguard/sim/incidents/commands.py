@@ -298,18 +298,14 @@ def flood(scene: Scene, t: float, *, shape: str) -> Injection | None:
     elif shape == "reconnects":
         for _ in range(rng.randrange(25, 60)):
             emits.append((moment, connection_line(station, "connect")))
-            emits.append(
-                (moment + 2, {"ts": "", "station": station.station_id, "event": "disconnect", "detail": {}})
-            )
+            emits.append((moment + 2, connection_line(station, "disconnect")))
             moment += rng.uniform(5, 20)
         per_bucket, bucket_s, floor = "connects", 600.0, 10
     else:
         from chargeguard.sim.station_traffic import boot
 
         for _ in range(rng.randrange(8, 16)):
-            emits.append(
-                (moment, {"ts": "", "station": station.station_id, "event": "disconnect", "detail": {}})
-            )
+            emits.append((moment, connection_line(station, "disconnect")))
             emits += boot(station, moment + rng.uniform(5, 15), rng=rng, ids=scene.ids)
             moment = emits[-1][0] + rng.uniform(10, 50)
         per_bucket, bucket_s, floor = "boots", 600.0, 5
@@ -320,6 +316,8 @@ def flood(scene: Scene, t: float, *, shape: str) -> Injection | None:
         [(station, emits)],
         f"{len(counted)} {per_bucket} in {(moment - t) / 60:.0f} min",
         completing=completing,
+        # every boot of a loop also reports StartupOfTheDevice: a burst of them is a fair security-event alert
+        also=("station.security_event",) if per_bucket == "boots" else (),
     )
 
 

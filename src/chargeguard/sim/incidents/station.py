@@ -109,14 +109,15 @@ def impostor(scene: Scene, t: float) -> Injection | None:
     rng = scene.rng
     emits = _alive(scene, station, t)
     at = t + rng.uniform(10, 60)
-    connect = connection_line(station, "connect", remote=_ip(scene))
+    impostor_ip = _ip(scene)
+    connect = connection_line(station, "connect", remote=impostor_ip)
     emits.append((at, connect))
     hb = station_call(scene, station, at + 1.0, "Heartbeat", {}, {"currentTime": format_ts(at + 1.0)})
     emits += hb
     emits.append(
         (
             at + rng.uniform(120, 900),
-            {"ts": "", "station": station.station_id, "event": "disconnect", "detail": {}},
+            connection_line(station, "disconnect", remote=impostor_ip),
         )
     )
     return inject(
@@ -138,7 +139,8 @@ def alternating(scene: Scene, t: float) -> Injection | None:
     moment = t
     connects: list[Line] = []
     for i in range(rng.randrange(4, 8)):
-        emits.append((moment, {"ts": "", "station": station.station_id, "event": "disconnect", "detail": {}}))
+        previous = None if i == 0 or (i - 1) % 2 == 1 else other
+        emits.append((moment, connection_line(station, "disconnect", remote=previous)))
         moment += rng.uniform(1, 5)
         line = connection_line(station, "connect", remote=other if i % 2 == 0 else None)
         emits.append((moment, line))
@@ -158,7 +160,7 @@ def identity_change(scene: Scene, t: float) -> Injection | None:
     if station is None:
         return None
     rng = scene.rng
-    emits: list[Emit] = [(t, {"ts": "", "station": station.station_id, "event": "disconnect", "detail": {}})]
+    emits: list[Emit] = [(t, connection_line(station, "disconnect"))]
     real = (station.hardware, station.serial)
     from chargeguard.sim.network import HARDWARE
 
@@ -171,7 +173,7 @@ def identity_change(scene: Scene, t: float) -> Injection | None:
     emits += booted
     boot_line = next(line for _, line in booted if "frame" in line)
     end = booted[-1][0] + rng.uniform(600, 1800)
-    emits.append((end, {"ts": "", "station": station.station_id, "event": "disconnect", "detail": {}}))
+    emits.append((end, connection_line(station, "disconnect")))
     station.hardware, station.serial, station.firmware_index = real[0], real[1], index
     emits += boot(station, end + rng.uniform(20, 90), rng=rng, ids=scene.ids)
     return inject(
@@ -246,13 +248,13 @@ def reconnect_lower(scene: Scene, t: float) -> Injection | None:
         return None
     station = found[0]
     rng = scene.rng
-    emits: list[Emit] = [(t, {"ts": "", "station": station.station_id, "event": "disconnect", "detail": {}})]
+    emits: list[Emit] = [(t, connection_line(station, "disconnect"))]
     connect = connection_line(station, "connect", profile=station.security_profile - 1)
     emits.append((t + rng.uniform(5, 60), connect))
     hb_at = t + 90
     emits += station_call(scene, station, hb_at, "Heartbeat", {}, {"currentTime": format_ts(hb_at)})
     end = hb_at + rng.uniform(300, 1200)
-    emits.append((end, {"ts": "", "station": station.station_id, "event": "disconnect", "detail": {}}))
+    emits.append((end, connection_line(station, "disconnect")))
     emits.append((end + 10, connection_line(station, "connect")))
     return inject(
         "station.security_downgrade",

@@ -68,3 +68,22 @@ def test_seal_reveal_rotate_and_tamper_on_postgres(pg_engine: Engine, tmp_path: 
         conn.execute(text("UPDATE vault_audit SET reason = 'routine' WHERE action = 'reveal.done'"))
     report_after = audit.verify()
     assert not report_after.ok and "edited" in report_after.problems[0]
+
+
+def test_batched_sealing_on_postgres_dedups_and_reveals(pg_engine: Engine, tmp_path: Path) -> None:
+    provider = write_new_master_key_file(tmp_path / "master.key")
+    pseudonymiser = Pseudonymiser({1: b"p" * 32}, 1)
+    vault = SealedVault(pg_engine, provider, pseudonymiser, AuditLog(pg_engine))
+    cards = [f"04A2B3C4D5E6{i:02X}" for i in range(700)]  # more than one IN (...) chunk
+    batch = {pseudonymiser(card): card for card in cards}
+    assert vault.seal_many(dict(list(batch.items())[:300])) == 300
+    assert vault.seal_many(batch) == 400  # the first 300 are already sealed
+    assert vault.seal_many(batch) == 0
+    assert vault.pseudonym_versions() == {1: 700}
+    alice = Principal("alice", frozenset({PERMISSION_REVEAL}))
+    request = vault.request_reveal(pseudonymiser(cards[650]), alice, "cloned card at the eMSP")
+    vault.approve_reveal(request, Principal("bob", frozenset({PERMISSION_APPROVE})))
+    assert vault.reveal(request, alice) == cards[650]
+    with pg_engine.connect() as conn:
+        blob = b"".join(bytes(c) for (c,) in conn.execute(text("SELECT ciphertext FROM vault_sealed_tokens")))
+    assert not any(card.encode() in blob for card in cards)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import orjson
@@ -12,10 +14,12 @@ import typer
 from typer.testing import CliRunner
 
 from chargeguard.cli import reconcile as reconcile_cli
-from chargeguard.reconcile.generate import Truth, generate
+from chargeguard.reconcile.capture import load_capture, uncovered
+from chargeguard.reconcile.generate import Truth, _cdr, generate
 from chargeguard.reconcile.match import MatchOptions, Reconciliation, reconcile
 from chargeguard.reconcile.prices import reprice
 from chargeguard.reconcile.report import write_csv, write_html
+from chargeguard.settings import Settings
 from chargeguard.sources.ocpi.models import Tariff
 from chargeguard.vault.pseudonyms import Pseudonymiser
 
@@ -160,3 +164,38 @@ def test_cli_end_to_end(
     assert (tmp_path / "o" / "report.html").exists()
     bad = CliRunner().invoke(app, ["reconcile", "--cpo", str(tmp_path / "missing"), "--emsp", str(emsp)])
     assert bad.exit_code == 1
+
+
+CAPTURE = [
+    {"ts": "2026-03-02T08:00:00Z", "station": "CP-1", "ocpp": "1.6", "from": "station",
+     "frame": [2, "1", "StartTransaction", {"connectorId": 1, "idTag": "04A2B3C4D5E6F7", "meterStart": 0,
+                                              "timestamp": "2026-03-02T08:00:00Z"}]},
+    {"ts": "2026-03-02T08:00:01Z", "station": "CP-1", "ocpp": "1.6", "from": "csms",
+     "frame": [3, "1", {"transactionId": 42, "idTagInfo": {"status": "Accepted"}}]},
+    {"ts": "2026-03-02T09:00:00Z", "station": "CP-1", "ocpp": "1.6", "from": "station",
+     "frame": [2, "2", "StopTransaction", {"transactionId": 42, "meterStop": 20000,
+                                             "timestamp": "2026-03-02T09:00:00Z"}]},
+    {"ts": "2026-03-02T09:00:01Z", "station": "CP-1", "ocpp": "1.6", "from": "csms",
+     "frame": [3, "2", {"idTagInfo": {"status": "Accepted"}}]},
+]  # fmt: skip
+
+
+def test_capture_flags_cdrs_with_no_ocpp_transaction(tmp_path: Path) -> None:
+    capture = tmp_path / "capture.jsonl"
+    capture.write_bytes(b"\n".join(orjson.dumps(line) for line in CAPTURE) + b"\n")
+
+    def cdr_at(cdr_id: str, station: str, start: str, end: str) -> dict[str, Any]:
+        record = _cdr(1, random.Random(1), 10)
+        record.update(id=cdr_id, start_date_time=start, end_date_time=end)
+        record["cdr_location"]["evse_uid"] = station  # type: ignore[index]
+        return record
+
+    behind = cdr_at("A", "CP-1", "2026-03-02T08:00:30Z", "2026-03-02T08:59:00Z")
+    orphan = cdr_at("B", "CP-1", "2026-03-05T08:00:00Z", "2026-03-05T09:00:00Z")
+    elsewhere = cdr_at("C", "NOT-IN-CAPTURE", "2026-03-05T08:00:00Z", "2026-03-05T09:00:00Z")
+    path = tmp_path / "cpo.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in (behind, orphan, elsewhere)))
+    result = reconcile(path, path, P)
+    assert load_capture(result, [capture], P, Settings()) == 1
+    assert uncovered(result) == 1
+    assert result.con.execute("SELECT key FROM uncovered").fetchall() == [("BE*BEC*B",)]

@@ -1,4 +1,4 @@
-"""CLI: ``chargeguard reconcile --cpo FILE --emsp FILE [--tariffs FILE] [--out DIR]`` (CPO <-> eMSP matching)."""
+"""CLI: ``chargeguard reconcile --cpo FILE --emsp FILE [--capture FILE] [--tariffs FILE] [--out DIR]``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.console import Console
 from chargeguard.cli.common import cli_errors, settings_from_cli
 from chargeguard.errors import ConfigError
 from chargeguard.pipeline import build_pseudonymiser
+from chargeguard.reconcile.capture import load_capture, uncovered
 from chargeguard.reconcile.load import LoadOptions
 from chargeguard.reconcile.match import MatchOptions, reconcile
 from chargeguard.reconcile.prices import Repriced, reprice
@@ -28,6 +29,10 @@ def reconcile_command(
         Path, typer.Option("--cpo", help="the CPO's CDRs (or sessions): JSON Lines or JSON array")
     ],
     emsp: Annotated[Path, typer.Option("--emsp", help="the eMSP's CDRs (or sessions) of the same period")],
+    capture: Annotated[
+        list[Path] | None,
+        typer.Option("--capture", help="OCPP capture(s): flag CPO CDRs with no OCPP transaction behind them"),
+    ] = None,
     tariffs: Annotated[
         Path | None,
         typer.Option("--tariffs", help="OCPI Tariffs: reprice disputed CDRs with the tariff engine"),
@@ -68,6 +73,9 @@ def reconcile_command(
             load_options=LoadOptions(max_kwh=max_kwh),
             options=MatchOptions(start_tolerance_s=start_tolerance_s, money_tolerance=money_tolerance),
         )
+        if capture:
+            load_capture(result, capture, pseudonymiser, settings)
+            uncovered(result, slack_s=start_tolerance_s)
         repriced: list[Repriced] = []
         if tariffs is not None:
             loaded = import_file(tariffs, "tariff", pseudonymiser)

@@ -33,6 +33,10 @@ def print_summary(
     counts.add_column("count", justify="right")
     for name, label in _CATEGORIES:
         counts.add_row(label, f"{result.counts.get(name, 0):,}")
+    if "cpo_without_ocpp_transaction" in result.counts:
+        counts.add_row(
+            "CPO CDRs with no OCPP transaction", f"{result.counts['cpo_without_ocpp_transaction']:,}"
+        )
     console.print(counts)
     stakes = Table(title="Amount at stake (per currency; never summed across currencies)")
     for col in ("currency", "scope", "party", "records", "amount"):
@@ -69,7 +73,10 @@ def write_csv(result: Reconciliation, out: Path, repriced: Sequence[Repriced] = 
     """disputes.csv, unmatched.csv, errors.csv and stakes.csv (and repriced.csv) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for table in ("disputes", "unmatched", "errors"):
+    tables = ["disputes", "unmatched", "errors"]
+    if "cpo_without_ocpp_transaction" in result.counts:
+        tables.append("uncovered")
+    for table in tables:
         path = out / f"{table}.csv"
         literal = "'" + str(path).replace("'", "''") + "'"
         result.con.execute(f"COPY (SELECT * FROM {table}) TO {literal} (HEADER, DELIMITER ',')")  # noqa: S608
@@ -118,6 +125,10 @@ def write_html(result: Reconciliation, path: Path, repriced: Sequence[Repriced] 
     """One self-contained HTML file (no script, no CDN): counts, amounts at stake per party, top disputes."""
     e = html.escape
     counts = [(label, float(result.counts.get(name, 0))) for name, label in _CATEGORIES]
+    if "cpo_without_ocpp_transaction" in result.counts:
+        counts.append(
+            ("CPO CDRs with no OCPP transaction", float(result.counts["cpo_without_ocpp_transaction"]))
+        )
     sections = [f"<h2>Records</h2>{_bars(counts)}"]
     for currency in sorted({s[0] for s in result.stakes}):
         rows = [(f"{scope.upper()} {party}", float(a)) for c, scope, party, _, a in result.stakes if c == currency

@@ -48,6 +48,9 @@ def test_back_to_back_sessions_do_not_overlap_on_the_wire() -> None:
     for (_s1, e1), (s2, _e2) in itertools.pairwise(attempts):
         assert e1 + lead <= s2
     assert all(s <= e for s, e in attempts)
+    # a zero-length attempt and a session starting in the same minute (Perth 50277, 12/12/2016 14:27)
+    same_minute = session_times([rec("1", 0, 1), rec("2", 0, 0)], RenderOptions(seed=5))
+    assert same_minute[1][1] + lead <= same_minute[0][0]
 
 
 def test_overlapping_records_stay_overlapping() -> None:

@@ -201,7 +201,7 @@ def session_times(
         if s.user is not None:
             groups.setdefault(("user", s.dataset, s.user), []).append(i)
     for indices in groups.values():
-        indices.sort(key=lambda i: (sessions[i].start, i))
+        indices.sort(key=lambda i: (sessions[i].start, sessions[i].end or sessions[i].start, i))
         for a, b in itertools.pairwise(indices):
             end_a = sessions[a].end
             if end_a is None or end_a > sessions[b].start:

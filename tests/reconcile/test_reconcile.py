@@ -199,3 +199,21 @@ def test_capture_flags_cdrs_with_no_ocpp_transaction(tmp_path: Path) -> None:
     assert load_capture(result, [capture], P, Settings()) == 1
     assert uncovered(result) == 1
     assert result.con.execute("SELECT key FROM uncovered").fetchall() == [("BE*BEC*B",)]
+
+
+def test_sessions_reconcile_by_id_and_flag_energy(tmp_path: Path) -> None:
+    def session(i: int, kwh: float) -> dict[str, Any]:
+        c = _cdr(i, random.Random(i), 10)
+        return {
+            "country_code": c["country_code"], "party_id": c["party_id"], "id": f"S{i}",
+            "start_date_time": c["start_date_time"], "end_date_time": c["end_date_time"], "kwh": kwh,
+            "cdr_token": c["cdr_token"], "auth_method": "WHITELIST", "location_id": "LOC1",
+            "evse_uid": c["cdr_location"]["evse_uid"], "connector_id": "1", "currency": "EUR",  # type: ignore[index]
+            "total_cost": {"excl_vat": 3.0}, "status": "COMPLETED", "last_updated": c["last_updated"],
+        }  # fmt: skip
+
+    cpo, emsp = tmp_path / "cpo.jsonl", tmp_path / "emsp.jsonl"
+    cpo.write_bytes(b"\n".join(orjson.dumps(session(i, 10.0)) for i in range(5)))
+    emsp.write_bytes(b"\n".join(orjson.dumps(session(i, 10.0 if i else 14.0)) for i in range(4)))
+    r = reconcile(cpo, emsp, P, kind="session")
+    assert (r.counts["matched_by_id"], r.counts["disputed_energy"], r.counts["unmatched_cpo"]) == (4, 1, 1)

@@ -11,27 +11,19 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
 
 from chargeguard.cli.common import EXIT_USAGE, cli_errors, open_store, settings_from_cli
 from chargeguard.errors import ConfigError, KeyMaterialError, VaultError
 from chargeguard.logs import configure_logging
 from chargeguard.settings import Settings
-from chargeguard.store import Store
 from chargeguard.store.connect import create_store_engine
 from chargeguard.vault.audit import AuditLog
 from chargeguard.vault.filescan import scan_paths
 from chargeguard.vault.keys import add_key_version, load_pseudonym_keys, read_key_file, write_new_key_file
+from chargeguard.vault.operations import apply_retention_settings, erase_subject
 from chargeguard.vault.permissions import PRINCIPALS_FILE, Principals, load_principals
 from chargeguard.vault.pseudonyms import Pseudonymiser
-from chargeguard.vault.retention import (
-    CaptureDirectory,
-    PersonalDataStore,
-    RetentionPolicy,
-    apply_retention,
-    erase_pseudonyms,
-)
-from chargeguard.vault.rotation import PseudonymRekeyStore, lookup_candidates, rotate
+from chargeguard.vault.rotation import PseudonymRekeyStore, rotate
 from chargeguard.vault.sealed import Principal, SealedVault
 from chargeguard.vault.sealed_table import SealedTokenTable
 from chargeguard.vault.share import pseudonymise_capture, pseudonymise_csv
@@ -349,12 +341,6 @@ def reveal_run(
         del raw
 
 
-def _personal_stores(store: Store, engine: Engine, captures: list[Path] | None) -> list[PersonalDataStore]:
-    stores: list[PersonalDataStore] = [store, SealedTokenTable(engine)]
-    stores += [CaptureDirectory(path) for path in captures or []]
-    return stores
-
-
 CapturesOption = Annotated[
     list[Path] | None,
     typer.Option("--captures", help="a capture directory (the gateway's recorder output) to include; repeat"),
@@ -388,31 +374,23 @@ def erase(
         configure_logging(settings.log_level, settings.log_format)
         principal = _principals(settings, principals).principal(by)
         pseudonymiser = _pseudonymiser(settings, None, None)
+        card = sys.stdin.readline().strip() if card_from_stdin else None
+        if card_from_stdin and not card:
+            raise ConfigError("--card-from-stdin: no card on stdin")
         store = open_store(settings)
-        engine, _ = create_store_engine(settings.effective_db_url)
         try:
-            wanted = list(pseudonym or [])
-            if card_from_stdin:
-                card = sys.stdin.readline().strip()
-                if not card:
-                    raise ConfigError("--card-from-stdin: no card on stdin")
-                versions = dict(store.pseudonym_versions())
-                for version, count in SealedTokenTable(engine).pseudonym_versions().items():
-                    versions[version] = versions.get(version, 0) + count
-                wanted += lookup_candidates(pseudonymiser, card, versions)
-                del card
-            if not wanted:
-                raise ConfigError("name the data subject: --pseudonym tok<v>_... or --card-from-stdin")
-            receipt = erase_pseudonyms(
-                wanted,
-                requester=principal,
+            receipt = erase_subject(
+                settings,
+                store,
+                pseudonymiser,
+                principal,
                 reason=reason,
-                stores=_personal_stores(store, engine, captures),
-                audit=AuditLog(engine),
-                pseudonymiser=pseudonymiser,
+                pseudonyms=pseudonym or [],
+                card=card,
+                captures=captures or [],
             )
         finally:
-            engine.dispose()
+            del card
             store.close()
         removed = ", ".join(f"{kind} {count}" for kind, count in sorted(receipt.removed.items()))
         Console(highlight=False).print(
@@ -435,18 +413,10 @@ def retention(
             raise ConfigError(f"unknown retention action {action!r}; the only action is 'apply'")
         settings = settings_from_cli(config, db_url=db)
         configure_logging(settings.log_level, settings.log_format)
-        policy = RetentionPolicy.parse(settings.retention)
         store = open_store(settings)
-        engine, _ = create_store_engine(settings.effective_db_url)
         try:
-            removed = apply_retention(
-                policy,
-                _personal_stores(store, engine, captures),
-                AuditLog(engine),
-                actor=by.strip() or "system",
-            )
+            policy, removed = apply_retention_settings(settings, store, actor=by, captures=captures or [])
         finally:
-            engine.dispose()
             store.close()
         periods = ", ".join(
             f"{kind} {'kept' if period is None else f'{period.days}d'}"

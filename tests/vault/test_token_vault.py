@@ -118,3 +118,13 @@ def test_failed_batch_is_retried_on_next_sighting(tmp_path: Path) -> None:
         vault("04A2B3C4D5E6F7")
     vault("04A2B3C4D5E6F7")
     assert failing.calls == 2 and vault.sealed_count == 1
+
+
+def test_sealing_into_another_database_than_the_store_is_refused(tmp_path: Path) -> None:
+    write_new_master_key_file(tmp_path / "master.key")
+    settings = _settings(tmp_path, seal_tokens=True, master_key_file=tmp_path / "master.key")
+    with (
+        Store.open(f"sqlite:///{tmp_path / 'other.db'}") as store,
+        pytest.raises(ConfigError, match="same settings"),
+    ):
+        open_token_vault(settings, store)

@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from chargeguard.errors import ConfigError
 from chargeguard.settings import Settings
 from chargeguard.store import Store
-from chargeguard.store.connect import create_store_engine
+from chargeguard.store.connect import create_store_engine, redact_url
 from chargeguard.vault.audit import AuditLog
 from chargeguard.vault.keys import KeyProvider, LocalKeyFileProvider, load_pseudonym_keys
 from chargeguard.vault.pseudonyms import PSEUDONYM_LENGTH, Pseudonymiser
@@ -159,8 +159,13 @@ def open_token_vault(
                 "MASTER_KEY_FILE, a 0600 key file) or pass a KeyProvider"
             )
         provider = LocalKeyFileProvider(settings.master_key_file)
-    engine, _ = create_store_engine(settings.effective_db_url)
+    engine, url = create_store_engine(settings.effective_db_url)
     try:
+        if redact_url(url) != store.url:
+            raise ConfigError(
+                f"sealed tokens go into the settings' database ({redact_url(url)}), but the store is {store.url}: "
+                "open the store from the same settings"
+            )
         sealed = SealedVault(
             engine,
             provider,

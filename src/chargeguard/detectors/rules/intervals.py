@@ -72,7 +72,7 @@ class SpanBook:
     ) -> None:
         self._by_key: BoundedState[str, list[Span]] = BoundedState(max_keys, ttl_s)
         # stations that send meter samples -> their learned sample interval in seconds (0.0 while unknown)
-        self._sampling: BoundedState[str, float] = BoundedState(max_keys, ttl_s)
+        self._sampling: BoundedState[str, list[float]] = BoundedState(max_keys, ttl_s)
         self.max_spans = max_spans
         self.max_open_s = max_open_s
         self.idle_s = idle_s
@@ -94,9 +94,10 @@ class SpanBook:
     def _stale(self, span: Span, at: float) -> bool:
         if at - span.start > self.max_open_s:
             return True
-        interval = self._sampling.get(span.station)
-        if interval is None:
+        learned = self._sampling.get(span.station)
+        if learned is None:
             return False  # a station that sends no samples gives no sign of life to miss
+        interval = learned[0]
         idle = self.idle_s if interval <= 0.0 else min(self.idle_s, max(4.0 * interval, MIN_IDLE_S))
         return max(at, span.start) - span.seen > idle
 
@@ -104,28 +105,37 @@ class SpanBook:
         self, key: str | None, station: str, transaction_id: str | None, at: float, ts: datetime
     ) -> Span | None:
         """A meter sample at ``station``: its station samples, and its transaction (by id, else the latest open
-        one of ``key`` at that station) is alive at station time ``at``; returns that transaction's span."""
-        interval = self._sampling.get(station)
-        if interval is None:
-            self._sampling.put(station, 0.0, ts)
+        one of ``key`` at that station) is alive at station time ``at``.
+
+        Returns that transaction's span when another transaction of ``key`` is open too (so the caller may judge
+        the pair), else None - the common case costs one pass over the key's few spans.
+        """
+        learned = self._sampling.get(station)
+        if learned is None:
+            learned = [0.0]
+            self._sampling.put(station, learned, ts)
         if key is None:
             return None
-        candidates = [
-            span
-            for span in self.spans(key)
-            if span.station == station
-            and (span.transaction_id == transaction_id if transaction_id is not None else span.end is None)
-        ]
-        if not candidates:
+        target: Span | None = None
+        others_open = False
+        for span in self.spans(key):
+            mine = span.station == station and (
+                span.transaction_id == transaction_id if transaction_id is not None else span.end is None
+            )
+            if mine and (target is None or span.start > target.start):
+                if target is not None and target.end is None:
+                    others_open = True
+                target = span
+            elif span.end is None:
+                others_open = True
+        if target is None:
             return None
-        span = max(candidates, key=lambda s: s.start)
-        gap = at - span.seen
-        if span.sampled and MIN_GAP_S <= gap <= self.idle_s:
-            learned = self._sampling.get(station) or 0.0
-            self._sampling.put(station, gap if learned <= 0.0 else 0.8 * learned + 0.2 * gap, ts)
-        span.sampled = True
-        span.seen = max(span.seen, at)
-        return span
+        gap = at - target.seen
+        if target.sampled and MIN_GAP_S <= gap <= self.idle_s:
+            learned[0] = gap if learned[0] <= 0.0 else 0.8 * learned[0] + 0.2 * gap
+        target.sampled = True
+        target.seen = max(target.seen, at)
+        return target if others_open else None
 
     def __len__(self) -> int:
         return len(self._by_key) + len(self._sampling)

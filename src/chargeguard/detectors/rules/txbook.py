@@ -75,9 +75,12 @@ class TxBook(Generic[V]):
     ) -> V | None:
         """The value of the transaction a meter sample belongs to, or None when it belongs to none known."""
         tx = self.resolve(station, transaction_id, connector)
-        if tx is None or self.ended(station, tx):
+        if tx is None:
             return None
-        if transaction_id is None and (station, tx) not in self._tx:
+        known = self._tx.get((station, tx))
+        if known is not None:
+            return known  # samples do not refresh the entry: the start did, and TTLs outlast any transaction
+        if transaction_id is None or self.ended(station, tx):
             return None
         return self.touch(station, tx, ts)
 

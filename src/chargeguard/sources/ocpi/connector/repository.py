@@ -36,6 +36,7 @@ class ObjectRepository:
         self._max = max_objects
         self._lock = threading.Lock()
         self._objects: dict[str, dict[Key, Any]] = {m: {} for m in KIND_OF}
+        self._by_id: dict[str, dict[str, Key]] = {m: {} for m in KIND_OF}  # id -> first key (any party)
 
     def put(self, module: str, obj: Any) -> bool:
         """Store (replace) an object; returns True when it was new. Refuses new objects beyond the bound."""
@@ -46,6 +47,7 @@ class ObjectRepository:
             if new and sum(len(t) for t in self._objects.values()) >= self._max:
                 raise OverflowError(f"repository is full ({self._max} objects)")
             table[key] = obj
+            self._by_id[module].setdefault(key[2], key)
             return new
 
     def get(self, module: str, country_code: str, party_id: str, ident: str) -> Any:
@@ -54,16 +56,19 @@ class ObjectRepository:
 
     def find(self, module: str, ident: str) -> Any:
         """The first object of a module with this id, any party (the CPO sender's GET by id)."""
-        wanted = ident.upper()
         with self._lock:
-            for key, obj in self._objects[module].items():
-                if key[2] == wanted:
-                    return obj
-        return None
+            key = self._by_id[module].get(ident.upper())
+            return None if key is None else self._objects[module].get(key)
 
     def delete(self, module: str, key: Key) -> None:
         with self._lock:
             self._objects[module].pop(key, None)
+            if self._by_id[module].get(key[2]) == key:
+                del self._by_id[module][key[2]]
+                for other in self._objects[module]:  # another party's object with the same id, if any
+                    if other[2] == key[2]:
+                        self._by_id[module][key[2]] = other
+                        break
 
     def count(self, module: str) -> int:
         with self._lock:

@@ -189,3 +189,30 @@ def test_result_without_a_call_is_forwarded_and_flagged(harness: Any) -> None:
             await ws.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("policy", "station_deflate", "upstream_deflate"),
+    [
+        ({}, True, True),
+        ({"upstream_compression": False}, True, False),
+        ({"compression": False}, False, False),
+    ],
+)
+def test_compression_per_leg(
+    harness: Any, policy: dict[str, bool], station_deflate: bool, upstream_deflate: bool
+) -> None:
+    async def scenario() -> None:
+        async with harness(**policy) as h:
+            ws = await h.connect("CP-1", password=PW16, compression="deflate")
+            await ws.send('[2,"1","Heartbeat",{}]')
+            assert '"currentTime"' in str(await ws.recv())
+            offered = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+            assert ("permessage-deflate" in offered) is station_deflate
+            if station_deflate:  # small windows keep the memory of an idle station low
+                assert "server_max_window_bits=10" in offered and "client_max_window_bits=10" in offered
+            upstream = h.csms.connections[0].response.headers.get("Sec-WebSocket-Extensions") or ""
+            assert ("permessage-deflate" in upstream) is upstream_deflate
+            await ws.close()
+
+    asyncio.run(scenario())

@@ -351,7 +351,7 @@ class Gateway:
                 open_timeout=upstream_cfg.open_timeout_s,
                 max_size=self.config.policy.max_frame_bytes,
                 compression=None,
-                extensions=upstream_deflate(self.config.policy),
+                extensions=upstream_deflate(self.config.policy) or None,  # [] would send an empty header
                 proxy=None,
                 user_agent_header=None,
             )

@@ -17,6 +17,7 @@ from chargeguard.sources.ocpi.connector.context import Connector
 from chargeguard.sources.ocpi.connector.credentials import register
 from chargeguard.sources.ocpi.connector.decision import AuthorizeRequest, Decision
 from chargeguard.sources.ocpi.connector.headers import Party
+from chargeguard.sources.ocpi.connector.repository import ObjectRepository
 from chargeguard.sources.ocpi.models import Location, Token
 from sources.ocpi.connector.ocpi_kit import (
     PSEUDONYMISER,
@@ -302,3 +303,37 @@ def test_slow_fraud_decision_falls_back_within_budget(router: HostRouter) -> Non
         assert data["allowed"] == "ALLOWED" and "over time budget" in data["info"]["text"]
 
     asyncio.run(run())
+
+
+def test_tariff_delete_and_repository_index(router: HostRouter) -> None:
+    async def run() -> None:
+        _, _, _, to_emsp = await _registered(router)
+        tariff = {
+            "country_code": "NL",
+            "party_id": "CPO",
+            "id": "T1",
+            "currency": "EUR",
+            "elements": [{"price_components": [{"type": "ENERGY", "price": 0.25, "step_size": 1}]}],
+            "last_updated": "2026-01-01T00:00:00Z",
+        }
+        url = "http://emsp.test/ocpi/2.2.1/emsp/tariffs/NL/CPO/T1"
+        assert (await _call(router, "PUT", url, to_emsp, json=tariff)).json()["status_code"] == 1000
+        got = await _call(router, "GET", url, to_emsp)
+        assert got.json()["data"]["elements"][0]["price_components"][0]["price"] == 0.25  # a number, exact
+        assert (await _call(router, "DELETE", url, to_emsp)).json()["status_code"] == 1000
+        assert (await _call(router, "GET", url, to_emsp)).status_code == 404
+        assert (await _call(router, "DELETE", url, to_emsp)).json()["status_code"] == 2003
+
+    asyncio.run(run())
+    repo = ObjectRepository()
+    first = msgspec.convert(a_location(1, party=("NL", "AAA")), type=Location)
+    second = msgspec.convert(a_location(1, party=("BE", "BBB")), type=Location)
+    repo.put("locations", first)
+    repo.put("locations", second)
+    assert repo.find("locations", "loc0001") == first
+    repo.delete("locations", ("NL", "AAA", "LOC0001"))
+    assert repo.find("locations", "LOC0001") == second and repo.count("locations") == 1
+    small = ObjectRepository(max_objects=1)
+    small.put("locations", first)
+    with pytest.raises(OverflowError):
+        small.put("locations", second)

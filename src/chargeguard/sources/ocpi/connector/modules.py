@@ -207,6 +207,20 @@ async def emsp_patch(
     return ocpi_response(request)
 
 
+@router.delete(BASE + "/emsp/tariffs/{country_code}/{party_id}/{object_id}")
+async def emsp_delete_tariff(request: Request, country_code: str, party_id: str, object_id: str) -> Response:
+    """mod_tariffs receiver DELETE: a tariff is withdrawn; only its own party may withdraw it."""
+    caller = module_caller(request)
+    connector = _role(request, "EMSP")
+    existing = connector.received.get("tariffs", country_code, party_id, object_id)
+    if existing is None:
+        raise OcpiError(UNKNOWN_LOCATION, "unknown tariff", http_status=404)
+    _check_path(existing, country_code, party_id, object_id, caller)
+    connector.received.delete("tariffs", key_of(existing))
+    connector.on_received("tariffs.deleted", existing, caller.partner)
+    return ocpi_response(request)
+
+
 @router.post(BASE + "/emsp/cdrs")
 async def emsp_post_cdr(request: Request) -> Response:
     """A new CDR; CDRs are immutable: the same id again is accepted only when identical (else 2001)."""

@@ -200,3 +200,32 @@ def test_registration_post_answers_3001_when_caller_versions_unreachable(router:
         assert bad.json()["status_code"] == 2001
 
     asyncio.run(run())
+
+
+def test_an_internal_error_is_an_ocpi_envelope_with_ids(router: HostRouter) -> None:
+    async def run() -> None:
+        cpo, _ = _pair(router)
+        partner = cpo.store.create_partner("p")
+        token = cpo.store.issue_token(partner.partner_id, "registration")
+
+        def broken(_token: str) -> Any:
+            raise RuntimeError("store down")
+
+        cpo.store.authenticate = broken  # type: ignore[method-assign]
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=router_app(router, "cpo.test"))
+        ) as http:
+            resp = await http.get(
+                "http://cpo.test/ocpi/versions",
+                headers={"Authorization": h.encode_token(token), h.REQUEST_ID: "r-500"},
+            )
+        assert resp.status_code == 500 and resp.json()["status_code"] == 3000
+        assert resp.headers[h.REQUEST_ID] == "r-500" and "store down" not in resp.text
+
+    asyncio.run(run())
+
+
+def router_app(router: HostRouter, host: str) -> Any:
+    transport = router.routes[host]
+    assert isinstance(transport, httpx.ASGITransport)
+    return transport.app

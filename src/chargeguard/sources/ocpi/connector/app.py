@@ -66,7 +66,13 @@ def create_app(connector: Connector) -> FastAPI:
         request_id = h.safe_id(request.headers.get(h.REQUEST_ID)) or h.new_request_id()
         correlation_id = h.safe_id(request.headers.get(h.CORRELATION_ID)) or request_id
         started = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # answered here, so even a crash carries the envelope and the ids
+            log.error("ocpi.http.unhandled", error=type(exc).__name__, path=redact_text(request.url.path))
+            response = ocpi_response(
+                request, None, status_code=SERVER_ERROR, message="internal error", http_status=500
+            )
         response.headers[h.REQUEST_ID] = request_id
         response.headers[h.CORRELATION_ID] = correlation_id
         log.info(

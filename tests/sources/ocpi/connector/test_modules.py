@@ -337,3 +337,47 @@ def test_tariff_delete_and_repository_index(router: HostRouter) -> None:
     small.put("locations", first)
     with pytest.raises(OverflowError):
         small.put("locations", second)
+
+
+def test_location_receiver_at_evse_and_connector_level(router: HostRouter) -> None:
+    async def run() -> None:
+        _, emsp, _, to_emsp = await _registered(router)
+        base = "http://emsp.test/ocpi/2.2.1/emsp/locations/NL/CPO/LOC0001"
+        evse2 = dict(a_location(2)["evses"][0], uid="EVSE2", last_updated="2026-03-01T00:00:00Z")
+        early = await _call(router, "PUT", base + "/EVSE2", to_emsp, json=evse2)
+        assert early.status_code == 404 and early.json()["status_code"] == 2003  # no Location yet
+        assert (await _call(router, "PUT", base, to_emsp, json=a_location(1))).json()["status_code"] == 1000
+        assert (await _call(router, "PUT", base + "/EVSE2", to_emsp, json=evse2)).json()[
+            "status_code"
+        ] == 1000
+        stored = emsp.received.get("locations", "NL", "CPO", "LOC0001")
+        assert [e.uid for e in stored.evses] == ["EVSE1", "EVSE2"]
+        assert stored.last_updated.isoformat().startswith("2026-03-01")
+        status = {"status": "CHARGING", "last_updated": "2026-03-02T00:00:00Z"}
+        assert (await _call(router, "PATCH", base + "/EVSE1", to_emsp, json=status)).json()[
+            "status_code"
+        ] == 1000
+        got = await _call(router, "GET", base + "/EVSE1", to_emsp)
+        assert got.json()["data"]["status"] == "CHARGING"
+        connector = dict(evse2["connectors"][0], id="2", last_updated="2026-03-03T00:00:00Z")
+        put_c = await _call(router, "PUT", base + "/EVSE1/2", to_emsp, json=connector)
+        assert put_c.json()["status_code"] == 1000
+        patch_c = {"max_amperage": 63, "last_updated": "2026-03-04T00:00:00Z"}
+        assert (await _call(router, "PATCH", base + "/EVSE1/2", to_emsp, json=patch_c)).json()[
+            "status_code"
+        ] == 1000
+        one = await _call(router, "GET", base + "/EVSE1/2", to_emsp)
+        assert one.json()["data"]["max_amperage"] == 63
+        # refused without changing what is stored: bad status value, uid mismatch, unknown connector
+        before = emsp.received.get("locations", "NL", "CPO", "LOC0001")
+        bad = {"status": "ON_FIRE", "last_updated": "2026-03-05T00:00:00Z"}
+        assert (await _call(router, "PATCH", base + "/EVSE1", to_emsp, json=bad)).json()[
+            "status_code"
+        ] == 2001
+        mismatch = await _call(router, "PUT", base + "/EVSE9", to_emsp, json=evse2)
+        assert mismatch.json()["status_code"] == 2001
+        missing = await _call(router, "PATCH", base + "/EVSE1/7", to_emsp, json=patch_c)
+        assert missing.status_code == 404
+        assert emsp.received.get("locations", "NL", "CPO", "LOC0001") == before
+
+    asyncio.run(run())

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chargeguard.sources.ocpi.connector import credentials, modules, versions
+from chargeguard.sources.ocpi.connector import credentials, locations, modules, versions
 from chargeguard.sources.ocpi.connector import headers as h
 from chargeguard.sources.ocpi.connector.context import Connector, ocpi_response
 from chargeguard.sources.ocpi.connector.envelope import (
@@ -32,6 +32,7 @@ def create_app(connector: Connector) -> FastAPI:
     app.include_router(versions.router)
     app.include_router(credentials.router)
     app.include_router(modules.router)
+    app.include_router(locations.router)
 
     @app.exception_handler(OcpiError)
     async def on_ocpi_error(request: Request, exc: OcpiError) -> Response:

@@ -1,4 +1,4 @@
-"""Benchmark of the gateway at rest and after a restart: memory per idle station (both legs, compression on), CPU
+"""Benchmark of the gateway at rest and after a restart: memory per idle station (both legs, compression), CPU
 at rest, and a reconnect storm with OCPP back-off (time until every station is back, zero lost CALLs).
 
 Three processes on 127.0.0.1: a central system, the gateway (pinned to core 0 when there are two cores) and the

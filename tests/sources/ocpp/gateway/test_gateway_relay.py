@@ -194,8 +194,8 @@ def test_result_without_a_call_is_forwarded_and_flagged(harness: Any) -> None:
 @pytest.mark.parametrize(
     ("policy", "station_deflate", "upstream_deflate"),
     [
-        ({}, True, True),
-        ({"upstream_compression": False}, True, False),
+        ({}, True, False),
+        ({"upstream_compression": True}, True, True),
         ({"compression": False}, False, False),
     ],
 )

@@ -412,10 +412,11 @@ def make_config(
     stations: dict[str, dict[str, Any]],
     upstream: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    listen: dict[str, Any] | None = None,
     **policy: Any,
 ) -> GatewayConfig:
     data: dict[str, Any] = {
-        "listen": {"host": "127.0.0.1", "plain_port": 0, "tls_port": 0, "path": "/ocpp"},
+        "listen": {"host": "127.0.0.1", "plain_port": 0, "tls_port": 0, "path": "/ocpp", **(listen or {})},
         "tls": {
             "cert": str(pki.server_cert),
             "key": str(pki.server_key),
@@ -459,11 +460,12 @@ def harness(pki: Pki, default_stations: dict[str, dict[str, Any]]) -> Callable[.
         csms_ssl: ssl.SSLContext | None = None,
         upstream: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
+        listen: dict[str, Any] | None = None,
         **policy: Any,
     ) -> AsyncIterator[Harness]:
         csms = Csms()
         await csms.start(csms_ssl)
-        config = make_config(pki, csms.url, stations or default_stations, upstream, env, **policy)
+        config = make_config(pki, csms.url, stations or default_stations, upstream, env, listen, **policy)
         observer = CollectingObserver()
         extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
         gateway = Gateway(config, observer, validator=validator, **extra)

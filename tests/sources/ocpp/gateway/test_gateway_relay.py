@@ -216,3 +216,15 @@ def test_compression_per_leg(
             await ws.close()
 
     asyncio.run(scenario())
+
+
+def test_metrics_only_for_allowed_networks(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness(listen={"metrics_from": ["10.0.0.0/8"]}) as h:
+            for path, expected in ((b"/metrics", b"403 Forbidden"), (b"/healthz", b"200 OK")):
+                reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.plain_port)
+                writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert expected in await reader.read(65536)
+                writer.close()
+
+    asyncio.run(scenario())

@@ -31,6 +31,7 @@ password, and ``CHARGEGUARD_GATEWAY_UPSTREAM_URL`` / ``CHARGEGUARD_GATEWAY_HOST`
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -69,6 +70,16 @@ class ListenConfig(_Strict):
     plain_port: int | None = Field(default=None, ge=0, le=65535)
     tls_port: int | None = Field(default=None, ge=0, le=65535)
     path: str = "/ocpp"
+    metrics_from: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )  # who may GET /metrics
+
+    @field_validator("metrics_from")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError -> a validation error naming the field
+        return value
 
     @field_validator("path")
     @classmethod

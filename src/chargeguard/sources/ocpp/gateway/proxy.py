@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import http
+import ipaddress
 import re
 import time
 from collections.abc import Callable
@@ -128,6 +129,7 @@ class Gateway:
         self._pending: dict[ServerConnection, _Pending] = {}
         self._claimed: set[str] = set()
         self._reapers: dict[ServerConnection, asyncio.Task[None]] = {}
+        self._metrics_from = [ipaddress.ip_network(n, strict=False) for n in config.listen.metrics_from]
         self._identity_locks: dict[str, asyncio.Lock] = {}
         self._servers: list[Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -236,6 +238,8 @@ class Gateway:
             if self._stopping:
                 return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
             return connection.respond(http.HTTPStatus.OK, "ok\n")
+        if path == "/metrics" and not self._metrics_allowed(connection):
+            return connection.respond(http.HTTPStatus.FORBIDDEN, "forbidden\n")
         if path == "/metrics":
             self.metrics.set("chargeguard_gateway_open_connections", len(self.sessions))
             self.metrics.set("chargeguard_gateway_password_hashes_total", self.authenticator.hash_count)
@@ -278,6 +282,15 @@ class Gateway:
             if not await self._admit_duplicate(identity, remote, profile):
                 return connection.respond(http.HTTPStatus.CONFLICT, "station already connected\n")
             return await self._open_upstream(connection, request, identity, station, offered, profile, remote)
+
+    def _metrics_allowed(self, connection: ServerConnection) -> bool:
+        address = connection.remote_address
+        host = address[0] if isinstance(address, tuple) and address else None
+        try:
+            ip = ipaddress.ip_address(str(host))
+        except ValueError:
+            return False
+        return any(ip in network for network in self._metrics_from)
 
     async def _authenticate(
         self, connection: ServerConnection, request: Request, identity: str, remote: str, *, tls: bool

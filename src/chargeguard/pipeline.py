@@ -70,7 +70,7 @@ class ScanPipeline:
     def __init__(
         self,
         settings: Settings,
-        pseudonymiser: Pseudonymiser,
+        pseudonymiser: Callable[[str], str],
         *,
         inventory: Inventory | None = None,
         allowlist: AllowList | None = None,

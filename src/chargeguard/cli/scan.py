@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Annotated
@@ -15,12 +16,14 @@ from rich.table import Table
 from chargeguard.allowlist import AllowList
 from chargeguard.cli.common import cli_errors, open_store, record_run, settings_from_cli
 from chargeguard.detectors.catalogue import catalogue_rows
+from chargeguard.errors import ConfigError
 from chargeguard.events import Alert
 from chargeguard.inventory import load_inventory
 from chargeguard.logs import configure_logging
 from chargeguard.pipeline import ScanPipeline, ScanReport, build_pseudonymiser
 from chargeguard.sinks.jsonl import JsonlAlertWriter
 from chargeguard.sinks.store import StoreSink
+from chargeguard.vault.token_vault import TokenVault, open_token_vault
 
 
 def register(app: typer.Typer) -> None:
@@ -68,8 +71,14 @@ def scan(
                 stream = sys.stdout.buffer if to_stdout else Path(alerts).open("wb")  # noqa: SIM115
                 writer = JsonlAlertWriter(stream, flush_each=to_stdout)
             sink = StoreSink(store) if store else None
+            tokens: Callable[[str], str] = pseudonymiser
+            vault: TokenVault | None = None
             if store is not None:
                 store.mark_pseudonymised([pseudonymiser.current_version])
+                vault = open_token_vault(settings, store, pseudonymiser=pseudonymiser)
+                tokens = vault
+            elif settings.seal_tokens:
+                raise ConfigError("seal_tokens needs the store: drop --no-store")
 
             def on_close(alert: Alert) -> None:
                 if writer is not None:
@@ -79,13 +88,15 @@ def scan(
 
             pipeline = ScanPipeline(
                 settings,
-                pseudonymiser,
+                tokens,
                 inventory=inventory,
                 allowlist=AllowList(store.allow_entries()) if store else None,
                 on_close=on_close,
                 on_event=sink.on_event if sink else None,
             )
             report = _run_with_progress(pipeline, captures, err)
+            if vault is not None:
+                vault.close()  # seals what is still queued
             if sink is not None and store is not None:
                 sink.close()
                 record_run(store, report, settings, started)

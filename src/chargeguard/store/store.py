@@ -101,6 +101,11 @@ class Store:
         return StoreSink(self, batch_size=batch_size)
 
     @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for modules that keep tables of their own in the same database, e.g. the vault)."""
+        return self._engine
+
+    @property
     def url(self) -> str:
         """The store's URL with any password hidden."""
         return redact_url(self._url)

@@ -217,17 +217,19 @@ def test_receiver_pseudonymises_validates_and_keeps_duplicates_apart(router: Hos
                 router, "GET", "http://emsp.test/ocpi/2.2.1/emsp/widgets/NL/CPO/1", to_emsp
             )
             assert no_module.status_code == 404 and no_module.json()["status_code"] == 2000
-        # tokens pushed to the CPO: uid in the URL and the body become pseudonyms before storage
-        tok_url = f"http://cpo.test/ocpi/2.2.1/cpo/tokens/DE/EMS/{RAW_UID}?type=RFID"
-        to_cpo = emsp.store.outgoing(next(emsp.store.partners()).partner_id)
-        assert (await _call(router, "PUT", tok_url, to_cpo, json=a_token())).json()["status_code"] == 1000
-        kept = cpo.received.get("tokens", "DE", "EMS", PSEUDONYMISER(RAW_UID))
-        assert isinstance(kept, Token) and kept.visual_number != "DF000-2001-8999-1"
-        patch_t = {"valid": False, "last_updated": "2026-02-01T00:00:00Z"}
-        assert (await _call(router, "PATCH", tok_url, to_cpo, json=patch_t)).json()["status_code"] == 1000
-        again = await _call(router, "GET", tok_url, to_cpo)
-        assert again.json()["data"]["valid"] is False and RAW_UID not in again.text
-        rendered = repr(logs) + repr(received)
+        with structlog.testing.capture_logs() as token_logs:
+            # tokens pushed to the CPO: uid in the URL and the body become pseudonyms before storage
+            tok_url = f"http://cpo.test/ocpi/2.2.1/cpo/tokens/DE/EMS/{RAW_UID}?type=RFID"
+            to_cpo = emsp.store.outgoing(next(emsp.store.partners()).partner_id)
+            assert (await _call(router, "PUT", tok_url, to_cpo, json=a_token())).json()["status_code"] == 1000
+            kept = cpo.received.get("tokens", "DE", "EMS", PSEUDONYMISER(RAW_UID))
+            assert isinstance(kept, Token) and kept.visual_number != "DF000-2001-8999-1"
+            patch_t = {"valid": False, "last_updated": "2026-02-01T00:00:00Z"}
+            assert (await _call(router, "PATCH", tok_url, to_cpo, json=patch_t)).json()["status_code"] == 1000
+            again = await _call(router, "GET", tok_url, to_cpo)
+            assert again.json()["data"]["valid"] is False and RAW_UID not in again.text
+        rendered = repr(logs) + repr(token_logs) + repr(received)
+        assert any(e.get("path", "").endswith("/[redacted:token]") for e in token_logs)
         assert RAW_UID not in rendered and RAW_CONTRACT not in rendered
 
     asyncio.run(run())

@@ -7,12 +7,13 @@ Modules, in the order a connection meets them::
     tls.py             server / upstream SSL contexts (OCPP cipher suites, TLS 1.2+), profile-3 certificate checks
     auth.py            scrypt password hashes, OCPP password rules, token buckets, lockout, credential cache
     handshake.py       authentication of one upgrade against the station's security profile
-    proxy.py           Gateway: listeners, upstream-first negotiation, duplicate-connection policy, health, metrics
+    proxy.py           Gateway: listeners, upstream-first negotiation, duplicate-connection policy
+    upstream.py        the CSMS leg: identity, offer, credentials, compression, refusals mirrored to the station
     session.py         one relayed connection: guard chain per frame, CALLERROR answers, faults, drain
     wire.py            one parse per frame; known actions per version and direction
     guards.py          the ordered guard chain and its CALLERROR table
     observer.py        FrameObserver: capture-format lines out of the gateway
     capture_writer.py  the default recorder (pseudonymised, rotated, gzip)
     redact.py          tokens -> pseudonyms, secrets -> markers, inside frames
-    metrics.py         Prometheus text exposition
+    metrics.py         Prometheus text exposition, /healthz and /metrics
 """

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import importlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
 from chargeguard.sources.ocpp.gateway.auth import KeyedBuckets, TokenBucket
+from chargeguard.sources.ocpp.gateway.config import PolicyConfig
 from chargeguard.sources.ocpp.gateway.wire import (
     CALL,
     CALLERROR,
@@ -318,6 +319,32 @@ class GuardChain:
 
 
 _ALLOWED = ChainResult(ALLOW)
+
+
+def build_chain(
+    policy: PolicyConfig, validator: PayloadValidator | None, clock: Callable[[], float]
+) -> GuardChain:
+    """The gateway's chain, in order: size, shape, message id, action, outstanding CALL, schema, rate."""
+    allowed = {
+        Direction.STATION: {v: frozenset(a) for v, a in policy.allowed_station_actions.items()},
+        Direction.CSMS: {v: frozenset(a) for v, a in policy.allowed_csms_actions.items()},
+    }
+    guards: list[Guard] = [
+        SizeGuard(policy.max_frame_bytes),
+        ShapeGuard(),
+        MessageIdGuard(policy.max_message_id_chars),
+        ActionGuard(allowed),
+        OutstandingCallGuard(),
+    ]
+    if validator is not None:
+        guards.append(SchemaGuard(validator))
+    guards.append(
+        RateGuard(
+            KeyedBuckets(policy.station_calls_per_s, policy.station_call_burst, clock),
+            KeyedBuckets(policy.address_calls_per_s, policy.address_call_burst, clock),
+        )
+    )
+    return GuardChain(guards)
 
 
 def _never_refused(frame: Frame, connection: ConnectionState) -> bool:

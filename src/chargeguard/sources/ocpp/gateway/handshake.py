@@ -12,6 +12,7 @@ lockout of the (address, identity) pair, except rate-limit and busy refusals, wh
 
 from __future__ import annotations
 
+import http
 from typing import TYPE_CHECKING
 
 import structlog
@@ -45,7 +46,7 @@ def authenticate(
             gateway.connection_line(identity, "auth_failed", remote, profile, {"reason": reason})
         )
         log.info("gateway.auth.refused", station=identity, remote=remote, reason=reason)
-        return gateway.auth_outcome_response(connection, outcome)
+        return _refusal(connection, outcome)
 
     admitted = authenticator.admit(address, identity)
     if admitted is not AuthOutcome.OK:
@@ -83,3 +84,11 @@ def authenticate(
     if outcome is not AuthOutcome.OK:
         return refuse(outcome.reason, outcome, counts=False)  # verify() has counted the failure itself
     return None
+
+
+def _refusal(connection: ServerConnection, outcome: AuthOutcome) -> Response:
+    status = http.HTTPStatus(outcome.status)
+    response = connection.respond(status, f"{status.phrase.lower()}\n")
+    if status == http.HTTPStatus.UNAUTHORIZED:
+        response.headers["WWW-Authenticate"] = 'Basic realm="chargeguard", charset="UTF-8"'
+    return response

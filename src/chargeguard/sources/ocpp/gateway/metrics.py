@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import http
+import ipaddress
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Response
 
 _HELP = {
     "chargeguard_gateway_connections_total": ("counter", "Station connections accepted."),
@@ -33,6 +39,31 @@ def _labels(labels: tuple[tuple[str, str], ...]) -> str:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def http_endpoint(
+    connection: ServerConnection,
+    path: str,
+    metrics: GatewayMetrics,
+    metrics_from: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    *,
+    draining: bool,
+) -> Response:
+    """``/healthz`` (503 while draining) and ``/metrics`` (only for ``metrics_from`` addresses)."""
+    if path == "/healthz":
+        if draining:
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+        return connection.respond(http.HTTPStatus.OK, "ok\n")
+    address = connection.remote_address
+    try:
+        ip = ipaddress.ip_address(str(address[0] if isinstance(address, tuple) and address else ""))
+    except ValueError:
+        ip = None
+    if ip is None or not any(ip in network for network in metrics_from):
+        return connection.respond(http.HTTPStatus.FORBIDDEN, "forbidden\n")
+    response = connection.respond(http.HTTPStatus.OK, metrics.render())
+    response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+    return response
 
 
 @dataclass

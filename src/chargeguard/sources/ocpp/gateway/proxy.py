@@ -28,45 +28,35 @@ from typing import Any
 from urllib.parse import unquote
 
 import structlog
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidHeaderFormat, InvalidStatus
-from websockets.extensions.base import ClientExtensionFactory, ServerExtensionFactory
-from websockets.extensions.permessage_deflate import (
-    ClientPerMessageDeflateFactory,
-    ServerPerMessageDeflateFactory,
-)
-from websockets.headers import build_authorization_basic, parse_subprotocol
+from websockets.exceptions import ConnectionClosed, InvalidHeaderFormat
+from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from chargeguard.sources.ocpp.gateway.auth import AuthOutcome, KeyedBuckets, Lockout, PasswordAuthenticator
-from chargeguard.sources.ocpp.gateway.config import SUBPROTOCOL_OF, GatewayConfig, PolicyConfig, StationConfig
+from chargeguard.sources.ocpp.gateway.auth import Lockout, PasswordAuthenticator
+from chargeguard.sources.ocpp.gateway.config import SUBPROTOCOL_OF, GatewayConfig, StationConfig
 from chargeguard.sources.ocpp.gateway.guards import (
-    ActionGuard,
     ConnectionState,
-    Guard,
-    GuardChain,
-    MessageIdGuard,
-    OutstandingCallGuard,
     PayloadValidator,
-    RateGuard,
-    SchemaGuard,
-    ShapeGuard,
-    SizeGuard,
+    build_chain,
     default_validator,
 )
 from chargeguard.sources.ocpp.gateway.handshake import authenticate
-from chargeguard.sources.ocpp.gateway.metrics import GatewayMetrics
+from chargeguard.sources.ocpp.gateway.metrics import GatewayMetrics, http_endpoint
 from chargeguard.sources.ocpp.gateway.observer import FrameObserver, Timestamps
 from chargeguard.sources.ocpp.gateway.session import Session
 from chargeguard.sources.ocpp.gateway.tls import ClientCertificateVerifier, server_context, upstream_context
-from chargeguard.sources.ocpp.gateway.wire import Direction
+from chargeguard.sources.ocpp.gateway.upstream import (
+    UpstreamRefusal,
+    force_close,
+    open_upstream,
+    station_deflate,
+)
 
 log = structlog.get_logger("chargeguard.gateway")
 
-_MIRRORED_REFUSALS = frozenset({401, 403, 404})
 _IDENTITY_RE = re.compile(r"^[A-Za-z0-9*\-_=:+|@.]{1,48}$")  # OCPP 2.0.1 identifierString, max 48
 
 
@@ -124,7 +114,7 @@ class Gateway:
         self._upstream_ssl = upstream_context(config.upstream)
         if validator is None and policy.schema_validation:
             validator = default_validator()
-        self.chain = self._build_chain(validator)
+        self.chain = build_chain(policy, validator, clock)
         self.sessions: dict[str, Session] = {}
         self._pending: dict[ServerConnection, _Pending] = {}
         self._claimed: set[str] = set()
@@ -136,29 +126,6 @@ class Gateway:
         self.plain_port: int | None = None
         self._stopping = False
         self.tls_port: int | None = None
-
-    def _build_chain(self, validator: PayloadValidator | None) -> GuardChain:
-        policy = self.config.policy
-        allowed = {
-            Direction.STATION: {v: frozenset(a) for v, a in policy.allowed_station_actions.items()},
-            Direction.CSMS: {v: frozenset(a) for v, a in policy.allowed_csms_actions.items()},
-        }
-        guards: list[Guard] = [
-            SizeGuard(policy.max_frame_bytes),
-            ShapeGuard(),
-            MessageIdGuard(policy.max_message_id_chars),
-            ActionGuard(allowed),
-            OutstandingCallGuard(),
-        ]
-        if validator is not None:
-            guards.append(SchemaGuard(validator))
-        guards.append(
-            RateGuard(
-                KeyedBuckets(policy.station_calls_per_s, policy.station_call_burst, self._clock),
-                KeyedBuckets(policy.address_calls_per_s, policy.address_call_burst, self._clock),
-            ),
-        )
-        return GuardChain(guards)
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -234,18 +201,10 @@ class Gateway:
         self, connection: ServerConnection, request: Request, *, tls: bool
     ) -> Response:
         path = request.path.split("?", 1)[0]
-        if path == "/healthz":
-            if self._stopping:
-                return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
-            return connection.respond(http.HTTPStatus.OK, "ok\n")
-        if path == "/metrics" and not self._metrics_allowed(connection):
-            return connection.respond(http.HTTPStatus.FORBIDDEN, "forbidden\n")
-        if path == "/metrics":
+        if path in ("/healthz", "/metrics"):
             self.metrics.set("chargeguard_gateway_open_connections", len(self.sessions))
             self.metrics.set("chargeguard_gateway_password_hashes_total", self.authenticator.hash_count)
-            response = connection.respond(http.HTTPStatus.OK, self.metrics.render())
-            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
-            return response
+            return http_endpoint(connection, path, self.metrics, self._metrics_from, draining=self._stopping)
         prefix = self.config.listen.path + "/"
         if not path.startswith(prefix) or request.headers.get("Upgrade", "").lower() != "websocket":
             return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
@@ -282,15 +241,6 @@ class Gateway:
             if not await self._admit_duplicate(identity, remote, profile):
                 return connection.respond(http.HTTPStatus.CONFLICT, "station already connected\n")
             return await self._open_upstream(connection, request, identity, station, offered, profile, remote)
-
-    def _metrics_allowed(self, connection: ServerConnection) -> bool:
-        address = connection.remote_address
-        host = address[0] if isinstance(address, tuple) and address else None
-        try:
-            ip = ipaddress.ip_address(str(host))
-        except ValueError:
-            return False
-        return any(ip in network for network in self._metrics_from)
 
     async def _authenticate(
         self, connection: ServerConnection, request: Request, identity: str, remote: str, *, tls: bool
@@ -344,52 +294,26 @@ class Gateway:
         profile: int,
         remote: str,
     ) -> Response:
-        upstream_cfg = self.config.upstream
         offer = offered or [Subprotocol("ocpp" + str(station.ocpp))]
-        headers = Headers()
-        if upstream_cfg.basic_auth == "passthrough" and (auth := request.headers.get("Authorization")):
-            headers["Authorization"] = auth
-        elif upstream_cfg.basic_auth == "configured" and upstream_cfg.password is not None:
-            user = upstream_cfg.username or identity
-            headers["Authorization"] = build_authorization_basic(
-                user, upstream_cfg.password.get_secret_value()
+        upstream = await open_upstream(
+            self.config.upstream,
+            self.config.policy,
+            self._upstream_ssl,
+            identity=identity,
+            offer=offer,
+            station_authorization=request.headers.get("Authorization"),
+        )
+        if isinstance(upstream, UpstreamRefusal):
+            self.metrics.inc("chargeguard_gateway_upstream_failures_total", reason=upstream.metric)
+            detail: dict[str, Any] = {"action": "refused", "reason": upstream.reason}
+            if upstream.reason == "upstream_refused":
+                detail["status"] = upstream.status
+            self._action(identity, remote, profile, detail)
+            return connection.respond(
+                http.HTTPStatus(upstream.status), f"{upstream.reason.replace('_', ' ')}\n"
             )
-        url = f"{upstream_cfg.url}/{identity}"
-        try:
-            upstream = await connect(
-                url,
-                subprotocols=offer,
-                additional_headers=headers,
-                ssl=self._upstream_ssl,
-                open_timeout=upstream_cfg.open_timeout_s,
-                max_size=self.config.policy.max_frame_bytes,
-                compression=None,
-                extensions=upstream_deflate(self.config.policy) or None,  # [] would send an empty header
-                proxy=None,
-                user_agent_header=None,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            self.metrics.inc("chargeguard_gateway_upstream_failures_total", reason=f"http_{status}")
-            if status in _MIRRORED_REFUSALS:  # the CSMS refused this station: tell the station the same
-                detail = {"action": "refused", "reason": "upstream_refused", "status": status}
-                self._action(identity, remote, profile, detail)
-                return connection.respond(http.HTTPStatus(status), "refused by the central system\n")
-            self._action(identity, remote, profile, {"action": "refused", "reason": "upstream_unavailable"})
-            log.warning("gateway.upstream.unavailable", station=identity, error=f"http_{status}")
-            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "central system unavailable\n")
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
-            self.metrics.inc("chargeguard_gateway_upstream_failures_total", reason="connect")
-            self._action(identity, remote, profile, {"action": "refused", "reason": "upstream_unavailable"})
-            log.warning("gateway.upstream.unavailable", station=identity, error=type(exc).__name__)
-            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "central system unavailable\n")
         selected = upstream.subprotocol
-        if selected is None or selected not in offer:
-            await upstream.close(1002, "no subprotocol selected")
-            self._action(
-                identity, remote, profile, {"action": "refused", "reason": "upstream_no_subprotocol"}
-            )
-            return connection.respond(http.HTTPStatus.BAD_GATEWAY, "central system selected no subprotocol\n")
+        assert selected is not None
         version = SUBPROTOCOL_OF[selected]
         self._pending[connection] = _Pending(
             identity, station, upstream, version, selected if offered else None, profile, remote
@@ -478,54 +402,6 @@ class Gateway:
             line["security_profile"] = profile
         line["detail"] = detail
         return line
-
-    def auth_outcome_response(self, connection: ServerConnection, outcome: AuthOutcome) -> Response:
-        status = http.HTTPStatus(outcome.status)
-        response = connection.respond(status, f"{status.phrase.lower()}\n")
-        if status == http.HTTPStatus.UNAUTHORIZED:
-            response.headers["WWW-Authenticate"] = 'Basic realm="chargeguard", charset="UTF-8"'
-        return response
-
-
-def station_deflate(policy: PolicyConfig) -> list[ServerExtensionFactory]:
-    """permessage-deflate for station legs with small windows (memory per idle station; frames are small).
-
-    The station is asked to keep its window to ``deflate_window_bits`` when it offers the parameter (a station
-    that does not still gets compression, with its own window; inflated sizes are bounded by ``max_size``).
-    """
-    if not policy.compression:
-        return []
-    bits = policy.deflate_window_bits
-    settings = {"memLevel": policy.deflate_mem_level}
-    return [
-        ServerPerMessageDeflateFactory(
-            server_max_window_bits=bits, client_max_window_bits=bits, compress_settings=settings
-        )
-    ]
-
-
-def upstream_deflate(policy: PolicyConfig) -> list[ClientExtensionFactory]:
-    """permessage-deflate offered to the CSMS with the same small windows (a CSMS that cannot honour them
-    declines compression on that leg)."""
-    if not policy.compression or not policy.upstream_compression:
-        return []
-    bits = policy.deflate_window_bits
-    settings = {"memLevel": policy.deflate_mem_level}
-    return [
-        ClientPerMessageDeflateFactory(
-            server_max_window_bits=bits, client_max_window_bits=bits, compress_settings=settings
-        )
-    ]
-
-
-async def force_close(
-    connection: ServerConnection | ClientConnection, code: int, reason: str, timeout_s: float = 1.0
-) -> None:
-    """Close with a close frame, but do not wait for a peer that stopped reading: abort after ``timeout_s``."""
-    try:
-        await asyncio.wait_for(connection.close(code, reason), timeout_s)
-    except TimeoutError:
-        connection.transport.abort()
 
 
 def _remote(connection: ServerConnection) -> str:

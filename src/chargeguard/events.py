@@ -172,6 +172,8 @@ class TransactionEnded(msgspec.Struct, frozen=True):
 
     ``energy_wh`` is the energy the station reported for billing: meterStop - meterStart (1.6) or the last
     register minus the first (2.0.1). Sample statistics cover the samples seen inside the transaction.
+    ``charging_seen`` is true only when the station said so: a ``Charging`` StatusNotification on the connector
+    (1.6) or ``chargingState`` Charging (2.0.1) during the transaction - never inferred from the billed energy.
     """
 
     ts: datetime

@@ -38,8 +38,6 @@ class OpenTransaction:
             self.last_sample_wh = energy_wh
         if power_w is not None:
             self.max_power_w = power_w if self.max_power_w is None else max(self.max_power_w, power_w)
-            if power_w > 0:
-                self.charging_seen = True
 
     def ended(
         self,
@@ -51,9 +49,6 @@ class OpenTransaction:
         stop_token_ref: str | None,
         queued: bool,
     ) -> TransactionEnded:
-        first, last = self.first_sample_wh, self.last_sample_wh
-        if first is not None and last is not None and last > first:
-            self.charging_seen = True
         return TransactionEnded(
             ts=ts,
             at=at,

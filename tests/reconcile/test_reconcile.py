@@ -217,3 +217,20 @@ def test_sessions_reconcile_by_id_and_flag_energy(tmp_path: Path) -> None:
     emsp.write_bytes(b"\n".join(orjson.dumps(session(i, 10.0 if i else 14.0)) for i in range(4)))
     r = reconcile(cpo, emsp, P, kind="session")
     assert (r.counts["matched_by_id"], r.counts["disputed_energy"], r.counts["unmatched_cpo"]) == (4, 1, 1)
+
+
+def test_blank_and_misshapen_lines_keep_exact_line_numbers(
+    tmp_path: Path, files: tuple[Path, Path, Truth]
+) -> None:
+    lines = files[0].read_bytes().splitlines()[:6]
+    shaped = orjson.loads(lines[4])
+    shaped["cdr_token"] = "not an object"
+    path = tmp_path / "cpo.jsonl"
+    path.write_bytes(b"\n".join([lines[0], b"", lines[1], b"[1, 2]", orjson.dumps(shaped), lines[5]]) + b"\n")
+    r = reconcile(path, path, P)
+    errors = {(pos, reason) for _, _, pos, _, reason in r.errors()}
+    assert errors == {
+        ("line 4", "not a JSON object"),
+        ("line 5", "missing cdr_token uid, country_code or party_id"),
+    }
+    assert r.counts["cpo_records"] == 3

@@ -11,6 +11,7 @@ token is never written anywhere.
 # ruff: noqa: S608 - SQL is built from our own identifiers; file names go in as quoted literals or parameters
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -48,7 +49,8 @@ def connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("SET temp_directory = ''")
     con.execute("SET preserve_insertion_order = true")
-    con.execute("SET TimeZone = 'UTC'")  # OCPI DateTimes without an offset are UTC
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # OCPI DateTimes without an offset are UTC
     return con
 
 
@@ -89,48 +91,74 @@ def _fast_columns(kind: ObjectKind) -> tuple[str, str]:
         else:
             fields = ", ".join(f"{leaf} VARCHAR" for leaf in sub)
             specs.append(f"'{name}': 'STRUCT({fields})'")
-    return "{" + ", ".join(specs) + "}", "[" + ", ".join(leaves) + "]"
+    return "{" + ", ".join(specs) + "}", ", ".join(
+        f"{leaf} AS f{i}" for i, leaf in enumerate(leaves, start=1)
+    )
+
+
+def _lines(path: Path) -> int | None:
+    """Number of lines in a JSON Lines file, or None when it has blank lines (then only the slow path is exact)."""
+    with path.open("rb") as fh:
+        try:
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # empty file
+            return 0
+        with mm:
+            if mm[:1] == b"\n" or mm.find(b"\n\n") != -1:
+                return None
+            return mm[:].count(b"\n") + (0 if mm[-1:] == b"\n" else 1)
 
 
 def _extract(
     con: duckdb.DuckDBPyConnection, side: str, path: Path, kind: ObjectKind, query: str, unit: str
 ) -> None:
-    """Table ``e_<side>`` (idx, v = the ``_PATHS`` values as strings or NULL when not an object, blank).
+    """Table ``e_<side>``: idx, ok (a JSON object), f1..fN (the ``_PATHS`` values as text), blank.
 
     Fast path for JSON Lines: DuckDB's own ``read_json`` with typed columns - used only when it returns every line
-    of the file (no blank, malformed or oddly shaped line), so positions stay exact. Otherwise (or for arrays) each
-    line is read as text and its fields extracted one by one, which names every bad line.
+    of the file (no blank, malformed or oddly shaped line), so positions stay exact; lines it could read only in
+    part are checked again as text. Otherwise (or for arrays) each line is read as text and its fields extracted
+    one by one, which names every bad line.
     """
     literal = "'" + str(path).replace("'", "''") + "'"
+    n = len(_PATHS[kind])
     if unit == "line":
-        columns, values = _fast_columns(kind)
-        con.execute(f"""
-            CREATE TEMP TABLE e_{side} AS
-            SELECT row_number() OVER () - 1 AS idx, {values} AS v, false AS blank
-            FROM read_json({literal}, format='newline_delimited', ignore_errors=true, columns={columns},
-                           maximum_object_size=67108864)
-        """)
-        got = con.execute(f"SELECT count(*) FROM e_{side}").fetchone()
-        lines = con.execute(f"SELECT count(*) FROM ({query})").fetchone()
-        if got is not None and lines is not None and got[0] == lines[0]:
-            # read_json keeps what it could read of a broken line: lines missing a required field are checked
-            # again as text, and those that are not JSON objects lose their partial values
+        expected = _lines(path)
+        columns, leaves = _fast_columns(kind)
+        if expected is not None:
             con.execute(f"""
-                UPDATE e_{side} SET v = NULL WHERE idx IN (
-                    SELECT idx FROM (SELECT row_number() OVER () - 1 AS idx, line FROM ({query}))
-                    WHERE idx IN (SELECT idx FROM e_{side} WHERE list_count(v[1:8]) < 8 OR v[10] IS NULL)
-                      AND NOT coalesce(json_valid(line), false))
+                CREATE TEMP TABLE e_{side} AS
+                SELECT row_number() OVER () - 1 AS idx, true AS ok, {leaves}, false AS blank
+                FROM read_json({literal}, format='newline_delimited', ignore_errors=true, columns={columns},
+                               maximum_object_size=67108864)
             """)
-            return
-        con.execute(f"DROP TABLE e_{side}")
+            got = con.execute(f"SELECT count(*) FROM e_{side}").fetchone()
+            if got is not None and got[0] == expected:
+                suspicious = (
+                    f"SELECT idx FROM e_{side} WHERE f1 IS NULL OR f2 IS NULL OR f3 IS NULL OR f4 IS NULL "
+                    "OR f7 IS NULL OR f8 IS NULL OR f10 IS NULL"
+                )
+                if con.execute(f"SELECT count(*) FROM ({suspicious})").fetchone() != (0,):
+                    con.execute(f"""
+                        UPDATE e_{side} SET ok = false WHERE idx IN (
+                            SELECT idx FROM (SELECT row_number() OVER () - 1 AS idx, line FROM ({query}))
+                            WHERE idx IN ({suspicious}) AND NOT coalesce(json_valid(line), false))
+                    """)
+                return
+            con.execute(f"DROP TABLE e_{side}")
     paths = "[" + ", ".join(f"'{p}'" for p in _PATHS[kind]) + "]"
-    # read, number and extract in one pass (the raw lines are never materialised); the fields are typed later
-    # from the materialised list (referencing the extraction directly would evaluate it once per field)
+    # read, number and extract in one pass (the raw lines are never materialised), then spread the list into
+    # columns (referencing the extraction once per field would evaluate it once per field)
     con.execute(f"""
-        CREATE TEMP TABLE e_{side} AS
-        SELECT row_number() OVER () - 1 AS idx, TRY(json_extract_string(line, {paths})) AS v, line IS NULL AS blank
+        CREATE TEMP TABLE s_{side} AS
+        SELECT row_number() OVER () - 1 AS idx, line IS NULL AS blank,
+               CASE WHEN starts_with(ltrim(line), '{{') THEN TRY(json_extract_string(line, {paths})) END AS v
         FROM ({query})
     """)
+    spread = ", ".join(f"v[{i}] AS f{i}" for i in range(1, n + 1))
+    con.execute(
+        f"CREATE TEMP TABLE e_{side} AS SELECT idx, v IS NOT NULL AS ok, {spread}, blank FROM s_{side}"
+    )
+    con.execute(f"DROP TABLE s_{side}")
 
 
 def load(
@@ -152,11 +180,11 @@ def load(
         ) from exc
     con.execute(f"""
         CREATE TEMP VIEW x_{side} AS
-        SELECT idx, v IS NOT NULL AS ok, v[1] AS cc, v[2] AS pid, v[3] AS id, v[4] AS uid, v[5] AS tcc,
-               v[6] AS tpid, v[7] AS evse, TRY_CAST(v[8] AS TIMESTAMPTZ) AS start_ts,
-               TRY_CAST(v[9] AS TIMESTAMPTZ) AS end_ts, TRY_CAST(v[10] AS DOUBLE) AS energy,
-               TRY_CAST(v[11] AS DECIMAL(18, 4)) AS cost, v[12] AS currency,
-               coalesce(TRY_CAST(v[13] AS BOOLEAN), false) AS credit
+        SELECT idx, ok, f1 AS cc, f2 AS pid, f3 AS id, f4 AS uid, f5 AS tcc,
+               f6 AS tpid, f7 AS evse, TRY_CAST(f8 AS TIMESTAMPTZ) AS start_ts,
+               TRY_CAST(f9 AS TIMESTAMPTZ) AS end_ts, TRY_CAST(f10 AS DOUBLE) AS energy,
+               TRY_CAST(f11 AS DECIMAL(18, 4)) AS cost, f12 AS currency,
+               coalesce(TRY_CAST(f13 AS BOOLEAN), false) AS credit
         FROM e_{side} WHERE NOT blank
     """)
     con.execute(f"""

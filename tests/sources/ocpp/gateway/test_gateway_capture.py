@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chargeguard.errors import ConfigError
 from chargeguard.sources.ocpp.gateway.capture_writer import CaptureWriter
@@ -186,3 +188,39 @@ def test_load_config_resolves_relative_paths(tmp_path: Path) -> None:
         load_config(tmp_path / "bad.toml", env={})
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml", env={})
+
+
+_TOKEN_KEYS = ["idTag", "parentIdTag", "idToken", "additionalIdToken", "IDTAG", "emaid", "contractId"]
+_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))
+_payloads = st.recursive(
+    _json_leaf,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(
+            st.sampled_from([*_TOKEN_KEYS, "status", "data", "value", "key"]), children, max_size=5
+        ),
+    ),
+    max_leaves=30,
+)
+
+
+def _token_values(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [
+            v for k, v in node.items() if k.lower() in {t.lower() for t in _TOKEN_KEYS} and isinstance(v, str)
+        ]
+        return found + [t for v in node.values() for t in _token_values(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _token_values(v)]
+    return []
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=_payloads, secret=st.text(min_size=1, max_size=24).filter(lambda s: s.strip() != ""))
+def test_no_raw_token_survives_sanitising(payload: Any, secret: str) -> None:
+    pseudonymiser = Pseudonymiser({1: b"k" * 32}, 1)
+    wrapped = {"idTag": secret, "nested": [payload, {"idToken": {"idToken": secret}}]}
+    clean = sanitise_frame([2, "1", "Authorize", wrapped], pseudonymiser)[3]
+    for value in _token_values(clean):
+        assert value == "" or pseudonymiser.is_pseudonym(value)
+    assert clean["idTag"] == pseudonymiser(secret)

@@ -7,8 +7,9 @@ details]`` CALLERROR, and for OCPP 2.1 ``[5, ...]`` CALLRESULTERROR and ``[6, id
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from chargeguard.errors import FrameError
 
@@ -35,8 +36,7 @@ def callerror_code(version: str, code: str) -> str:
     return code
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(msgspec.Struct, frozen=True):
     message_type: int
     message_id: str
     action: str | None = None

@@ -30,7 +30,15 @@ from chargeguard.events import (
 )
 from chargeguard.sources.capture import BadLine, ConnectionRecord, FrameRecord
 from chargeguard.sources.ocpp import csms_messages, station_messages
-from chargeguard.sources.ocpp.frames import CALL, CALLRESULT, SEND, Frame, parse_frame
+from chargeguard.sources.ocpp.frames import (
+    CALL,
+    CALLERROR,
+    CALLRESULT,
+    MAX_ACTION,
+    MAX_MESSAGE_ID,
+    Frame,
+    parse_frame,
+)
 from chargeguard.sources.ocpp.schemas import PayloadValidator, call_senders, known_actions
 from chargeguard.sources.ocpp.sessions import TransactionBook
 from chargeguard.vault.redact import redact_text
@@ -91,6 +99,7 @@ class Normaliser:
         self.links: BoundedState[str, StationLink] = BoundedState(self.config.max_stations, 30 * 86_400.0)
         self.transactions = TransactionBook()
         self._known = {v: known_actions(v) for v in ("1.6", "2.0.1", "2.1")}
+        self._senders: dict[tuple[str, str], frozenset[str]] = {}  # known (version, action) pairs only
 
     # ------------------------------------------------------------------ entry points
 
@@ -145,32 +154,61 @@ class Normaliser:
             if t - link.last_ts > self.config.silence_s:
                 link.replay_until = t + self.config.replay_window_s
             link.last_ts = t
-        try:
-            frame = parse_frame(rec.frame, rec.ocpp)
-        except FrameError as exc:
-            out.append(
-                FrameSeen(rec.ts, rec.station, rec.ocpp, rec.direction, _raw_type(rec.frame), None, rec.size)
-            )
-            out.append(self._violation(rec, exc.reason, exc.message, exc.action, exc.message_id))
-            return out
+        raw = rec.frame
+        # fast path for the well-formed CALL / CALLRESULT shapes that make up nearly all traffic; anything else goes
+        # through parse_frame, which names the problem
+        frame: Frame | None = None
+        if type(raw) is list:
+            n = len(raw)
+            head = raw[0] if n else None
+            mid = raw[1] if n > 1 else None
+            if (
+                n == 4
+                and head == CALL
+                and type(mid) is str
+                and 0 < len(mid) <= MAX_MESSAGE_ID
+                and type(raw[2]) is str
+                and 0 < len(raw[2]) <= MAX_ACTION
+                and type(raw[3]) is dict
+                and type(head) is int
+            ):
+                frame = Frame(CALL, mid, raw[2], raw[3])
+            elif (
+                n == 3
+                and head == CALLRESULT
+                and type(mid) is str
+                and 0 < len(mid) <= MAX_MESSAGE_ID
+                and type(raw[2]) is dict
+                and type(head) is int
+            ):
+                frame = Frame(CALLRESULT, mid, None, raw[2])
+        if frame is None:
+            try:
+                frame = parse_frame(raw, rec.ocpp)
+            except FrameError as exc:
+                out.append(
+                    FrameSeen(rec.ts, rec.station, rec.ocpp, rec.direction, _raw_type(raw), None, rec.size)
+                )
+                out.append(self._violation(rec, exc.reason, exc.message, exc.action, exc.message_id))
+                return out
         out.append(
             FrameSeen(
                 rec.ts, rec.station, rec.ocpp, rec.direction, frame.message_type, frame.action, rec.size
             )
         )
-        if frame.message_type in (CALL, SEND):
-            self._call(rec, link, frame, out)
-        else:
+        if frame.message_type == CALLRESULT or frame.message_type == CALLERROR or frame.message_type == 5:
             self._answer(rec, link, frame, out)
+        else:
+            self._call(rec, link, frame, out, t)
         return out
 
     # ------------------------------------------------------------------ CALLs
 
-    def _call(self, rec: FrameRecord, link: StationLink, frame: Frame, out: list[Event]) -> None:
+    def _call(self, rec: FrameRecord, link: StationLink, frame: Frame, out: list[Event], t: float) -> None:
         action = frame.action
         assert action is not None
         payload: dict[str, Any] = frame.payload
-        if action not in self._known.get(rec.ocpp, frozenset()):
+        if action not in self._known[rec.ocpp]:
             # the name is kept (cut, printable only) so detectors can tell fuzzing and path tricks from typos
             shown = "".join(c if c.isprintable() else "?" for c in action[:60])
             out.append(
@@ -179,7 +217,9 @@ class Normaliser:
                 )
             )
             return
-        senders = call_senders(rec.ocpp, action)
+        senders = self._senders.get((rec.ocpp, action))
+        if senders is None:
+            senders = self._senders[(rec.ocpp, action)] = call_senders(rec.ocpp, action)
         if senders and rec.direction.value not in senders:
             out.append(
                 self._violation(
@@ -193,7 +233,6 @@ class Normaliser:
         seen = link.seen[rec.direction]
         previous = seen.get(frame.message_id)
         pending = link.pending[rec.direction]
-        t = rec.ts.timestamp()
         if previous is not None:
             # an identical resend of a still unanswered CALL is a retry (already normalised once); any other
             # reuse of a message id on one connection breaks OCPP-J's uniqueness rule

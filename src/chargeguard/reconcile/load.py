@@ -213,24 +213,28 @@ def load(
     con.execute(f"DROP TABLE e_{side}")
     # duplicate ids (unique per country_code + party_id): the first record wins, later ones are errors
     con.execute(f"""
-        CREATE TEMP TABLE d_{side} AS
-        SELECT *, CASE WHEN reason IS NULL AND rn > 1
-                       THEN 'duplicate id (first seen at {unit} ' || (first_idx + 1) || ')' ELSE reason END AS why
-        FROM (SELECT *, row_number() OVER (PARTITION BY reason IS NULL, key ORDER BY idx) AS rn,
-                     min(idx) OVER (PARTITION BY reason IS NULL, key) AS first_idx FROM v_{side})
+        CREATE TEMP TABLE dup_{side} AS
+        SELECT v.idx, 'duplicate id (first seen at {unit} ' || (f.first_idx + 1) || ')' AS why
+        FROM v_{side} v JOIN (SELECT key, min(idx) AS first_idx FROM v_{side} WHERE reason IS NULL
+                              GROUP BY key HAVING count(*) > 1) f USING (key)
+        WHERE v.reason IS NULL AND v.idx > f.first_idx
     """)
-    con.execute(f"DROP TABLE v_{side}")
     con.execute(
         "CREATE TABLE IF NOT EXISTS errors (side VARCHAR, file VARCHAR, position VARCHAR, id VARCHAR, reason VARCHAR)"
     )
     con.execute(
-        f"INSERT INTO errors SELECT ?, ?, '{unit} ' || (idx + 1), key, why "
-        f"FROM d_{side} WHERE why IS NOT NULL ORDER BY idx",
+        f"INSERT INTO errors SELECT ?, ?, '{unit} ' || (idx + 1), key, why FROM ("
+        f"SELECT idx, key, reason AS why FROM v_{side} WHERE reason IS NOT NULL "
+        f"UNION ALL SELECT d.idx, v.key, d.why FROM dup_{side} d JOIN v_{side} v USING (idx)) ORDER BY idx",
         [side, str(path)],
+    )
+    good = (
+        f"(SELECT * FROM v_{side} v WHERE v.reason IS NULL "
+        f"AND NOT EXISTS (SELECT 1 FROM dup_{side} d WHERE d.idx = v.idx))"
     )
     # only the distinct uids pass through Python (once each); they go back as one separated string, which DuckDB
     # splits - far cheaper than a list parameter (uids with control characters were rejected above)
-    uids = [row[0] for row in con.execute(f"SELECT DISTINCT uid FROM d_{side} WHERE why IS NULL").fetchall()]
+    uids = [row[0] for row in con.execute(f"SELECT DISTINCT uid FROM {good}").fetchall()]
     refs = [pseudonymiser.pseudonymise(u) for u in uids]
     con.execute(
         f"CREATE TEMP TABLE tok_{side} AS SELECT unnest(string_split(?, chr(31))) AS uid, "
@@ -243,7 +247,8 @@ def load(
                upper(d.tcc) || '*' || upper(d.tpid) AS token_party, t.token_ref, d.evse,
                timezone('UTC', d.start_ts) AS start_ts, timezone('UTC', d.end_ts) AS end_ts,
                d.energy, d.cost, d.currency, d.credit
-        FROM d_{side} d JOIN tok_{side} t USING (uid) WHERE d.why IS NULL ORDER BY d.idx
+        FROM {good} d JOIN tok_{side} t USING (uid) ORDER BY d.idx
     """)
-    con.execute(f"DROP TABLE d_{side}")
+    con.execute(f"DROP TABLE v_{side}")
+    con.execute(f"DROP TABLE dup_{side}")
     con.execute(f"DROP TABLE tok_{side}")

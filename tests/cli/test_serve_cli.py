@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -44,6 +46,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_invite_then_serve(tmp_path: Path) -> None:
     write_new_master_key_file(tmp_path / "master.key")
     port = _free_port()
@@ -101,3 +104,98 @@ def test_bad_config_is_a_clear_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["serve", "--config", str(config)])
     assert result.exit_code == 2
     assert "base_url" in result.output and "country_code" in result.output
+
+
+def _config(tmp_path: Path, name: str, port: int, party: str, roles: str) -> Path:
+    write_new_master_key_file(tmp_path / f"{name}.key")
+    path = tmp_path / f"{name}.toml"
+    path.write_text(
+        f"""[ocpi]
+base_url = "http://127.0.0.1:{port}"
+country_code = "DE"
+party_id = "{party}"
+roles = {roles}
+port = {port}
+partners_file = "{tmp_path / f"{name}-partners.json"}"
+master_key_file = "{tmp_path / f"{name}.key"}"
+"""
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_register_with_a_second_serving_platform(tmp_path: Path) -> None:
+    """Two `chargeguard serve` processes: B registers with A using A's TOKEN_A from the environment."""
+    port_a, port_b = _free_port(), _free_port()
+    config_a = _config(tmp_path, "a", port_a, "CPA", '["CPO"]')
+    config_b = _config(tmp_path, "b", port_b, "EMB", '["EMSP"]')
+    settings = tmp_path / "settings.toml"
+    settings.write_text(f'home = "{tmp_path / "home"}"\n')
+    env = {**os.environ, "CHARGEGUARD_PSEUDONYM_KEY": "ab" * 32}
+    invited = CliRunner().invoke(
+        _app(), ["serve", "--config", str(config_a), "--settings", str(settings), "--invite", "b"], env=env
+    )
+    token_a = invited.output.split("): ")[1].split()[0]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RUNNER, "serve", "--config", str(config_a), "--settings", str(settings)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    ]
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port_a}/ocpi/versions")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _RUNNER,
+                    "serve",
+                    "--config",
+                    str(config_b),
+                    "--settings",
+                    str(settings),
+                    "--register-with",
+                    f"http://127.0.0.1:{port_a}/ocpi/versions",
+                    "--partner-name",
+                    "a",
+                ],
+                env={**env, "CHARGEGUARD_OCPI_TOKEN_A": token_a},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        )
+        registered = False
+        for _ in range(150):
+            doc = (
+                json.loads((tmp_path / "b-partners.json").read_text())
+                if (tmp_path / "b-partners.json").exists()
+                else {}
+            )
+            if any(p["registered"] for p in doc.get("partners", [])):
+                registered = True
+                break
+            time.sleep(0.1)
+        assert registered, "B never finished registering with A"
+        a_doc = json.loads((tmp_path / "a-partners.json").read_text())
+        assert a_doc["partners"][0]["registered"] and a_doc["partners"][0]["roles"][0]["party_id"] == "EMB"
+        b_text = (tmp_path / "b-partners.json").read_text()
+        assert token_a not in b_text and json.loads(b_text)["partners"][0]["outgoing_sealed"]["ciphertext"]
+        # TOKEN_A is dead at A now
+        dead = httpx.get(
+            f"http://127.0.0.1:{port_a}/ocpi/versions", headers={"Authorization": encode_token(token_a)}
+        )
+        assert dead.status_code == 401
+    finally:
+        errors = b""
+        for proc in procs:
+            proc.terminate()
+            errors += proc.communicate(timeout=10)[1]
+    assert token_a.encode() not in errors

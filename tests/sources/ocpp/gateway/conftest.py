@@ -461,9 +461,10 @@ def harness(pki: Pki, default_stations: dict[str, dict[str, Any]]) -> Callable[.
         upstream: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
         listen: dict[str, Any] | None = None,
+        csms_subprotocols: tuple[str, ...] = ("ocpp2.0.1", "ocpp1.6"),
         **policy: Any,
     ) -> AsyncIterator[Harness]:
-        csms = Csms()
+        csms = Csms(csms_subprotocols)
         await csms.start(csms_ssl)
         config = make_config(pki, csms.url, stations or default_stations, upstream, env, listen, **policy)
         observer = CollectingObserver()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import ssl
 from typing import Any
 
@@ -226,5 +227,26 @@ def test_metrics_only_for_allowed_networks(harness: Any) -> None:
                 writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert expected in await reader.read(65536)
                 writer.close()
+
+    asyncio.run(scenario())
+
+
+def test_ocpp21_send_is_relayed_while_a_call_is_outstanding(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness(csms_subprotocols=("ocpp2.1",)) as h:
+            h.csms.delay_s = 0.3
+            ws = await h.connect("CP-1", password=PW16, subprotocols=["ocpp2.1"])
+            assert ws.subprotocol == "ocpp2.1"
+            stream = {"id": 1, "pending": 0, "basetime": "2026-03-01T08:00:00Z", "data": [{"t": 0, "v": "1"}]}
+            await ws.send('[2,"a","Heartbeat",{}]')
+            await ws.send(json.dumps([6, "s1", "NotifyPeriodicEventStream", stream]))
+            await ws.send('[2,"b","Heartbeat",{}]')  # a second CALL is still refused in 2.1
+            refused = json.loads(await asyncio.wait_for(ws.recv(), 2))
+            assert refused[:3] == [4, "b", "OccurrenceConstraintViolation"]
+            assert json.loads(await asyncio.wait_for(ws.recv(), 2))[:2] == [3, "a"]
+            await asyncio.sleep(0.1)  # the central system reads the SEND after answering "a"
+            assert [f[:2] for _, f in h.csms.received] == [[2, "a"], [6, "s1"]]
+            assert all(line["ocpp"] == "2.1" for line in h.observer.frames())
+            await ws.close()
 
     asyncio.run(scenario())

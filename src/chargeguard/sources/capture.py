@@ -92,55 +92,55 @@ def _open_binary(path: str) -> tuple[IO[bytes], IO[bytes]]:
     return buffered, buffered
 
 
-def _lines(handle: IO[bytes], name: str, max_line: int) -> Iterator[tuple[int, bytes | None, str | None]]:
-    """Yield (line number, bytes or None, problem) with bounded memory per line."""
-    number = 0
+def _skip_rest(handle: IO[bytes]) -> None:
+    """Consume the rest of an oversize line without holding it."""
     while True:
-        number += 1
-        try:
-            line = handle.readline(max_line + 1)
-        except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-            yield number, None, f"truncated_or_corrupt: {type(exc).__name__}"
+        rest = handle.readline(_CHUNK)
+        if not rest or rest.endswith(b"\n"):
             return
-        if not line:
-            return
-        if len(line) > max_line and not line.endswith(b"\n"):
-            # skip the rest of the oversize line without holding it
-            try:
-                while True:
-                    rest = handle.readline(_CHUNK)
-                    if not rest or rest.endswith(b"\n"):
-                        break
-            except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-                yield number, None, "oversize"
-                yield number + 1, None, f"truncated_or_corrupt: {type(exc).__name__}"
-                return
-            yield number, None, "oversize"
-            continue
-        yield number, line, None
 
 
 def read_capture(path: str, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[CaptureItem]:
-    """Yield the records of one capture file (``-`` for stdin) in file order."""
+    """Yield the records of one capture file (``-`` for stdin) in file order; blank lines are skipped."""
     handle, underlying = _open_binary(path)
     name = "<stdin>" if path == "-" else path
+    readline = handle.readline
+    limit = max_line_bytes + 1
+    loads = orjson.loads
+    number = 0
     try:
-        for number, line, problem in _lines(handle, name, max_line_bytes):
-            source = f"{name}:{number}"
-            if problem is not None:
-                if problem == "oversize":
-                    yield BadLine(source, "oversize", f"line longer than {max_line_bytes} bytes")
-                else:
-                    yield BadLine(source, "truncated", f"file ends in a broken compressed stream ({problem})")
+        while True:
+            number += 1
+            try:
+                line = readline(limit)
+                if len(line) > max_line_bytes and not line.endswith(b"\n"):
+                    _skip_rest(handle)
+                    yield BadLine(f"{name}:{number}", "oversize", f"line longer than {max_line_bytes} bytes")
+                    continue
+            except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+                problem = f"file ends in a broken compressed stream ({type(exc).__name__})"
+                yield BadLine(f"{name}:{number}", "truncated", problem)
+                return
+            if not line:
+                return
+            try:
+                obj = loads(line)
+            except orjson.JSONDecodeError as exc:
+                if not line.strip():
+                    continue
+                yield _undecodable(exc, f"{name}:{number}")
                 continue
-            assert line is not None
-            if not line.strip():
-                continue
-            yield parse_line(line, source)
+            yield record_from_obj(obj, f"{name}:{number}", len(line))
     finally:
         if path != "-":
             handle.close()
             underlying.close()
+
+
+def _undecodable(exc: orjson.JSONDecodeError, source: str) -> BadLine:
+    if "utf-8" in str(exc).lower():
+        return BadLine(source, "bad_encoding", "not valid UTF-8")
+    return BadLine(source, "not_json", "not a JSON object")
 
 
 def parse_line(line: bytes, source: str) -> CaptureItem:
@@ -148,8 +148,7 @@ def parse_line(line: bytes, source: str) -> CaptureItem:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        reason = "bad_encoding" if "utf-8" in str(exc).lower() else "not_json"
-        return BadLine(source, reason, "not valid UTF-8" if reason == "bad_encoding" else "not a JSON object")
+        return _undecodable(exc, source)
     return record_from_obj(obj, source, len(line))
 
 

@@ -180,3 +180,21 @@ def test_rate_guard_per_address_spans_identities() -> None:
     states = [ConnectionState(f"CP-{i}", "1.6", f"10.0.0.1:{5000 + i}", 1) for i in range(3)]
     frame = parse_frame('[2,"1","Heartbeat",{}]', S, "1.6")
     assert [guard.check(frame, s).reason for s in states] == ["", "", "address_rate_limited"]
+
+
+def test_ocpp16_pipelining_is_bounded_and_outstanding_state_too() -> None:
+    state = ConnectionState("CP-1", "1.6", "127.0.0.1:1", 1, max_seen_ids=16)
+    chain = GuardChain([ShapeGuard(), OutstandingCallGuard(max_pipelined_16=3)])
+    reasons = []
+    for i in range(5):
+        frame = parse_frame(f'[2,"h{i}","Heartbeat",{{}}]', S, "1.6")
+        result = chain.check(frame, state)
+        reasons.append(result.verdict.reason)
+        if result.verdict.allow:
+            state.commit(frame)
+    assert reasons == ["", "", "", "pipelined_call", "pipelined_call"]
+    for i in range(40):  # transaction CALLs are flagged, never refused: the book-keeping bounds itself
+        frame = parse_frame(f'[2,"m{i}","MeterValues",{{}}]', S, "1.6")
+        assert chain.check(frame, state).verdict.allow
+        state.commit(frame)
+    assert len(state.sides[S].outstanding) == 16

@@ -148,6 +148,9 @@ class PolicyConfig(_Strict):
     deflate_mem_level: int = Field(default=1, ge=1, le=9)
     max_message_id_chars: int = 36
     seen_message_ids: int = Field(default=1024, ge=16)
+    max_pipelined_calls_16: int = Field(
+        default=32, ge=1
+    )  # OCPP 1.6 SHOULD NOT pipeline: tolerated up to this
     station_calls_per_s: float = Field(default=10.0, gt=0)
     station_call_burst: float = Field(default=50.0, ge=1)
     address_calls_per_s: float = Field(default=200.0, gt=0)  # many stations may share one address (NAT, APN)

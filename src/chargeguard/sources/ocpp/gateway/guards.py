@@ -14,12 +14,14 @@ shape: unknown type    FormationViolation           MessageTypeNotSupported
 shape: bad_shape       FormationViolation           FormatViolation
 message_id: too_long   FormationViolation           RpcFrameworkError                > 36 characters
 message_id: reused     OccurenceConstraintViolation OccurrenceConstraintViolation    per connection & direction
-outstanding: pipelined allowed, counted             OccurrenceConstraintViolation    2.1 SEND exempt
+outstanding: pipelined allowed, counted (*)         OccurrenceConstraintViolation    2.1 SEND exempt
 action: unknown        NotImplemented               NotImplemented
 action: not_allowed    NotSupported                 NotSupported                     direction + allow-list
 schema: invalid        FormationViolation           FormatViolation                  CALLs; results flagged
 rate: station / addr   GenericError                 GenericError                     token buckets, CALLs only
 =====================  ===========================  ===============================  ==========================
+
+(*) up to ``max_pipelined_calls_16`` unanswered CALLs, then OccurenceConstraintViolation.
 
 Policy guards (outstanding, action, schema, rate) never refuse a transaction-related CALL (StartTransaction,
 StopTransaction, MeterValues, TransactionEvent): the verdict becomes a *flag*, the frame is forwarded and the
@@ -134,6 +136,8 @@ class ConnectionState:
                 if side.outstanding:
                     side.pipelined += 1
                 side.outstanding[frame.message_id] = frame.action
+                if len(side.outstanding) > self.max_seen_ids:  # flagged tx CALLs pass the guard: bound anyway
+                    del side.outstanding[next(iter(side.outstanding))]
             return None
         if frame.message_type in (CALLRESULT, CALLERROR):
             return self.sides[frame.direction.other].outstanding.pop(frame.message_id, None)
@@ -194,14 +198,20 @@ class MessageIdGuard:
 
 
 class OutstandingCallGuard:
-    """One outstanding CALL per sender: 1.6 SHOULD NOT pipeline (allowed, counted), 2.0.1 / 2.1 SHALL NOT."""
+    """One outstanding CALL per sender: 1.6 SHOULD NOT pipeline (allowed and counted, up to ``max_pipelined_16``
+    unanswered CALLs), 2.0.1 / 2.1 SHALL NOT."""
 
     name = "outstanding"
 
+    def __init__(self, max_pipelined_16: int = 32) -> None:
+        self.max_pipelined_16 = max_pipelined_16
+
     def check(self, frame: Frame, connection: ConnectionState) -> Verdict:
-        if frame.message_type != CALL or connection.version == "1.6":
+        if frame.message_type != CALL:
             return ALLOW
-        if connection.sides[frame.direction].outstanding:
+        outstanding = connection.sides[frame.direction].outstanding
+        limit = self.max_pipelined_16 if connection.version == "1.6" else 1
+        if len(outstanding) >= limit:
             return Verdict(False, self.name, "pipelined_call", policy=True)
         return ALLOW
 
@@ -334,7 +344,7 @@ def build_chain(
         ShapeGuard(),
         MessageIdGuard(policy.max_message_id_chars),
         ActionGuard(allowed),
-        OutstandingCallGuard(),
+        OutstandingCallGuard(policy.max_pipelined_calls_16),
     ]
     if validator is not None:
         guards.append(SchemaGuard(validator))

@@ -11,7 +11,6 @@ token is never written anywhere.
 # ruff: noqa: S608 - SQL is built from our own identifiers; file names go in as quoted literals or parameters
 from __future__ import annotations
 
-import mmap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -98,15 +97,17 @@ def _fast_columns(kind: ObjectKind) -> tuple[str, str]:
 
 def _lines(path: Path) -> int | None:
     """Number of lines in a JSON Lines file, or None when it has blank lines (then only the slow path is exact)."""
+    count = 0
+    last = b"\n"
+    previous_ended = True
     with path.open("rb") as fh:
-        try:
-            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:  # empty file
-            return 0
-        with mm:
-            if mm[:1] == b"\n" or mm.find(b"\n\n") != -1:
+        while chunk := fh.read(1 << 24):
+            if (previous_ended and chunk[:1] == b"\n") or b"\n\n" in chunk:
                 return None
-            return mm[:].count(b"\n") + (0 if mm[-1:] == b"\n" else 1)
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+            previous_ended = last == b"\n"
+    return count + (0 if last == b"\n" else 1)
 
 
 def _extract(
@@ -194,7 +195,7 @@ def load(
             WHEN cc IS NULL OR pid IS NULL OR id IS NULL THEN 'missing country_code, party_id or id'
             WHEN length(cc) <> 2 OR length(pid) <> 3 THEN 'country_code must have 2 and party_id 3 characters'
             WHEN uid IS NULL OR tcc IS NULL OR tpid IS NULL THEN 'missing cdr_token uid, country_code or party_id'
-            WHEN regexp_matches(uid, '[\\x00-\\x1f]') OR uid = '' THEN 'token uid empty or with control characters'
+            WHEN uid = '' OR contains(uid, chr(31)) THEN 'token uid empty or with a unit separator'
             WHEN evse IS NULL THEN 'missing EVSE uid'
             WHEN start_ts IS NULL THEN 'missing or unreadable start_date_time'
             WHEN energy IS NULL THEN 'missing or non-numeric energy'
@@ -203,7 +204,8 @@ def load(
             WHEN cost IS NULL THEN 'missing or non-numeric total_cost.excl_vat'
             WHEN cost < 0 AND NOT credit THEN 'negative cost on a CDR that is not a credit'
             WHEN abs(cost) > {options.max_cost} THEN 'absurd cost (over {options.max_cost:g})'
-            WHEN currency IS NULL OR NOT regexp_full_match(currency, '[A-Z]{{3}}') THEN 'currency is not ISO 4217'
+            WHEN currency IS NULL OR length(currency) <> 3 OR NOT regexp_full_match(currency, '[A-Z]{{3}}')
+                THEN 'currency is not ISO 4217'
             WHEN end_ts IS NOT NULL AND end_ts < start_ts THEN 'ends before it starts'
         END AS reason,
         upper(cc) || '*' || upper(pid) || '*' || id AS key
@@ -247,7 +249,7 @@ def load(
                upper(d.tcc) || '*' || upper(d.tpid) AS token_party, t.token_ref, d.evse,
                timezone('UTC', d.start_ts) AS start_ts, timezone('UTC', d.end_ts) AS end_ts,
                d.energy, d.cost, d.currency, d.credit
-        FROM {good} d JOIN tok_{side} t USING (uid) ORDER BY d.idx
+        FROM {good} d JOIN tok_{side} t USING (uid)
     """)
     con.execute(f"DROP TABLE v_{side}")
     con.execute(f"DROP TABLE dup_{side}")

@@ -106,6 +106,18 @@ class UnauthorizedCharging(Detector[UnauthorizedChargingConfig]):
         return len(self._tx)
 
     def process(self, event: Event) -> Iterable[Finding]:
+        if type(event) is MeterSample:
+            sampled = self._tx.for_sample(event.station, event.transaction_id, event.connector, event.ts)
+            if sampled is None or event.energy_wh is None:
+                return ()
+            sampled.last_wh = event.energy_wh
+            if sampled.rejected is None:
+                return ()  # nothing refused: nothing to count
+            if sampled.baseline_wh is None:
+                sampled.baseline_wh = event.energy_wh
+            tx = event.transaction_id or self._tx.resolve(event.station, None, event.connector)
+            assert tx is not None
+            return self._check(event, sampled, tx, event.energy_wh, ended=False)
         if isinstance(event, TransactionStarted):
             auth = self._tx.touch(event.station, event.transaction_id, event.ts, event.connector)
             auth.token_ref = event.token_ref or auth.token_ref
@@ -131,16 +143,6 @@ class UnauthorizedCharging(Detector[UnauthorizedChargingConfig]):
             at_start = event.context == "StartTransaction" or unchanged
             self._decide(auth, event.status, event.context, at_start=at_start, start_wh=auth.start_wh)
             return ()
-        if isinstance(event, MeterSample):
-            sampled = self._tx.for_sample(event.station, event.transaction_id, event.connector, event.ts)
-            if sampled is None or event.energy_wh is None:
-                return ()
-            sampled.last_wh = event.energy_wh
-            if sampled.rejected is not None and sampled.baseline_wh is None:
-                sampled.baseline_wh = event.energy_wh
-            tx = self._tx.resolve(event.station, event.transaction_id, event.connector)
-            assert tx is not None
-            return self._check(event, sampled, tx, event.energy_wh, ended=False)
         if isinstance(event, TransactionEnded):
             auth = self._tx.pop(event.station, event.transaction_id, event.ts, event.connector) or _Auth()
             auth.token_ref = auth.token_ref or event.token_ref

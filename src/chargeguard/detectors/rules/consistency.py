@@ -85,18 +85,21 @@ class Inconsistent(Detector[InconsistentConfig]):
         return len(self._tx)
 
     def process(self, event: Event) -> Iterable[Finding]:
-        if isinstance(event, TransactionStarted):
-            started(self._tx, event)
-            return ()
-        if isinstance(event, MeterSample):
+        if type(event) is MeterSample:
             readings = self._tx.for_sample(event.station, event.transaction_id, event.connector, event.ts)
             if readings is None:
                 return ()
-            readings.connector, readings.ocpp = readings.connector or event.connector, event.ocpp
-            if event.power_w is not None:
-                readings.max_rate_w = max(readings.max_rate_w, event.power_w)
+            if readings.connector is None:
+                readings.connector = event.connector
+            readings.ocpp = event.ocpp
+            power = event.power_w
+            if power is not None and power > readings.max_rate_w:
+                readings.max_rate_w = power
             if event.energy_wh is not None:
                 readings.sampled(event.energy_wh, event.at.timestamp(), event.context)
+            return ()
+        if isinstance(event, TransactionStarted):
+            started(self._tx, event)
             return ()
         if isinstance(event, TransactionEnded):
             readings = (

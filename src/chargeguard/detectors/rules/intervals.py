@@ -116,25 +116,34 @@ class SpanBook:
             self._sampling.put(station, learned, ts)
         if key is None:
             return None
+        spans = self._by_key.get(key)
+        if not spans:
+            return None
         target: Span | None = None
         others_open = False
-        for span in self.spans(key):
-            mine = span.station == station and (
+        for span in spans:
+            if span.station == station and (
                 span.transaction_id == transaction_id if transaction_id is not None else span.end is None
-            )
-            if mine and (target is None or span.start > target.start):
-                if target is not None and target.end is None:
-                    others_open = True
-                target = span
-            elif span.end is None:
+            ):
+                if target is None:
+                    target = span
+                    continue
+                if span.start > target.start:
+                    if target.end is None:
+                        others_open = True
+                    target = span
+                    continue
+            if span.end is None:
                 others_open = True
         if target is None:
             return None
-        gap = at - target.seen
+        seen = target.seen
+        gap = at - seen
         if target.sampled and MIN_GAP_S <= gap <= self.idle_s:
             learned[0] = gap if learned[0] <= 0.0 else 0.8 * learned[0] + 0.2 * gap
         target.sampled = True
-        target.seen = max(target.seen, at)
+        if at > seen:
+            target.seen = at
         return target if others_open else None
 
     def __len__(self) -> int:

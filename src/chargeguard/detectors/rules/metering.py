@@ -81,39 +81,70 @@ class ExceedsCapacity(Detector[ExceedsCapacityConfig]):
         return len(self._tx)
 
     def process(self, event: Event) -> Iterable[Finding]:
-        if isinstance(event, TransactionStarted):
+        kind = type(event)
+        if kind is MeterSample:
+            assert isinstance(event, MeterSample)
+            return self._sample(event)
+        if kind is TransactionStarted:
+            assert isinstance(event, TransactionStarted)
             started(self._tx, event)
-            return ()
-        if isinstance(event, MeterSample):
-            readings = self._tx.for_sample(event.station, event.transaction_id, event.connector, event.ts)
-            tx = self._tx.resolve(event.station, event.transaction_id, event.connector)
-            if readings is None or tx is None:
-                return ()
-            readings.connector = readings.connector or event.connector
-            readings.ocpp = event.ocpp
-            found = self._power(event, readings, tx)
-            if event.energy_wh is not None:
-                found += self._rise(event, readings, tx, event.energy_wh, event.at.timestamp())
-                readings.sampled(event.energy_wh, event.at.timestamp(), event.context)
-            return found
-        if isinstance(event, TransactionEnded):
+        elif kind is TransactionEnded:
+            assert isinstance(event, TransactionEnded)
             return self._ended(event)
         return ()
 
-    def _limit(self, station: str, connector: str | None) -> tuple[float, str]:
-        return capacity_kw(self.context, station, connector, self.config.default_max_kw)
+    def _sample(self, event: MeterSample) -> list[Finding] | tuple[()]:
+        station, connector = event.station, event.connector
+        readings = self._tx.for_sample(station, event.transaction_id, connector, event.ts)
+        if readings is None:
+            return ()
+        tx = event.transaction_id or self._tx.resolve(station, None, connector)
+        if tx is None:
+            return ()
+        if readings.connector is None:
+            readings.connector = connector
+        readings.ocpp = event.ocpp
+        wh = event.energy_wh
+        found: list[Finding] | None = None
+        if event.power_w is not None and "power" not in readings.fired:
+            found = self._power(event, readings, tx)
+        if wh is not None:
+            at = event.at.timestamp()
+            peak, base = readings.peak_wh, readings.start_wh
+            # a reading at or below the highest so far, within a battery of meterStart, has nothing to judge
+            if (
+                peak is None
+                or wh > peak
+                or readings.fired
+                or base is None
+                or wh - base > self.config.max_session_wh
+            ):
+                rise = self._rise(event, readings, tx, wh, at)
+                if rise:
+                    found = rise if found is None else found + rise
+            readings.sampled(wh, at, event.context)
+        return () if found is None else found
+
+    def _limit(self, station: str, readings: Readings) -> tuple[float, str]:
+        """The connector's rating, looked up once per transaction and connector (samples ask on every reading)."""
+        cached = readings.limit
+        if cached is not None and cached[0] == readings.connector:
+            return cached[1], cached[2]
+        kw, source = capacity_kw(self.context, station, readings.connector, self.config.default_max_kw)
+        readings.limit = (readings.connector, kw, source)
+        return kw, source
 
     def _allowed_wh(self, limit_kw: float, seconds: float) -> float:
         cfg = self.config
         hours = (max(seconds, 0.0) + cfg.time_slack_s) / 3600.0
         return limit_kw * 1000.0 * hours * (1.0 + cfg.tolerance) + cfg.slack_wh
 
-    def _power(self, event: MeterSample, readings: Readings, tx: str) -> list[Finding]:
+    def _power(self, event: MeterSample, readings: Readings, tx: str) -> list[Finding] | None:
         if event.power_w is None or "power" in readings.fired:
-            return []
-        limit_kw, source = self._limit(event.station, readings.connector)
+            return None
+        limit_kw, source = self._limit(event.station, readings)
         if event.power_w <= limit_kw * 1000.0 * (1.0 + self.config.tolerance):
-            return []
+            return None
         readings.fired.add("power")
         return [
             self._finding(
@@ -130,7 +161,7 @@ class ExceedsCapacity(Detector[ExceedsCapacityConfig]):
         ref_wh, ref_at = readings.peak_wh, readings.peak_at
         if ref_wh is not None and ref_at is not None and at >= ref_at and wh > ref_wh:
             delta_wh, delta_s = wh - ref_wh, at - ref_at
-            limit_kw, source = self._limit(event.station, readings.connector)
+            limit_kw, source = self._limit(event.station, readings)
             average_kw = delta_wh / max(delta_s, 1.0) * 3.6
             from_start = readings.samples == 0
             mismatch = from_start and average_kw > self.config.default_max_kw * (1.0 + self.config.tolerance)
@@ -168,7 +199,7 @@ class ExceedsCapacity(Detector[ExceedsCapacityConfig]):
         energy, duration = event.energy_wh, event.duration_s
         unsampled = readings.samples == 0 and event.samples == 0
         if unsampled and energy is not None and duration is not None and "interval" not in readings.fired:
-            limit_kw, source = self._limit(event.station, readings.connector)
+            limit_kw, source = self._limit(event.station, readings)
             if energy > self._allowed_wh(limit_kw, duration):
                 readings.fired.add("interval")
                 average_kw = energy / max(duration, 1.0) * 3.6

@@ -112,12 +112,12 @@ class Phantom(Detector[PhantomConfig]):
         return len(self._tx) + len(self._status) + len(self._open) + len(self._reporting)
 
     def process(self, event: Event) -> Iterable[Finding]:
-        if isinstance(event, ConnectorStatus):
+        if type(event) is MeterSample:
+            self._sample(event)
+        elif isinstance(event, ConnectorStatus):
             self._connector_status(event)
         elif isinstance(event, TransactionStarted):
             self._started(event)
-        elif isinstance(event, MeterSample):
-            self._sample(event)
         elif isinstance(event, TransactionEnded):
             return self._ended(event)
         return ()
@@ -152,8 +152,8 @@ class Phantom(Detector[PhantomConfig]):
 
     def _sample(self, event: MeterSample) -> None:
         life = self._tx.for_sample(event.station, event.transaction_id, event.connector, event.ts)
-        if life is None:
-            return
+        if life is None or (life.rising and life.powered):
+            return  # everything a sample can show is known
         if event.power_w is not None and event.power_w >= self.config.min_power_w:
             life.powered = True
         if event.energy_wh is None:

@@ -31,6 +31,7 @@ class Readings:
     running_at: float | None = None
     max_rate_w: float = 0.0  # fastest rise between two readings, or highest sampled power
     fired: set[str] = field(default_factory=set)
+    limit: tuple[str | None, float, str] | None = None  # a detector's cached (connector, rating kW, source)
 
     def started(self, event: TransactionStarted) -> None:
         self.ocpp, self.connector = event.ocpp, event.connector
@@ -45,16 +46,26 @@ class Readings:
         that may be the very value under suspicion.
         """
         running = context not in BOUNDARY_CONTEXTS
-        if running and self.running_at is not None and self.running_wh is not None and at > self.running_at:
-            self.max_rate_w = max(self.max_rate_w, (wh - self.running_wh) / (at - self.running_at) * 3600.0)
+        if running:
+            running_at = self.running_at
+            if running_at is None:
+                self.running_wh, self.running_at = wh, at
+            else:
+                if at > running_at and self.running_wh is not None:
+                    rate = (wh - self.running_wh) / (at - running_at) * 3600.0
+                    if rate > self.max_rate_w:
+                        self.max_rate_w = rate
+                if at >= running_at:
+                    self.running_wh, self.running_at = wh, at
         self.samples += 1
-        if self.first_at is None or at < self.first_at:
+        first_at = self.first_at
+        if first_at is None or at < first_at:
             self.first_wh, self.first_at = wh, at
-        if self.last_at is None or at >= self.last_at:
+        last_at = self.last_at
+        if last_at is None or at >= last_at:
             self.last_wh, self.last_at = wh, at
-        if running and (self.running_at is None or at >= self.running_at):
-            self.running_wh, self.running_at = wh, at
-        if self.peak_wh is None or wh > self.peak_wh:
+        peak = self.peak_wh
+        if peak is None or wh > peak:
             self.peak_wh, self.peak_at = wh, at
 
 

@@ -78,6 +78,8 @@ class Rollback(Detector[RollbackConfig]):
         return len(self._tx) + len(self._stops)
 
     def process(self, event: Event) -> Iterable[Finding]:
+        if type(event) is MeterSample:
+            return self._sample(event) if event.energy_wh is not None else ()
         if isinstance(event, TransactionStarted):
             readings = started(self._tx, event)
             if event.meter_start_wh is None:
@@ -92,12 +94,20 @@ class Rollback(Detector[RollbackConfig]):
         return ()
 
     def _sample(self, event: MeterSample) -> list[Finding]:
+        wh = event.energy_wh
         readings = self._tx.for_sample(event.station, event.transaction_id, event.connector, event.ts)
-        tx = self._tx.resolve(event.station, event.transaction_id, event.connector)
-        if readings is None or tx is None or event.energy_wh is None:
+        if readings is None or wh is None:
+            return []
+        tx = event.transaction_id or self._tx.resolve(event.station, None, event.connector)
+        if tx is None:
             return []
         readings.connector, readings.ocpp = readings.connector or event.connector, event.ocpp
-        at, wh, tol = event.at.timestamp(), event.energy_wh, self.config.tolerance_wh
+        at, tol = event.at.timestamp(), self.config.tolerance_wh
+        if readings.samples:
+            peak, peak_at = readings.peak_wh, readings.peak_at
+            if peak is None or peak_at is None or at < peak_at or wh >= peak - tol:
+                readings.sampled(wh, at, event.context)  # the common case: the register rose or held
+                return []
         found: list[Finding] = []
         if readings.samples == 0:
             if readings.start_wh is None:

@@ -84,9 +84,9 @@ class SessionOverlap(Detector[SessionOverlapConfig]):
         return len(self._spans)
 
     def process(self, event: Event) -> Iterable[Finding]:
-        if isinstance(event, MeterSample):
+        if type(event) is MeterSample:
             unit = connector_key(event.connector)
-            key = None if unit is None else f"{event.station}\x1f{unit}"
+            key = None if unit is None else event.station + "\x1f" + unit
             at = event.at.timestamp()
             sampled = self._spans.saw(key, event.station, event.transaction_id, at, event.ts)
             if sampled is None or key is None or unit is None:

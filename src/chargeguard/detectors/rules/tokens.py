@@ -107,6 +107,8 @@ class ConcurrentUse(Detector[ConcurrentUseConfig]):
         return len(self._tx) + len(self._spans)
 
     def process(self, event: Event) -> Iterable[Finding]:
+        if type(event) is MeterSample:
+            return self._sample(event)
         if isinstance(event, TransactionStarted):
             facts = remember_start(self._tx, event)
             if facts.token_ref is None:
@@ -126,21 +128,6 @@ class ConcurrentUse(Detector[ConcurrentUseConfig]):
                 facts.queued = (event.ts - event.at).total_seconds() > QUEUED_AFTER_S
             start = facts.start if facts.start is not None else event.at.timestamp()
             return self._record(event, event.token_ref, start=start, end=None, facts=facts)
-        if isinstance(event, MeterSample):
-            tx = self._tx.resolve(event.station, event.transaction_id, event.connector)
-            known = None if tx is None else self._tx.get(event.station, tx)
-            token = None if known is None or known.token_ref is None else known.token_ref
-            at = event.at.timestamp()
-            sampled = self._spans.saw(
-                None if token is None else token.lower(), event.station, tx, at, event.ts
-            )
-            if sampled is None or token is None:
-                return ()
-            # a sample measures how long two running transactions have overlapped so far (same-site pairs)
-            clashes = self._spans.clashes(
-                token.lower(), sampled, tolerance_s=self.config.tolerance_s, accept=self._counts, now=at
-            )
-            return [self._finding(event, token, clash) for clash in clashes]
         if isinstance(event, TransactionEnded):
             facts = self._tx.pop(event.station, event.transaction_id, event.ts, event.connector) or TxFacts()
             token = event.token_ref or facts.token_ref
@@ -153,6 +140,20 @@ class ConcurrentUse(Detector[ConcurrentUseConfig]):
             facts.connector = facts.connector or event.connector
             return self._record(event, token, start=began, end=event.at.timestamp(), facts=facts)
         return ()
+
+    def _sample(self, event: MeterSample) -> Iterable[Finding]:
+        tx = event.transaction_id or self._tx.resolve(event.station, None, event.connector)
+        known = None if tx is None else self._tx.get(event.station, tx)
+        token = None if known is None else known.token_ref
+        at = event.at.timestamp()
+        sampled = self._spans.saw(None if token is None else token.lower(), event.station, tx, at, event.ts)
+        if sampled is None or token is None:
+            return ()
+        # a sample measures how long two running transactions have overlapped so far (same-site pairs)
+        clashes = self._spans.clashes(
+            token.lower(), sampled, tolerance_s=self.config.tolerance_s, accept=self._counts, now=at
+        )
+        return [self._finding(event, token, clash) for clash in clashes]
 
     def _record(
         self, event: Event, token: str, *, start: float | None, end: float | None, facts: TxFacts

@@ -74,15 +74,19 @@ class TxBook(Generic[V]):
         self, station: str, transaction_id: str | None, connector: str | None, ts: datetime
     ) -> V | None:
         """The value of the transaction a meter sample belongs to, or None when it belongs to none known."""
-        tx = self.resolve(station, transaction_id, connector)
-        if tx is None:
+        if transaction_id is not None:
+            known = self._tx.get((station, transaction_id))
+            if known is not None:
+                return (
+                    known  # samples do not refresh the entry: the start did, and TTLs outlast any transaction
+                )
+            if (station, transaction_id) in self._ended:
+                return None
+            return self.touch(station, transaction_id, ts)
+        if connector is None:
             return None
-        known = self._tx.get((station, tx))
-        if known is not None:
-            return known  # samples do not refresh the entry: the start did, and TTLs outlast any transaction
-        if transaction_id is None or self.ended(station, tx):
-            return None
-        return self.touch(station, tx, ts)
+        tx = self._open_on.get((station, connector))
+        return None if tx is None else self._tx.get((station, tx))
 
     def pop(self, station: str, transaction_id: str, ts: datetime, connector: str | None = None) -> V | None:
         """Forget an ended transaction (remembering for a while that it ended); returns its value."""

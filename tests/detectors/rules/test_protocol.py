@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chargeguard.detectors.base import DetectorContext, Limits
+from chargeguard.detectors.rules.event_window import BucketClock
 from chargeguard.detectors.rules.protocol import DETECTORS, Flood, Malformed
 from chargeguard.events import ConnectionEvent, Direction, FrameSeen, ProtocolViolation, Severity
 from chargeguard.testing import an_event, at, make_detector, run_detector
@@ -238,3 +242,57 @@ def test_end_to_end_malformed_and_reconnect_storm(ocpp: str) -> None:
         ("ocpp.flood", "CP-7", at(seconds=10 + 9 * 20)),
     ]
     assert alerts[0].evidence["reasons_total"] == {"orphan_result": 1}
+
+
+# ------------------------------------------------------------------------- bucketing without float conversion
+
+_T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@given(
+    bucket_s=st.sampled_from([60.0, 600.0, 0.5, 7.3, 86_400.0, 1e-3]),
+    offsets_us=st.lists(
+        st.integers(min_value=-(10**12), max_value=10**12)
+        | st.integers(min_value=-3, max_value=3).map(lambda k: k * 60_000_000 + 1)  # next to minute edges
+        | st.integers(min_value=-3, max_value=3).map(lambda k: k * 60_000_000 - 1),
+        min_size=1,
+        max_size=40,
+    ),
+    ordered=st.booleans(),
+)
+@settings(max_examples=200, deadline=None)
+def test_bucket_clock_agrees_with_float_arithmetic(
+    bucket_s: float, offsets_us: list[int], ordered: bool
+) -> None:
+    clock = BucketClock(bucket_s)
+    times = [_T0 + timedelta(microseconds=us) for us in (sorted(offsets_us) if ordered else offsets_us)]
+    for ts in times:
+        assert clock.index(ts) == int(ts.timestamp() // bucket_s)
+
+
+def test_bucket_clock_survives_the_end_of_time() -> None:
+    clock = BucketClock(600.0)
+    late = datetime.max.replace(tzinfo=UTC)
+    assert clock.index(late) == int(late.timestamp() // 600.0)
+    assert clock.index(_T0) == int(_T0.timestamp() // 600.0)
+
+
+def test_flood_bucket_edge_is_exact_to_the_microsecond() -> None:
+    edge = at(1)  # a minute boundary
+    tick = timedelta(microseconds=1)
+    inside = [an_event(FrameSeen, ts=edge - tick * (600 - i)) for i in range(600)]  # all before the edge
+    alerts = run_detector(make_detector(Flood), inside)
+    assert len(alerts) == 1
+    assert alerts[0].ts == edge - tick
+    split = [
+        *(an_event(FrameSeen, ts=edge - tick * (599 - i)) for i in range(599)),
+        an_event(FrameSeen, ts=edge),
+    ]
+    assert run_detector(make_detector(Flood), split) == []  # the last frame opens the next minute
+
+
+def test_flood_frame_out_of_order_reopens_its_bucket() -> None:
+    # a late frame from the previous minute restarts the count, as the float path always did
+    events = [*frames(60, 599, 0.05), an_event(FrameSeen, ts=at(seconds=59)), *frames(95, 5, 0.01)]
+    assert run_detector(make_detector(Flood), sorted(events, key=lambda e: e.ts)) != []
+    assert run_detector(make_detector(Flood), events) == []

@@ -829,3 +829,19 @@ def test_end_to_end_station_kinds_from_raw_frames(ocpp: str) -> None:
         ("station.identity_change", Severity.HIGH, at(seconds=30)),
     ]
     assert all(a.station == "CP-9" for a in alerts)
+
+
+def test_clock_skew_threshold_edge_is_exact() -> None:
+    # exactly at the threshold is healthy; a millisecond beyond it counts (decided by the full float path)
+    at_edge = [reading(i, 300.0) for i in range(5)]
+    assert run_detector(make_detector(ClockSkew), at_edge) == []
+    beyond = [reading(i, 300.001) for i in range(3)]
+    assert [a.ts for a in run_detector(make_detector(ClockSkew), beyond)] == [at(2)]
+    behind = [reading(i, -300.0005) for i in range(3)]
+    assert len(run_detector(make_detector(ClockSkew), behind)) == 1
+
+
+def test_clock_healthy_reading_inside_the_band_ends_a_streak() -> None:
+    events = [reading(0, 900), reading(1, 900), reading(2, 10), reading(3, 900), reading(4, 900)]
+    assert run_detector(make_detector(ClockSkew), events) == []
+    assert len(run_detector(make_detector(ClockSkew), [*events, reading(5, 900)])) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -102,3 +102,39 @@ def host_matches(host: str, patterns: Iterable[str]) -> bool:
         elif host == pattern:
             return True
     return False
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# a bucket's fast range stays this far inside its float boundaries, so that an event inside it is in the bucket by
+# the float arithmetic too; events nearer an edge are decided by that arithmetic
+_MARGIN = timedelta(microseconds=2)
+
+
+class BucketClock:
+    """The index ``int(ts.timestamp() // bucket_s)`` of fixed event-time buckets, mostly without float conversion.
+
+    Events arrive in transport-time order, so consecutive events mostly fall in the bucket of the previous one:
+    ``lo <= ts < hi`` (two datetime comparisons) means ``ts`` is in bucket ``current``, several times cheaper than
+    ``timestamp()``. Events near a boundary, out of order or in a new bucket take ``index``'s float path.
+    """
+
+    __slots__ = ("bucket_s", "current", "hi", "lo")
+
+    def __init__(self, bucket_s: float) -> None:
+        self.bucket_s = bucket_s
+        self.current = 0
+        self.lo = self.hi = _EPOCH  # empty range: the first event takes the float path
+
+    def index(self, ts: datetime) -> int:
+        """The bucket of ``ts``; remembers it with its range for the events that follow."""
+        if self.lo <= ts < self.hi:
+            return self.current
+        bucket_s = self.bucket_s
+        index = int(ts.timestamp() // bucket_s)
+        self.current = index
+        try:
+            self.lo = _EPOCH + timedelta(seconds=index * bucket_s) + _MARGIN
+            self.hi = _EPOCH + timedelta(seconds=(index + 1) * bucket_s) - _MARGIN
+        except OverflowError:  # beyond datetime's range: every event takes the float path
+            self.lo = self.hi = _EPOCH
+        return index

@@ -6,10 +6,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
-from chargeguard.detectors.rules.event_window import EventWindow, Throttle
+from chargeguard.detectors.rules.event_window import BucketClock, EventWindow, Throttle
 from chargeguard.detectors.state import BoundedState
 from chargeguard.events import (
     ConnectionEvent,
@@ -30,6 +31,10 @@ _DELIBERATE = {
 }
 _MAX_REASONS = 32
 _MAX_ACTIONS = 50
+_FROM_STATION = Direction.STATION  # a module constant: an Enum attribute lookup costs more per frame
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# a station's touch is decided by a datetime compare until this close to its due time, then by floats
+_MARGIN = timedelta(microseconds=2)
 
 
 @dataclass(slots=True)
@@ -183,22 +188,12 @@ class _Rate:
 
     threshold: float = 0.0
 
-    def roll(self, bucket: int, alpha: float, decay: float) -> None:
-        """Close the current bucket (learning from it unless it was flagged) and open ``bucket``."""
-        if self.bucket >= 0 and bucket > self.bucket:
-            if not self.flagged:
-                self.ewma += alpha * (self.count - self.ewma)
-                self.learned += 1
-            gaps = bucket - self.bucket - 1
-            if gaps:
-                self.ewma *= decay ** min(gaps, 10_000)
-        self.bucket, self.count, self.flagged = bucket, 0, 0
-
 
 @dataclass(slots=True)
 class _Station:
     rates: list[_Rate | None] = field(default_factory=lambda: [None, None, None, None])  # by _METRICS index
     touched: float = 0.0
+    touch_soon: datetime = _EPOCH  # before this event time the state certainly needs no touch
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +256,11 @@ class Flood(Detector[FloodConfig]):
         self._state: BoundedState[str, _Station] = BoundedState(context.limits.max_keys, context.limits.ttl_s)
         # the state is touched (TTL and LRU order) at most this often per station; the baseline needs no more
         self._touch_every_s = min(context.limits.ttl_s / 8, 600.0)
+        self._touch_every = timedelta(seconds=self._touch_every_s)
         c = config
+        self._alpha = c.alpha
         self._decay = 1.0 - c.alpha
+        self._factor = c.factor
         # index: (metric name, bucket seconds, floor, noun); _Station.rates follows this order
         self._metrics: tuple[tuple[str, float, int, str], ...] = (
             ("frames", c.frames_bucket_s, c.frames_floor, "frames sent"),
@@ -275,43 +273,73 @@ class Flood(Detector[FloodConfig]):
             ("reconnects", c.reconnect_bucket_s, c.reconnect_floor, "connections"),
             ("boots", c.boot_bucket_s, c.boot_floor, "BootNotifications"),
         )
+        self._floors = tuple(float(floor) for _, _, floor, _ in self._metrics)
+        clocks: dict[float, BucketClock] = {}
+        self._clocks = tuple(clocks.setdefault(m[1], BucketClock(m[1])) for m in self._metrics)
 
     def state_size(self) -> int:
         return len(self._state)
 
     def process(self, event: Event) -> Iterable[Finding]:
         if isinstance(event, FrameSeen):
-            if event.direction is not Direction.STATION:
-                return self._count(event.station, 1, event)
-            out = self._count(event.station, 0, event)
+            if event.direction is not _FROM_STATION:
+                return self._count(event.station, 1, event.ts)
+            out = self._count(event.station, 0, event.ts)
             if event.message_type == 2 and event.action == "BootNotification":
-                return (*out, *self._count(event.station, 3, event))
+                return (*out, *self._count(event.station, 3, event.ts))
             return out
         if isinstance(event, ConnectionEvent) and event.event == "connect":
-            return self._count(event.station, 2, event)
+            return self._count(event.station, 2, event.ts)
         return ()
 
-    def _count(self, station: str, index: int, event: FrameSeen | ConnectionEvent) -> tuple[Finding, ...]:
-        # hot path (every frame): a lookup, a bucket compare and a count; state is touched every few minutes
-        metric, bucket_s, floor, noun = self._metrics[index]
-        t = event.ts.timestamp()
+    def _count(self, station: str, index: int, ts: datetime) -> tuple[Finding, ...]:
+        # hot path (every frame): a lookup, datetime compares for the bucket and the touch, a count; no float
+        # conversion of the event time unless a bucket boundary or the touch is near
+        clock = self._clocks[index]
+        bucket = clock.current if clock.lo <= ts < clock.hi else clock.index(ts)
         st = self._state.get(station)
         if st is None:
-            st = _Station(touched=t)
-            self._state.put(station, st, event.ts)
-        elif t - st.touched > self._touch_every_s:
-            st.touched = t
-            self._state.put(station, st, event.ts)
+            st = _Station()
+            self._touch(station, st, ts)
+        elif ts >= st.touch_soon and ts.timestamp() - st.touched > self._touch_every_s:
+            self._touch(station, st, ts)
         rate = st.rates[index]
         if rate is None:
             rate = st.rates[index] = _Rate()
-        bucket = int(t // bucket_s)
-        if bucket != rate.bucket:
-            rate.roll(bucket, self.config.alpha, self._decay)
-            rate.threshold = max(float(floor), self.config.factor * rate.ewma)
-        rate.count += 1
+        previous = rate.bucket
+        if bucket == previous:
+            rate.count += 1
+        else:
+            # close the previous bucket (learning from it unless it was flagged) and open this one
+            ewma = rate.ewma
+            if bucket > previous >= 0:
+                if not rate.flagged:
+                    ewma += self._alpha * (rate.count - ewma)
+                    rate.learned += 1
+                if bucket > previous + 1:
+                    ewma *= self._decay ** min(bucket - previous - 1, 10_000)
+                rate.ewma = ewma
+            rate.bucket = bucket
+            rate.count = 1
+            rate.flagged = 0
+            threshold = self._factor * ewma
+            floor = self._floors[index]
+            rate.threshold = threshold if threshold > floor else floor
         if rate.count < rate.threshold:
             return ()
+        return self._flag(station, index, rate, ts)
+
+    def _touch(self, station: str, st: _Station, ts: datetime) -> None:
+        """Stamp the station's state (TTL and LRU order) at ``ts``."""
+        st.touched = ts.timestamp()
+        try:
+            st.touch_soon = ts + self._touch_every - _MARGIN
+        except OverflowError:
+            st.touch_soon = _EPOCH  # every event checks with floats
+        self._state.put(station, st, ts)
+
+    def _flag(self, station: str, index: int, rate: _Rate, ts: datetime) -> tuple[Finding, ...]:
+        metric, bucket_s, _, noun = self._metrics[index]
         threshold = rate.threshold
         level = 2 if rate.count >= 10 * threshold else 1 if rate.count >= threshold else 0
         if level <= rate.flagged:
@@ -320,7 +348,7 @@ class Flood(Detector[FloodConfig]):
         return (
             self.finding(
                 "ocpp.flood",
-                ts=event.ts,
+                ts=ts,
                 incident=f"station:{station}",
                 summary=f"station {station}: {rate.count} {noun} within {bucket_s:.0f} s "
                 f"(baseline {rate.ewma:.1f} per {bucket_s:.0f} s)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
@@ -12,12 +13,13 @@ from chargeguard.detectors.state import BoundedState
 from chargeguard.events import ConnectionEvent, Direction, Event, Finding, FrameSeen, Severity
 
 _MAX_LISTED = 20
+_FROM_STATION = Direction.STATION  # a module constant: an Enum attribute lookup costs more per frame
 
 
 @dataclass(slots=True)
 class _Connections:
     open_hosts: dict[str | None, float] = field(default_factory=dict)
-    last_frame: float | None = None
+    last_frame: datetime | None = None  # kept as the event's datetime: converted only when a connect needs it
     history: EventWindow[str] | None = None
 
 
@@ -85,9 +87,10 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
 
     def process(self, event: Event) -> Iterable[Finding]:
         if isinstance(event, FrameSeen):
-            st = self._state.get(event.station)
-            if st is not None and event.direction is Direction.STATION:
-                st.last_frame = event.ts.timestamp()
+            if event.direction is _FROM_STATION:
+                st = self._state.get(event.station)
+                if st is not None:
+                    st.last_frame = event.ts
             return ()
         if not isinstance(event, ConnectionEvent):
             return ()
@@ -149,7 +152,8 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
         out: list[Finding] = []
         others = [h for h in st.open_hosts if h is not None and host is not None and h != host]
         if others:
-            alive = st.last_frame is not None and now - st.last_frame <= cfg.liveness_s
+            last_frame = None if st.last_frame is None else st.last_frame.timestamp()
+            alive = last_frame is not None and now - last_frame <= cfg.liveness_s
             out.append(
                 self.finding(
                     "station.duplicate_connection",
@@ -165,8 +169,8 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
                         "open_remote_hosts": sorted(others),
                         "first_connection_active": alive,
                         "seconds_since_last_frame": None
-                        if st.last_frame is None
-                        else round(now - st.last_frame, 3),
+                        if last_frame is None
+                        else round(now - last_frame, 3),
                     },
                 )
             )

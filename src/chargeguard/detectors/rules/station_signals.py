@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
@@ -14,6 +15,19 @@ from chargeguard.errors import ConfigError
 from chargeguard.events import ClockReading, ConnectionEvent, Event, Finding, SecurityEventReported, Severity
 
 _REBOOT_TYPES = frozenset({"StartupOfTheDevice", "ResetOrReboot"})
+# a reading this far inside the healthy band is decided without float conversion; nearer its edges the exact
+# float arithmetic of the full path decides
+_MARGIN = timedelta(milliseconds=1)
+
+
+def _within(seconds: float) -> timedelta:
+    """``seconds`` as a timedelta pulled ``_MARGIN`` towards zero (clamped to timedelta's range)."""
+    try:
+        span = timedelta(seconds=abs(seconds))
+    except OverflowError:
+        span = timedelta.max
+    span = max(span - _MARGIN, timedelta(0))
+    return span if seconds >= 0 else -span
 
 
 def _severity_setting(text: str, *, detector: str) -> Severity:
@@ -184,6 +198,9 @@ class ClockSkew(Detector[ClockSkewConfig]):
     def __init__(self, config: ClockSkewConfig, context: DetectorContext) -> None:
         super().__init__(config, context)
         self._state: BoundedState[str, _Clock] = BoundedState(context.limits.max_keys, context.limits.ttl_s)
+        # station time minus transport time strictly inside (lo, hi) is certainly healthy
+        self._healthy_lo = _within(-config.behind_threshold_s)
+        self._healthy_hi = _within(config.ahead_threshold_s)
 
     def state_size(self) -> int:
         return len(self._state)
@@ -195,6 +212,12 @@ class ClockSkew(Detector[ClockSkewConfig]):
             return ()
         if not isinstance(event, ClockReading):
             return ()
+        if self._healthy_lo < event.at - event.ts < self._healthy_hi:
+            # hot path (most readings): a healthy clock only ends a streak; no float conversion, no state
+            healthy = self._state.get(event.station)
+            if healthy is not None and healthy.streak:
+                healthy.streak.clear()
+            return ()
         cfg = self.config
         now = event.ts.timestamp()
         try:
@@ -202,7 +225,7 @@ class ClockSkew(Detector[ClockSkewConfig]):
         except (OverflowError, ValueError, OSError):
             return ()
         if -cfg.behind_threshold_s <= skew <= cfg.ahead_threshold_s:
-            # hot path: a healthy reading only ends a streak; it needs no state of its own
+            # healthy near the band's edges: the same as the hot path above
             healthy = self._state.get(event.station)
             if healthy is not None and healthy.streak:
                 healthy.streak.clear()

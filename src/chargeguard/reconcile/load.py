@@ -177,8 +177,10 @@ def load(
         _extract(con, side, path, kind, query, unit)
     except duckdb.Error as exc:
         raise InputError(
-            f"cannot read as OCPI {kind}s: {str(exc).splitlines()[0][:200]}", source=str(path)
-        ) from exc
+            # DuckDB's message may quote the offending line (raw tokens): only its class is shown
+            f"cannot read as OCPI {kind}s ({type(exc).__name__}; e.g. a line over 64 MiB)",
+            source=str(path),
+        ) from None
     con.execute(f"""
         CREATE TEMP VIEW x_{side} AS
         SELECT idx, ok, f1 AS cc, f2 AS pid, f3 AS id, f4 AS uid, f5 AS tcc,

@@ -13,38 +13,121 @@ from typing import Annotated
 import structlog
 import typer
 
-from chargeguard.errors import ChargeguardError
+from chargeguard.allowlist import AllowList
+from chargeguard.errors import ChargeguardError, ConfigError
+from chargeguard.events import Alert, Severity
+from chargeguard.inventory import load_inventory
+from chargeguard.live import LiveDetection
+from chargeguard.settings import Settings, load_settings
+from chargeguard.sinks.jsonl import JsonlAlertWriter
+from chargeguard.sinks.store import StoreSink
+from chargeguard.sinks.webhook import WebhookSink
 from chargeguard.sources.ocpp.gateway.auth import hash_password, password_problem
 from chargeguard.sources.ocpp.gateway.capture_writer import CaptureWriter
 from chargeguard.sources.ocpp.gateway.config import GatewayConfig, load_config
+from chargeguard.sources.ocpp.gateway.enforce import AnswerRewriter, BlockTokensUnderAlert
 from chargeguard.sources.ocpp.gateway.observer import FrameObserver, ObserverFanout
 from chargeguard.sources.ocpp.gateway.proxy import Gateway
+from chargeguard.store import Store
 from chargeguard.vault.keys import load_pseudonym_keys
 from chargeguard.vault.pseudonyms import Pseudonymiser
 
 log = structlog.get_logger("chargeguard.cli.gateway")
 
 
-def _observers(
-    config: GatewayConfig, key_file: Path | None
-) -> tuple[list[FrameObserver], CaptureWriter | None]:
-    if config.capture_dir is None:
-        return [], None
-    has_captures = config.capture_dir.exists() and any(config.capture_dir.glob("capture-*"))
+class _Running:
+    """What the gateway command opened besides the gateway itself, closed in reverse order on exit."""
+
+    def __init__(self) -> None:
+        self.observers: list[FrameObserver] = []
+        self.rewriter: AnswerRewriter | None = None
+        self.closers: list[Callable[[], None]] = []
+
+    def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                closer()
+            except ChargeguardError as exc:
+                log.error("gateway.shutdown.failed", error=str(exc))
+
+
+def _observers(config: GatewayConfig, key_file: Path | None) -> _Running:
+    """The capture recorder and live detection (with enforce mode), as configured."""
+    running = _Running()
+    detection = config.detection
+    settings = load_settings(None, lateness_s=0.0, db_url=detection.db_url, key_file=key_file)
+    store = None
+    if detection.enabled:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        store = Store.open(settings.effective_db_url)
+        running.closers.append(store.close)
+    has_captures = (
+        config.capture_dir is not None
+        and config.capture_dir.exists()
+        and any(config.capture_dir.glob("capture-*"))
+    )
+    if config.capture_dir is None and store is None:
+        return running
     keys, generated = load_pseudonym_keys(
         env_key=os.environ.get("CHARGEGUARD_PSEUDONYM_KEY"),
-        key_file=key_file,
-        store_has_data=has_captures,
+        key_file=settings.effective_key_file,
+        store_has_data=has_captures or (store is not None and store.has_pseudonymised_data()),
     )
     if generated is not None:
         log.warning("gateway.key.generated", path=str(generated))
-    writer = CaptureWriter(
-        config.capture_dir,
-        Pseudonymiser(keys, max(keys)),
-        max_bytes=config.capture_max_bytes,
-        max_age_s=config.capture_max_age_s,
+    pseudonymiser = Pseudonymiser(keys, max(keys))
+    if config.capture_dir is not None:
+        writer = CaptureWriter(
+            config.capture_dir,
+            pseudonymiser,
+            max_bytes=config.capture_max_bytes,
+            max_age_s=config.capture_max_age_s,
+        )
+        running.observers.append(writer)
+        running.closers.append(writer.close)
+    if store is not None:
+        store.mark_pseudonymised([pseudonymiser.current_version])
+        running.observers.append(_live_detection(config, settings, store, pseudonymiser, running))
+    return running
+
+
+def _live_detection(
+    config: GatewayConfig, settings: Settings, store: Store, pseudonymiser: Pseudonymiser, running: _Running
+) -> LiveDetection:
+    detection = config.detection
+    sink = StoreSink(store)
+
+    def to_store(alert: Alert) -> None:
+        sink.on_close(alert)
+        sink.flush()  # an alert reaches the store within the call that raised it; other rows are batched
+
+    sinks: list[Callable[[Alert], None]] = [to_store]
+    if detection.alerts_jsonl is not None:
+        stream = detection.alerts_jsonl.open("ab")
+        running.closers.append(stream.close)
+        sinks.append(JsonlAlertWriter(stream, flush_each=True))
+    if detection.webhook_url is not None:
+        secret = os.environ.get("CHARGEGUARD_GATEWAY_WEBHOOK_SECRET", "")
+        if len(secret) < 16:
+            raise ConfigError("webhook_url needs CHARGEGUARD_GATEWAY_WEBHOOK_SECRET (at least 16 characters)")
+        webhook = WebhookSink(detection.webhook_url, secret.encode())
+        running.closers.append(webhook.close)
+        sinks.append(webhook)
+    live = LiveDetection(
+        settings,
+        pseudonymiser,
+        inventory=load_inventory(detection.stations_inventory) if detection.stations_inventory else None,
+        allowlist=AllowList(store.allow_entries()),
+        sinks=sinks,
+        event_sinks=[sink.on_event],
+        enforce_kinds=detection.enforce_kinds if detection.mode == "enforce" else (),
+        enforce_severity=Severity.parse(detection.enforce_severity),
     )
-    return [writer], writer
+    running.closers.append(sink.close)
+    running.closers.append(live.close)  # closes open incidents into the sinks before they close
+    if detection.mode == "enforce":
+        running.rewriter = BlockTokensUnderAlert(live.token_verdict)
+    return live
 
 
 async def run_gateway(
@@ -52,13 +135,14 @@ async def run_gateway(
     observer: FrameObserver,
     stop: asyncio.Event | None = None,
     on_started: Callable[[Gateway], None] | None = None,
+    rewriter: AnswerRewriter | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set), then shut down gracefully."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    gateway = Gateway(config, observer)
+    gateway = Gateway(config, observer, rewriter=rewriter)
     await gateway.start()
     if on_started is not None:
         on_started(gateway)
@@ -86,15 +170,14 @@ def register(app: typer.Typer) -> None:
         """Run the inline OCPP security gateway in front of the operator's central system."""
         try:
             settings = load_config(config)
-            observers, writer = _observers(settings, key_file)
+            running = _observers(settings, key_file)
         except ChargeguardError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
         try:
-            asyncio.run(run_gateway(settings, ObserverFanout(observers)))
+            asyncio.run(run_gateway(settings, ObserverFanout(running.observers), rewriter=running.rewriter))
         finally:
-            if writer is not None:
-                writer.close()
+            running.close()
 
     @app.command("gateway-hash-password")
     def hash_password_command(

@@ -38,7 +38,7 @@ from websockets.headers import build_authorization_basic
 
 from chargeguard.sources.ocpp.gateway.auth import hash_password
 from chargeguard.sources.ocpp.gateway.config import GatewayConfig, parse_config
-from chargeguard.sources.ocpp.gateway.observer import CollectingObserver
+from chargeguard.sources.ocpp.gateway.observer import CollectingObserver, ObserverFanout
 from chargeguard.sources.ocpp.gateway.proxy import Gateway
 
 OPERATOR = "Example CPO"
@@ -462,6 +462,8 @@ def harness(pki: Pki, default_stations: dict[str, dict[str, Any]]) -> Callable[.
         env: dict[str, str] | None = None,
         listen: dict[str, Any] | None = None,
         csms_subprotocols: tuple[str, ...] = ("ocpp2.0.1", "ocpp1.6"),
+        observers: tuple[Any, ...] = (),
+        rewriter: Any = None,
         **policy: Any,
     ) -> AsyncIterator[Harness]:
         csms = Csms(csms_subprotocols)
@@ -469,7 +471,8 @@ def harness(pki: Pki, default_stations: dict[str, dict[str, Any]]) -> Callable[.
         config = make_config(pki, csms.url, stations or default_stations, upstream, env, listen, **policy)
         observer = CollectingObserver()
         extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
-        gateway = Gateway(config, observer, validator=validator, **extra)
+        fanout = ObserverFanout([observer, *observers]) if observers else observer
+        gateway = Gateway(config, fanout, validator=validator, rewriter=rewriter, **extra)
         await gateway.start()
         try:
             yield Harness(gateway, csms, observer, pki)

@@ -52,6 +52,7 @@ def test_end_to_end_capture_is_pseudonymised(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, harness: Any, hashes_by_password: Any
 ) -> None:
     monkeypatch.setenv("CHARGEGUARD_PSEUDONYM_KEY", "ab" * 32)
+    monkeypatch.setenv("CHARGEGUARD_HOME", str(tmp_path / "home"))
 
     async def scenario() -> None:
         async with harness() as h:  # reuse the harness's central system
@@ -63,12 +64,12 @@ def test_end_to_end_capture_is_pseudonymised(
                 encoding="utf-8",
             )
             config = load_config(tmp_path / "gw.toml")
-            observers, writer = gateway_cli._observers(config, None)
-            assert writer is not None
+            running = gateway_cli._observers(config, None)
+            assert len(running.observers) == 2  # the capture recorder and live detection
             stop = asyncio.Event()
             started: list[Gateway] = []
             runner = asyncio.create_task(
-                gateway_cli.run_gateway(config, ObserverFanout(observers), stop, started.append)
+                gateway_cli.run_gateway(config, ObserverFanout(running.observers), stop, started.append)
             )
             while not started:
                 await asyncio.sleep(0.01)
@@ -81,7 +82,7 @@ def test_end_to_end_capture_is_pseudonymised(
             await asyncio.sleep(0.05)
             stop.set()
             await runner
-            writer.close()
+            running.close()
 
     asyncio.run(scenario())
     files = list((tmp_path / "captures").glob("*.jsonl.gz"))
@@ -91,3 +92,7 @@ def test_end_to_end_capture_is_pseudonymised(
     lines = [json.loads(line) for line in raw.splitlines()]
     assert [line.get("event") for line in lines] == ["connect", None, None, "disconnect"]
     assert lines[1]["frame"][3]["idTag"].startswith("tok1_")
+    store = tmp_path / "home" / "chargeguard.db"
+    assert (
+        store.exists() and TOKEN.encode() not in store.read_bytes()
+    )  # live detection persisted, pseudonymised

@@ -171,6 +171,25 @@ class PolicyConfig(_Strict):
     schema_validation: bool = True
 
 
+class DetectionConfig(_Strict):
+    """Live detection on the gateway's traffic (the same engine as ``chargeguard scan``) and enforce mode.
+
+    ``mode = "enforce"`` rewrites the CSMS's answer for tokens under an open alert of ``enforce_kinds`` at or above
+    ``enforce_severity`` (see gateway/enforce.py for exactly what that does and does not achieve). Alerts go to the
+    store (``db_url``, default the SQLite store in CHARGEGUARD_HOME), to ``alerts_jsonl`` and to ``webhook_url``
+    (signed with the secret in CHARGEGUARD_GATEWAY_WEBHOOK_SECRET).
+    """
+
+    enabled: bool = True
+    mode: Literal["monitor", "enforce"] = "monitor"
+    enforce_kinds: tuple[str, ...] = ("token.concurrent_use", "token.impossible_travel", "token.unauthorized_charging")
+    enforce_severity: Literal["medium", "high", "critical"] = "high"
+    stations_inventory: Path | None = None
+    alerts_jsonl: Path | None = None
+    db_url: str | None = None
+    webhook_url: str | None = None
+
+
 class GatewayConfig(_Strict):
     listen: ListenConfig = ListenConfig()
     tls: TlsConfig | None = None
@@ -180,6 +199,7 @@ class GatewayConfig(_Strict):
     capture_dir: Path | None = None
     capture_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     capture_max_age_s: float = Field(default=86400.0, gt=0)
+    detection: DetectionConfig = DetectionConfig()
 
     @model_validator(mode="after")
     def _listeners_match_profiles(self) -> GatewayConfig:

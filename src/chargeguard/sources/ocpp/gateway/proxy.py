@@ -37,6 +37,7 @@ from websockets.typing import Subprotocol
 
 from chargeguard.sources.ocpp.gateway.auth import Lockout, PasswordAuthenticator
 from chargeguard.sources.ocpp.gateway.config import SUBPROTOCOL_OF, GatewayConfig, StationConfig
+from chargeguard.sources.ocpp.gateway.enforce import AnswerRewriter
 from chargeguard.sources.ocpp.gateway.guards import (
     ConnectionState,
     PayloadValidator,
@@ -84,9 +85,11 @@ class Gateway:
         validator: PayloadValidator | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], dt.datetime] | None = None,
+        rewriter: AnswerRewriter | None = None,
     ) -> None:
         self.config = config
         self.observer = observer
+        self.rewriter = rewriter
         self.metrics = GatewayMetrics()
         self._clock = clock
         self.wall_clock: Callable[[], dt.datetime] = wall_clock or (lambda: dt.datetime.now(dt.UTC))
@@ -380,6 +383,7 @@ class Gateway:
             max_denied_per_minute=policy.max_denied_per_minute,
             timestamp=self.timestamp,
             clock=self._clock,
+            rewriter=self.rewriter,
         )
         self.sessions[pending.identity] = session
         self.metrics.inc("chargeguard_gateway_connections_total", profile=str(pending.profile))

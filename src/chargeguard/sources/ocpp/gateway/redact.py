@@ -25,6 +25,7 @@ from typing import Any
 
 from chargeguard.vault.fields import SECRET_FIELDS, SECRET_KEYS, TOKEN_FIELDS, marker
 from chargeguard.vault.pseudonyms import Pseudonymiser
+from chargeguard.vault.redact import redact_text
 from chargeguard.vault.urls import redact_url as _redact_url
 
 REDACTED = marker("secret")
@@ -60,13 +61,21 @@ def _walk(node: Any, pseudonymise: Callable[[str], str], parent_key: str | None,
                 elif "://" in value:
                     out[key] = redact_url(value)
                 else:
-                    out[key] = value
+                    out[key] = _free_text(value)
             else:
                 out[key] = _walk(value, pseudonymise, lower, depth + 1)
         return out
     if isinstance(node, list):
         return [_walk(item, pseudonymise, parent_key, depth + 1) for item in node]
     return node
+
+
+def _free_text(value: str) -> str:
+    """Vendor fields and descriptions can carry a card (DataTransfer data, CALLERROR text): the token net runs on
+    any string long enough, and with a digit, to hold an RFID UID or eMAID (cheap pre-check on the hot path)."""
+    if len(value) < 8 or not any(c.isdigit() for c in value):
+        return value
+    return redact_text(value)
 
 
 def _secret_field(lower: str, parent_key: str | None) -> bool:
@@ -92,5 +101,6 @@ def sanitise_frame(frame: list[Any], pseudonymiser: Pseudonymiser) -> list[Any]:
     if len(frame) == 3:
         return [frame[0], frame[1], sanitise_payload(frame[2], pseudonymiser)]
     if len(frame) == 5:
-        return [frame[0], frame[1], frame[2], frame[3], sanitise_payload(frame[4], pseudonymiser)]
+        description = _free_text(frame[3]) if isinstance(frame[3], str) else frame[3]
+        return [frame[0], frame[1], frame[2], description, sanitise_payload(frame[4], pseudonymiser)]
     return [sanitise_payload(item, pseudonymiser) for item in frame]

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import structlog
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.server import ServerConnection
@@ -22,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from chargeguard.sources.ocpp.gateway.auth import PasswordAuthenticator, password_problem
+from chargeguard.sources.ocpp.gateway.enforce import ENFORCED_ACTIONS, AnswerRewriter, request_token
 from chargeguard.sources.ocpp.gateway.guards import ConnectionState, GuardChain, Verdict, callerror_code
 from chargeguard.sources.ocpp.gateway.metrics import GatewayMetrics
 from chargeguard.sources.ocpp.gateway.observer import FrameObserver
@@ -59,8 +61,12 @@ class Session:
         max_denied_per_minute: int = 120,
         timestamp: Callable[[], str],
         clock: Callable[[], float] = time.monotonic,
+        rewriter: AnswerRewriter | None = None,
     ) -> None:
         self.station = station
+        self._rewriter = rewriter
+        # station CALL id -> the raw token it asks about, only while enforce mode waits for the CSMS answer
+        self._asked: dict[str, tuple[str, str]] = {}
         self.upstream = upstream
         self.state = state
         self._chain = chain
@@ -187,10 +193,38 @@ class Session:
                 self._track_rotation(frame)
             else:
                 self._call_started.pop(frame.message_id, None)
+        if self._rewriter is not None and frame.message_id is not None:
+            message = self._enforce(frame, direction, answered, message)
         if target.state is not State.OPEN:
             # never wait on a closing leg: websockets would block until its TCP connection is gone
             raise _LegClosedError
         await target.send(message)
+
+    def _enforce(
+        self, frame: Frame, direction: Direction, answered: str | None, message: str | bytes
+    ) -> str | bytes:
+        """Enforce mode: remember what a station asks about; rewrite the CSMS answer if the token is under alert."""
+        assert self._rewriter is not None and frame.message_id is not None
+        if direction is Direction.STATION:
+            if frame.message_type == CALL and frame.action in ENFORCED_ACTIONS:
+                token = request_token(frame.action, frame.payload)
+                if token is not None:
+                    self._asked[frame.message_id] = (frame.action, token)
+                    if len(self._asked) > 64:
+                        del self._asked[next(iter(self._asked))]
+            return message
+        asked = self._asked.pop(frame.message_id, None) if frame.message_type in _RESULTS else None
+        if asked is None or frame.message_type != CALLRESULT or answered != asked[0]:
+            return message
+        if not isinstance(frame.payload, dict):
+            return message
+        decision = self._rewriter.rewrite(self.state.identity, asked[0], asked[1], frame.payload)
+        if decision is None:
+            return message
+        answer, detail = decision
+        self._metrics.inc("chargeguard_gateway_answers_rewritten_total", call=asked[0])
+        self.connection_line("action", detail)
+        return orjson.dumps([CALLRESULT, frame.message_id, answer]).decode()
 
     async def _deny(
         self, frame: Frame, verdict: Verdict, source: ServerConnection | ClientConnection

@@ -161,6 +161,8 @@ def test_cli_end_to_end(
     )
     assert result.exit_code == 0, result.output
     assert "only at the eMSP" in result.output and "duplicate id" in result.output
+    raw_uids = {orjson.loads(line)["cdr_token"]["uid"] for line in cpo.read_bytes().splitlines()[:200]}
+    assert not any(uid in result.output for uid in raw_uids)
     assert (tmp_path / "o" / "report.html").exists()
     bad = CliRunner().invoke(app, ["reconcile", "--cpo", str(tmp_path / "missing"), "--emsp", str(emsp)])
     assert bad.exit_code == 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from chargeguard.cli import allow, evaluate, gateway, scan, serve, sim, tokens
+from chargeguard.cli import allow, evaluate, gateway, reconcile, scan, serve, sim, tokens
 
 app = typer.Typer(
     name="chargeguard",
@@ -17,7 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (scan, allow, sim, evaluate, tokens, gateway, serve):
+for module in (scan, allow, sim, evaluate, tokens, gateway, serve, reconcile):
     module.register(app)
 
 

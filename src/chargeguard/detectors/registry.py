@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from chargeguard.detectors.base import Detector, DetectorContext, build_config
-from chargeguard.detectors.rules import commands, metering, protocol, station, tokens
+from chargeguard.detectors.rules import billing, commands, metering, protocol, station, tokens
 from chargeguard.errors import ConfigError
 
 ENTRY_POINT_GROUP = "chargeguard.detectors"
@@ -21,6 +21,7 @@ BUILTIN: tuple[type[Detector[Any]], ...] = (
     *station.DETECTORS,
     *protocol.DETECTORS,
     *commands.DETECTORS,
+    *billing.DETECTORS,
 )
 
 

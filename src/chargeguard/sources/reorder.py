@@ -8,7 +8,7 @@ never dropped. With ``lateness_s == 0`` records pass straight through.
 
 from __future__ import annotations
 
-import heapq
+import bisect
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -24,38 +24,57 @@ class Reorderer(Generic[T]):
         self.key = key
         self.max_buffer = max_buffer
         self.late = 0
-        self._heap: list[tuple[float, int, T]] = []
+        # a sorted list consumed from _head: captures are nearly in order, so an append is the usual insert
+        self._buf: list[tuple[float, int, T]] = []
+        self._head = 0
         self._seq = 0
         self._newest = float("-inf")
         self._released = float("-inf")
 
-    def push(self, item: T) -> Iterator[T]:
-        """Add one record; yield every record that is now safe to release."""
+    def push(self, item: T) -> list[T]:
+        """Add one record; return every record that is now safe to release (in order)."""
         ts = self.key(item)
         if ts is None or self.lateness_s <= 0:
-            yield item
-            return
+            return [item]
         t = ts.timestamp()
         if t < self._released:
             self.late += 1
-            yield item
-            return
+            return [item]
         self._seq += 1
-        heapq.heappush(self._heap, (t, self._seq, item))
+        buf = self._buf
+        entry = (t, self._seq, item)
+        if len(buf) == self._head or t >= buf[-1][0]:
+            buf.append(entry)
+        else:
+            bisect.insort(buf, entry, lo=self._head)  # (t, seq) is unique, so items are never compared
         if t > self._newest:
             self._newest = t
         horizon = self._newest - self.lateness_s
-        heap = self._heap
-        while heap and (heap[0][0] <= horizon or len(heap) > self.max_buffer):
-            t0, _, ready = heapq.heappop(heap)
-            self._released = max(self._released, t0)
-            yield ready
+        head = self._head
+        end = len(buf)
+        if buf[head][0] > horizon and end - head <= self.max_buffer:
+            return []
+        ready: list[T] = []
+        while head < end and (buf[head][0] <= horizon or end - head > self.max_buffer):
+            t0, _, released = buf[head]
+            ready.append(released)
+            if t0 > self._released:
+                self._released = t0
+            head += 1
+        if head > 4096:
+            del buf[:head]
+            head = 0
+        self._head = head
+        return ready
 
     def drain(self) -> Iterator[T]:
-        while self._heap:
-            t0, _, ready = heapq.heappop(self._heap)
-            self._released = max(self._released, t0)
-            yield ready
+        buf = self._buf
+        for t0, _, item in buf[self._head :]:
+            if t0 > self._released:
+                self._released = t0
+            yield item
+        buf.clear()
+        self._head = 0
 
 
 def reorder(items: Iterable[T], lateness_s: float, key: Callable[[T], datetime | None]) -> Iterator[T]:

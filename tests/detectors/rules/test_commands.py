@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from chargeguard.detectors.base import DetectorContext, Limits
+from chargeguard.detectors.registry import build_detectors
 from chargeguard.detectors.rules.commands import (
     DETECTORS,
     Burst,
@@ -14,6 +15,7 @@ from chargeguard.detectors.rules.commands import (
     StaleLocalList,
     UntrustedUrl,
 )
+from chargeguard.errors import ConfigError
 from chargeguard.events import AuthorizationDecision, CommandIssued, Severity
 from chargeguard.testing import an_event, at, make_detector, run_detector
 
@@ -71,6 +73,72 @@ def test_safe_https_host_is_silent_without_allow_list() -> None:
         cmd(2, "Reset", urls=("http://203.0.113.1/",)),  # not a URL-bearing command
     ]
     assert run_detector(make_detector(UntrustedUrl), events) == []
+
+
+@pytest.mark.parametrize("ocpp", ["1.6", "2.0.1"])
+def test_allow_list_flags_https_to_any_other_host(ocpp: str) -> None:
+    det = make_detector(UntrustedUrl, trusted_hosts=["fw.vendor.example", "*.cdn.vendor.example"])
+    events = [
+        cmd(0, "SignedUpdateFirmware", ocpp, urls=("https://fw.vendor.example/a.bin",)),
+        cmd(1, "GetLog", ocpp, urls=("https://eu.cdn.vendor.example/upload",)),
+        cmd(2, "GetLog", ocpp, urls=("https://cdn.vendor.example/upload",)),  # a suffix covers its own name
+        cmd(3, "SignedUpdateFirmware", ocpp, urls=("https://FW.Vendor.Example./b.bin",)),
+        cmd(4, "GetLog", ocpp, urls=("https://uploads.example.net/in",)),  # valid TLS, but not trusted
+        cmd(5, "SignedUpdateFirmware", ocpp, urls=("https://xfw.vendor.example/a.bin",)),
+    ]
+    alerts = run_detector(det, events)
+    assert [(a.ts, a.severity) for a in alerts] == [
+        (at(seconds=4), Severity.HIGH),
+        (at(seconds=5), Severity.HIGH),
+    ]
+    assert alerts[0].evidence["reasons"] == ["host is not in the trusted list"]
+    assert alerts[0].evidence["trusted_host"] is False
+
+
+def test_without_allow_list_a_familiar_https_host_stays_silent() -> None:
+    det = make_detector(UntrustedUrl)
+    events = [cmd(i, "GetLog", urls=("https://uploads.example.net/in",)) for i in range(3)]
+    assert run_detector(det, events) == []
+
+
+def test_allow_list_matches_idna_spellings() -> None:
+    det = make_detector(UntrustedUrl, trusted_hosts=(".bücher.example",))
+    events = [
+        cmd(0, "GetLog", urls=("https://logs.xn--bcher-kva.example/in",)),
+        cmd(1, "GetLog", urls=("https://logs.bücher.example/in",)),
+        cmd(2, "GetLog", urls=("https://logs.bucher.example/in",)),
+    ]
+    assert [a.ts for a in run_detector(det, events)] == [at(seconds=2)]
+
+
+def test_allow_list_from_settings_and_ip_entries() -> None:
+    context = DetectorContext()
+    overrides = {
+        "command-untrusted-url": {"trusted_hosts": ["192.0.2.10", "[2001:db8::1]", ".vendor.example"]}
+    }
+    det = build_detectors(context, overrides=overrides, classes=(UntrustedUrl,))[0]
+    events = [
+        cmd(0, "SignedUpdateFirmware", urls=("https://192.0.2.10/a.bin",)),
+        cmd(1, "SignedUpdateFirmware", urls=("https://[2001:db8::1]:8443/a.bin",)),
+        cmd(2, "SignedUpdateFirmware", urls=("https://192.0.2.11/a.bin",)),
+    ]
+    alerts = run_detector(det, events)
+    assert [(a.ts, a.severity) for a in alerts] == [(at(seconds=2), Severity.HIGH)]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["https://fw.vendor.example/", "fw.vendor.example:443", "*", "", "fw*.example", "a@b.example", "."],
+)
+def test_allow_list_refuses_entries_that_could_never_match(pattern: str) -> None:
+    with pytest.raises(ConfigError, match="trusted_hosts"):
+        make_detector(UntrustedUrl, trusted_hosts=(pattern,))
+
+
+def test_allow_list_refuses_non_string_entries() -> None:
+    overrides = {"command-untrusted-url": {"trusted_hosts": ["fw.vendor.example", 443]}}
+    with pytest.raises(ConfigError, match="strings"):
+        build_detectors(DetectorContext(), overrides=overrides, classes=(UntrustedUrl,))
 
 
 def test_credentials_always_flagged_even_on_trusted_host() -> None:

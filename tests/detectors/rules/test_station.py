@@ -478,6 +478,11 @@ def test_set_network_profile_with_trusted_hosts() -> None:
     assert [a.severity for a in alerts] == [Severity.HIGH]
 
 
+def test_trusted_csms_hosts_refuses_a_url() -> None:
+    with pytest.raises(ConfigError, match="trusted_csms_hosts"):
+        make_detector(SecurityDowngrade, trusted_csms_hosts=("wss://csms.operator.example/ocpp",))
+
+
 @pytest.mark.parametrize(
     ("ocpp", "key", "value", "severity"),
     [

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from urllib.parse import SplitResult, urlsplit
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
-from chargeguard.detectors.rules.event_window import host_matches
+from chargeguard.detectors.rules.event_window import HostAllowList
 from chargeguard.detectors.state import BoundedState
 from chargeguard.events import CommandIssued, Event, Finding, Severity
 
@@ -23,8 +23,18 @@ _LOG_ACTIONS = frozenset({"GetDiagnostics", "GetLog"})
 class UntrustedUrlConfig:
     """Settings of command.untrusted_url.
 
-    trusted_hosts: hosts (``fw.vendor.example``) or suffixes (``.vendor.example``) the operator trusts; URLs on them
-    are never flagged except for embedded credentials. When set, every other host is flagged.
+    trusted_hosts: the host allow-list: exact hosts or IP addresses (``fw.vendor.example``, ``192.0.2.10``) and
+    suffixes (``.vendor.example`` or ``*.vendor.example``, both also covering ``vendor.example``) the operator
+    trusts. URLs on them are never flagged except for embedded credentials (plain http/ftp is accepted there).
+    Once the list is configured, every other host is flagged high, https included: a valid certificate only
+    proves who runs the server, not that the operator trusts it. Matching ignores case, a trailing dot and
+    IDNA spelling; a URL, a port or a mid-name wildcard in the list is a ConfigError, not a silent non-match.
+    Set it in the settings file::
+
+        [detectors.command-untrusted-url]
+        trusted_hosts = ["fw.vendor.example", ".updates.vendor.example"]
+
+    Empty (the default): no allow-list; hosts are learned per purpose (``new_host_after``).
     allow_plain_transport: accept http/ftp/tftp (no TLS) on hosts that are otherwise acceptable.
     actions: the commands whose locations are checked.
     new_host_after: without ``trusted_hosts``, once this many locations of one purpose (firmware, or diagnostics
@@ -90,6 +100,9 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
     def __init__(self, config: UntrustedUrlConfig, context: DetectorContext) -> None:
         super().__init__(config, context)
         self._actions = frozenset(config.actions)
+        self._trusted = HostAllowList(
+            config.trusted_hosts, setting=f"detector {self.info.name}: trusted_hosts"
+        )
         self._hosts: BoundedState[tuple[str, str], int] = BoundedState(
             context.limits.max_keys, context.limits.ttl_s
         )
@@ -119,20 +132,19 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
         return out
 
     def _check(self, event: CommandIssued, url: str) -> Finding | None:
-        cfg = self.config
         try:
             parts = urlsplit(url.strip())
             host = (parts.hostname or "").lower()
         except ValueError:
             parts, host = urlsplit(""), ""
         scheme = parts.scheme.lower()
-        trusted = bool(host) and host_matches(host, cfg.trusted_hosts)
+        trusted = bool(host) and self._trusted.allows(host)
         reasons: list[tuple[Severity, str]] = []
         if event.url_credentials:
             reasons.append((Severity.MEDIUM if trusted else Severity.HIGH, "credentials embedded in the URL"))
         if not trusted:
             reasons.extend(self._untrusted(event, scheme, host))
-            if host and not self.config.trusted_hosts and self._new_host(event, host):
+            if host and not self._trusted and self._new_host(event, host):
                 reasons.append((Severity.MEDIUM, "host never used for this purpose before"))
         if not reasons:
             return None
@@ -166,7 +178,7 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
         if not host:
             reasons.append((Severity.MEDIUM, "no host"))
             return reasons
-        if cfg.trusted_hosts:
+        if self._trusted:
             reasons.append((Severity.HIGH, "host is not in the trusted list"))
         try:
             address = ipaddress.ip_address(host.strip("[]"))

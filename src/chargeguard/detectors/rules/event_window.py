@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
+
+from chargeguard.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -89,19 +94,74 @@ def remote_host(remote: str | None) -> str | None:
     return text.lower()
 
 
-def host_matches(host: str, patterns: Iterable[str]) -> bool:
-    """``host`` equals a pattern, or ends with a pattern written ``.suffix`` / ``*.suffix``."""
-    host = host.lower().rstrip(".")
-    for raw in patterns:
-        pattern = raw.strip().lower().rstrip(".")
-        if pattern.startswith("*."):
-            pattern = pattern[1:]
-        if pattern.startswith("."):
-            if host.endswith(pattern) or host == pattern[1:]:
-                return True
-        elif host == pattern:
-            return True
-    return False
+def canonical_host(host: str) -> str:
+    """A host name as compared: lower case, no trailing dot, no IPv6 brackets, IDNA (``xn--``) labels for
+    non-ASCII names, so that ``Bücher.example.`` and ``xn--bcher-kva.example`` are the same host."""
+    text = host.strip().lower().rstrip(".")
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if not text.isascii():
+        # not a valid IDNA name: compared as written, so it matches no well-formed pattern
+        with contextlib.suppress(UnicodeError):
+            text = text.encode("idna").decode("ascii")
+    return text
+
+
+_BAD_PATTERN = re.compile(r"[\s/:@?#*\\]")
+
+
+class HostAllowList:
+    """Hosts an operator trusts: exact names or IP addresses (``fw.vendor.example``, ``192.0.2.10``) and suffixes
+    written ``.vendor.example`` or ``*.vendor.example`` (which also cover ``vendor.example`` itself).
+
+    Patterns are checked when the list is built: a URL (``https://...``), a port, a wildcard other than a leading
+    ``*.``, or an empty entry raises ConfigError instead of silently never matching. Empty means "not configured".
+    """
+
+    __slots__ = ("_exact", "_suffixes")
+
+    def __init__(self, patterns: Iterable[object], *, setting: str) -> None:
+        exact: set[str] = set()
+        suffixes: list[str] = []
+        for raw in patterns:
+            if not isinstance(raw, str):
+                raise ConfigError(f"{setting}: host patterns must be strings, got {type(raw).__name__}")
+            text = raw.strip()
+            suffix = text.startswith(("*.", "."))
+            name = text[2:] if text.startswith("*.") else text[1:] if suffix else text
+            if not suffix and name.startswith("[") and name.endswith("]"):
+                name = name[1:-1]
+                valid = _is_ip(name)
+            elif not suffix and _is_ip(name):
+                valid = True
+            else:
+                valid = bool(name.strip(".")) and not _BAD_PATTERN.search(name)
+            if not valid:
+                raise ConfigError(
+                    f"{setting}: {raw[:80]!r} is not a host name, an IP address or a suffix like .example.com"
+                )
+            host = canonical_host(name)
+            exact.add(host)
+            if suffix:
+                suffixes.append("." + host)
+        self._exact = frozenset(exact)
+        self._suffixes = tuple(suffixes)
+
+    def __bool__(self) -> bool:
+        return bool(self._exact)
+
+    def allows(self, host: str) -> bool:
+        """``host`` (from a URL) is listed, or lies under a listed suffix."""
+        name = canonical_host(host)
+        return bool(name) and (name in self._exact or name.endswith(self._suffixes))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

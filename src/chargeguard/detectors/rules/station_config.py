@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
-from chargeguard.detectors.rules.event_window import host_matches
+from chargeguard.detectors.rules.event_window import HostAllowList
 from chargeguard.detectors.rules.station_config_values import (
     RISKS,
     config_key,
@@ -109,6 +109,9 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
     def __init__(self, config: SecurityDowngradeConfig, context: DetectorContext) -> None:
         super().__init__(config, context)
         self._state: BoundedState[str, _Posture] = BoundedState(context.limits.max_keys, context.limits.ttl_s)
+        self._trusted_csms = HostAllowList(
+            config.trusted_csms_hosts, setting=f"detector {self.info.name}: trusted_csms_hosts"
+        )
 
     def state_size(self) -> int:
         return len(self._state)
@@ -209,7 +212,6 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
         ]
 
     def _network(self, event: ConfigurationChange) -> list[Finding]:
-        cfg = self.config
         st = self._state.setdefault(event.station, _Posture, event.ts)
         highest = st.profile
         reasons: list[str] = []
@@ -235,8 +237,8 @@ class SecurityDowngrade(Detector[SecurityDowngradeConfig]):
             reasons.append(f"unencrypted CSMS URL scheme {scheme}")
             severity = max(severity, Severity.HIGH if (highest or 0) >= 2 else Severity.MEDIUM)
         if host:
-            if cfg.trusted_csms_hosts:
-                if not host_matches(host, cfg.trusted_csms_hosts):
+            if self._trusted_csms:
+                if not self._trusted_csms.allows(host):
                     reasons.append(f"CSMS host {host} is not trusted")
                     severity = Severity.HIGH
             elif st.csms_hosts and host not in st.csms_hosts:

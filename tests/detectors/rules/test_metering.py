@@ -233,11 +233,13 @@ def test_first_sample_beyond_any_charger_is_left_to_meter_inconsistent() -> None
 def test_more_energy_than_any_battery() -> None:
     events: list[Event] = [
         start("1", 0, station="CP-X", meter=0.0),
-        end("1", 0, 24 * 60, station="CP-X", meter_stop=300_000.0),
+        end("1", 0, 24 * 60, station="CP-X", meter_stop=1_200_000.0),
     ]
     alerts = run(ExceedsCapacity, events)
     assert [(a.ts, a.evidence["check"]) for a in alerts] == [(at(24 * 60), "battery")]
-    assert run(ExceedsCapacity, events, max_session_wh=400_000.0) == []
+    assert run(ExceedsCapacity, events, max_session_wh=1_500_000.0) == []
+    truck = [start("2", 0, station="CP-X", meter=0.0), end("2", 0, 137, station="CP-X", meter_stop=268_863.0)]
+    assert run(ExceedsCapacity, truck) == []  # a heavy vehicle's 370 kWh battery (EPFL data)
 
 
 def test_late_sample_with_an_earlier_station_time_is_not_a_jump() -> None:
@@ -550,7 +552,8 @@ def lifeless(
     return [
         start(tx, minute, ocpp=ocpp, connector=connector, meter=50_000.0, queued=queued, arrive=arrive),
         end(tx, minute, minute + length, ocpp=ocpp, connector=connector, meter_start=50_000.0,
-            meter_stop=50_000.0 + wh, queued=queued, arrive=None if arrive is None else arrive + 0.1),
+            meter_stop=50_000.0 + wh, queued=queued, arrive=None if arrive is None else arrive + 0.1,
+            charging_seen=False),
     ]  # fmt: skip
 
 
@@ -582,9 +585,24 @@ def test_201_phantom_with_only_boundary_readings() -> None:
         msgspec.structs.replace(sample("b", 60, 3000.0, ocpp="2.0.1", connector="1/1"), context="Transaction.Begin"),
         msgspec.structs.replace(sample("b", 150, 15_000.0, ocpp="2.0.1", connector="1/1"), context="Transaction.End"),
         end("b", 60, 150, ocpp="2.0.1", connector="1/1", meter_start=3000.0, meter_stop=15_000.0, samples=2,
-            charging_seen=True),  # the normaliser's summary counts the billed rise as charging
+            charging_seen=False),  # the station never said Charging
     ]  # fmt: skip
     assert [a.ts for a in run(Phantom, events, context=WITH_INVENTORY)] == [at(150)]
+
+
+def test_phantom_not_judged_on_station_habits_alone_when_the_transaction_said_charging() -> None:
+    """chargingState Charging (2.0.1) or a Charging status answers "the station shows signs elsewhere"."""
+    claimed = lifeless("2", 60, 90, 12_000.0)
+    claimed[-1] = msgspec.structs.replace(claimed[-1], charging_seen=True)
+    events = [*normal_session("1", 0), *claimed]
+    assert run(Phantom, events, context=WITH_INVENTORY) == []
+    # a claim does not explain 15 kWh in 4 minutes on a 22 kW connector
+    short = lifeless("3", 60, 4, 15_000.0)
+    short[-1] = msgspec.structs.replace(short[-1], charging_seen=True)
+    alerts = run(Phantom, [*normal_session("1", 0), *short], context=WITH_INVENTORY)
+    assert [a.evidence["signals"][-3:] for a in alerts] == [
+        ["too_short", "station_reports_charging_elsewhere", "charging_state_claimed"]
+    ]
 
 
 def test_phantom_on_an_unavailable_connector_or_in_too_short_a_time() -> None:

@@ -127,6 +127,16 @@ def test_baseline_raises_the_threshold() -> None:
     assert len(alerts) == 1
 
 
+@pytest.mark.parametrize("silent_minutes", [20, 2000])  # a short gap, and one beyond the table of powers
+def test_baseline_decays_over_silent_buckets(silent_minutes: int) -> None:
+    busy = [f for m in range(40) for f in frames(m * 60, 100, 0.5)]  # steady 100 per minute
+    start = (40 + silent_minutes) * 60
+    alerts = run_detector(make_detector(Flood, frames_floor=200), [*busy, *frames(start, 700, 0.05)])
+    assert len(alerts) == 1  # the silence decayed the baseline: 700 is a flood again
+    assert alerts[0].evidence["baseline"] == pytest.approx(100 * 0.9**silent_minutes, rel=0.2, abs=1e-6)
+    assert alerts[0].evidence["baseline_buckets"] == 40
+
+
 def test_huge_flood_escalates_to_high() -> None:
     events = frames(0, 6000, 0.005)
     alerts = run_detector(make_detector(Flood), events)

@@ -260,6 +260,8 @@ class Flood(Detector[FloodConfig]):
         c = config
         self._alpha = c.alpha
         self._decay = 1.0 - c.alpha
+        # decay over the empty buckets of a gap, the same floats as ``decay ** gaps`` without the power per frame
+        self._decay_powers = tuple(self._decay**gaps for gaps in range(1024))
         self._factor = c.factor
         # index: (metric name, bucket seconds, floor, noun); _Station.rates follows this order
         self._metrics: tuple[tuple[str, float, int, str], ...] = (
@@ -316,8 +318,10 @@ class Flood(Detector[FloodConfig]):
                 if not rate.flagged:
                     ewma += self._alpha * (rate.count - ewma)
                     rate.learned += 1
-                if bucket > previous + 1:
-                    ewma *= self._decay ** min(bucket - previous - 1, 10_000)
+                gaps = bucket - previous - 1
+                if gaps:
+                    powers = self._decay_powers
+                    ewma *= powers[gaps] if gaps < len(powers) else self._decay ** min(gaps, 10_000)
                 rate.ewma = ewma
             rate.bucket = bucket
             rate.count = 1

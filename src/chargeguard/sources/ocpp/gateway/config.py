@@ -182,7 +182,11 @@ class DetectionConfig(_Strict):
 
     enabled: bool = True
     mode: Literal["monitor", "enforce"] = "monitor"
-    enforce_kinds: tuple[str, ...] = ("token.concurrent_use", "token.impossible_travel", "token.unauthorized_charging")
+    enforce_kinds: tuple[str, ...] = (
+        "token.concurrent_use",
+        "token.impossible_travel",
+        "token.unauthorized_charging",
+    )
     enforce_severity: Literal["medium", "high", "critical"] = "high"
     stations_inventory: Path | None = None
     alerts_jsonl: Path | None = None

@@ -54,7 +54,9 @@ class HighVelocity(Detector[HighVelocityConfig]):
     False positives: technician and test cards (allow-list them). Real data check (Dundee, Jun-Sep 2018,
     19,227 sessions): at 6 distinct connectors within one hour only a test card at the operator's test site,
     one other card once and sessions without a user id reach the threshold; drivers trying two or three
-    outlets of a hub within minutes are common, so thresholds below five would be noisy.
+    outlets of a hub within minutes are common, so thresholds below five would be noisy. The full Dundee import
+    (67,110 sessions) raises 2 alerts, both one card on 6-7 connectors of 3-6 stations within 20 minutes on
+    one morning: a commissioning sweep, which an operator allow-lists rather than a rule could tell apart.
 
     References: DOMAIN.md #1, #4, #9; OCPP 1.6 §4.8 StartTransaction; OCPP 2.0.1 E01.
     """

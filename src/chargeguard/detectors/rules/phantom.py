@@ -81,7 +81,8 @@ class Phantom(Detector[PhantomConfig]):
     the station's habits alone, only when too short or out of service. Real data: at the EPFL DC station
     (1,878 sessions) a 9-minute 18.9 kWh session sent only its Begin/End registers (samples every 15 min),
     and the previous car's unplug (Available) landed 25 s before its start, after its own plug-in - yet its
-    TransactionEvent said Charging; judged on the station's habits alone it was a false alarm.
+    TransactionEvent said Charging; judged on the station's habits alone it was a false alarm. Perth (66,664
+    sessions) had 17 such alerts, all short 2.0.1 sessions with only Begin/End registers: now none.
 
     References: OCPP 1.6 §4.9 StatusNotification, §4.7 MeterValues, §4.10 StopTransaction; OCPP 2.0.1 G01
     (connector status), E02, J01; DOMAIN.md #20.

@@ -6,6 +6,7 @@ forwards the original text unchanged so ids, key order and number spelling reach
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -14,6 +15,8 @@ import orjson
 from ocpp.v16.enums import Action as Action16
 from ocpp.v21.enums import Action as Action21
 from ocpp.v201.enums import Action as Action201
+
+from chargeguard.sources.ocpp.schemas import call_senders
 
 CALL, CALLRESULT, CALLERROR, CALLRESULTERROR, SEND = 2, 3, 4, 5, 6
 MESSAGE_TYPES = {
@@ -29,56 +32,6 @@ KNOWN_ACTIONS: dict[str, frozenset[str]] = {
 }
 
 # CALLs a charging station initiates (the rest of the known actions are initiated by the CSMS; DataTransfer both).
-STATION_ACTIONS: dict[str, frozenset[str]] = {
-    "1.6": frozenset(
-        {
-            "Authorize",
-            "BootNotification",
-            "DataTransfer",
-            "DiagnosticsStatusNotification",
-            "FirmwareStatusNotification",
-            "Heartbeat",
-            "MeterValues",
-            "StartTransaction",
-            "StatusNotification",
-            "StopTransaction",
-            "SecurityEventNotification",
-            "SignCertificate",
-            "SignedFirmwareStatusNotification",
-            "LogStatusNotification",
-        }
-    ),
-    "2.0.1": frozenset(
-        {
-            "Authorize",
-            "BootNotification",
-            "ClearedChargingLimit",
-            "DataTransfer",
-            "FirmwareStatusNotification",
-            "Get15118EVCertificate",
-            "GetCertificateStatus",
-            "Heartbeat",
-            "LogStatusNotification",
-            "MeterValues",
-            "NotifyChargingLimit",
-            "NotifyCustomerInformation",
-            "NotifyDisplayMessages",
-            "NotifyEVChargingNeeds",
-            "NotifyEVChargingSchedule",
-            "NotifyEvent",
-            "NotifyMonitoringReport",
-            "NotifyReport",
-            "PublishFirmwareStatusNotification",
-            "ReportChargingProfiles",
-            "ReservationStatusUpdate",
-            "SecurityEventNotification",
-            "SignCertificate",
-            "StatusNotification",
-            "TransactionEvent",
-        }
-    ),
-}
-BOTH_DIRECTIONS = frozenset({"DataTransfer"})
 
 # Never refused for policy or detection reasons: the station would retry and then drop billing data.
 TRANSACTION_ACTIONS = frozenset({"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"})
@@ -95,12 +48,18 @@ class Direction(StrEnum):
         return Direction.CSMS if self is Direction.STATION else Direction.STATION
 
 
+@functools.lru_cache(maxsize=1024)  # bounded: action names come from the wire
+def _senders(version: str, action: str) -> frozenset[str]:
+    return call_senders(version, action)
+
+
 def allowed_by_direction(version: str, direction: Direction, action: str) -> bool:
-    """Whether ``action`` may be initiated by ``direction`` (unknown directions for 2.1: both allowed)."""
-    station_actions = STATION_ACTIONS.get(version)
-    if station_actions is None or action in BOTH_DIRECTIONS:
-        return True
-    return (action in station_actions) == (direction is Direction.STATION)
+    """Whether ``action`` may be initiated by ``direction``, per the one sender table of the specifications
+    (``schemas.call_senders``); names that are no known action are left to the action guard."""
+    if len(action) > 64:
+        return True  # not an action name: the action guard refuses it
+    senders = _senders(version, action)
+    return not senders or direction.value in senders
 
 
 @dataclass(slots=True)  # not frozen: built once per relayed frame, and frozen __init__ costs ~2x

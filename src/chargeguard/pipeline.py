@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from chargeguard.allowlist import AllowList
@@ -20,7 +21,7 @@ from chargeguard.errors import CaptureError
 from chargeguard.events import Alert, ConnectionEvent, Event, StationBooted, TransactionEnded
 from chargeguard.inventory import Inventory
 from chargeguard.settings import Settings
-from chargeguard.sources.capture import BadLine, CaptureItem, ConnectionRecord, FrameRecord, read_capture
+from chargeguard.sources.capture import CaptureItem, ConnectionRecord, FrameRecord, read_capture
 from chargeguard.sources.ocpp.normalize import Normaliser
 from chargeguard.sources.reorder import Reorderer
 from chargeguard.vault.keys import load_pseudonym_keys
@@ -162,7 +163,5 @@ class ScanPipeline:
         return report
 
 
-def _item_ts(item: CaptureItem) -> Any:
-    if isinstance(item, BadLine):
-        return item.ts
+def _item_ts(item: CaptureItem) -> datetime | None:
     return item.ts

@@ -301,12 +301,10 @@ class Normaliser:
                     )
                 )
         else:
+            # a CALLERROR: nothing is assembled from a refused station CALL; a refused command is reported below
             status = f"CALLERROR:{frame.error_code}"
-            if call_direction is Direction.STATION:
-                station_messages.on_error(self, rec, call.action, call.payload, out)
         if call_direction is Direction.CSMS:
             out.append(CommandAnswered(rec.ts, rec.station, rec.ocpp, call.action, frame.message_id, status))
-        del frame  # answers are not kept
 
     # ------------------------------------------------------------------ helpers
 

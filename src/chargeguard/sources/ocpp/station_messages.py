@@ -418,8 +418,3 @@ def on_result(
             )
     elif action == "BootNotification":
         pass  # registration status is visible in FrameSeen; identity came with the CALL
-
-
-def on_error(norm: Normaliser, rec: FrameRecord, action: str, call: dict[str, Any], out: list[Event]) -> None:
-    """The central system answered a station CALL with a CALLERROR: nothing is assembled from it."""
-    del norm, rec, action, call, out

@@ -170,6 +170,13 @@ def register(app: typer.Typer) -> None:
         """Run the inline OCPP security gateway in front of the operator's central system."""
         try:
             settings = load_config(config)
+            if (
+                settings.learned_credentials is None
+            ):  # rotations survive a restart unless configured elsewhere
+                home = load_settings(None, key_file=key_file).home
+                settings = settings.model_copy(
+                    update={"learned_credentials": home / "gateway-credentials.json"}
+                )
             running = _observers(settings, key_file)
         except ChargeguardError as exc:
             typer.echo(f"error: {exc}", err=True)

@@ -413,6 +413,7 @@ def make_config(
     upstream: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     listen: dict[str, Any] | None = None,
+    top: dict[str, Any] | None = None,
     **policy: Any,
 ) -> GatewayConfig:
     data: dict[str, Any] = {
@@ -432,6 +433,7 @@ def make_config(
         },
         "stations": stations,
         "policy": {"duplicate_ping_timeout_s": 0.5, "drain_timeout_s": 2.0, **policy},
+        **(top or {}),
     }
     return parse_config(data, env=env or {})
 
@@ -464,13 +466,22 @@ def harness(pki: Pki, default_stations: dict[str, dict[str, Any]]) -> Callable[.
         csms_subprotocols: tuple[str, ...] = ("ocpp2.0.1", "ocpp1.6"),
         observers: tuple[Any, ...] = (),
         rewriter: Any = None,
+        top: dict[str, Any] | None = None,
+        wall_clock: Callable[[], dt.datetime] | None = None,
+        csms: Csms | None = None,
         **policy: Any,
     ) -> AsyncIterator[Harness]:
-        csms = Csms(csms_subprotocols)
-        await csms.start(csms_ssl)
-        config = make_config(pki, csms.url, stations or default_stations, upstream, env, listen, **policy)
+        own_csms = csms is None
+        if csms is None:
+            csms = Csms(csms_subprotocols)
+            await csms.start(csms_ssl)
+        config = make_config(
+            pki, csms.url, stations or default_stations, upstream, env, listen, top, **policy
+        )
         observer = CollectingObserver()
         extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        if wall_clock is not None:
+            extra["wall_clock"] = wall_clock
         fanout = ObserverFanout([observer, *observers]) if observers else observer
         gateway = Gateway(config, fanout, validator=validator, rewriter=rewriter, **extra)
         await gateway.start()
@@ -478,7 +489,8 @@ def harness(pki: Pki, default_stations: dict[str, dict[str, Any]]) -> Callable[.
             yield Harness(gateway, csms, observer, pki)
         finally:
             await gateway.stop()
-            await csms.stop()
+            if own_csms:
+                await csms.stop()
 
     return run
 
@@ -486,3 +498,9 @@ def harness(pki: Pki, default_stations: dict[str, dict[str, Any]]) -> Callable[.
 @pytest.fixture(scope="session")
 def schema_validator() -> SchemaValidator:
     return SchemaValidator()
+
+
+@pytest.fixture
+def central_system() -> type[Csms]:
+    """The test central system class, for tests that keep one CSMS across several gateway instances."""
+    return Csms

@@ -241,9 +241,11 @@ class PasswordAuthenticator:
         for key in [k for k in self._cache if k[0] == identity]:
             del self._cache[key]
 
-    def learn_password(self, identity: str, password: str) -> None:
-        """A password rotation the CSMS completed: hash it now; the raw value is not kept."""
-        self.set_hash(identity, hash_password(password))
+    def learn_password(self, identity: str, password: str) -> str:
+        """A password rotation the CSMS completed: hash it now and return the hash; the raw value is not kept."""
+        encoded = hash_password(password)
+        self.set_hash(identity, encoded)
+        return encoded
 
     def _fingerprint(self, password: str) -> bytes:
         return hmac.new(self._cache_key, password.encode("utf-8"), hashlib.sha256).digest()

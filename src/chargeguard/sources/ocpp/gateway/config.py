@@ -1,6 +1,9 @@
 """Gateway configuration: a TOML file plus environment overrides, validated with pydantic.
 
-Example::
+Example (top-level keys before the first table)::
+
+    learned_credentials = "gateway-credentials.json"  # password rotations the stations accepted (scrypt hashes)
+    capture_dir = "captures"
 
     [listen]
     host = "0.0.0.0"
@@ -203,6 +206,8 @@ class GatewayConfig(_Strict):
     capture_dir: Path | None = None
     capture_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     capture_max_age_s: float = Field(default=86400.0, gt=0)
+    # learned password rotations (scrypt hashes only, see gateway/credentials.py); None: kept in memory only
+    learned_credentials: Path | None = None
     detection: DetectionConfig = DetectionConfig()
 
     @model_validator(mode="after")
@@ -272,4 +277,6 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
     )
     if (capture := fix(config.capture_dir)) is not None:
         updates["capture_dir"] = capture
+    if (learned := fix(config.learned_credentials)) is not None:
+        updates["learned_credentials"] = learned
     return config.model_copy(update=updates)

@@ -37,6 +37,7 @@ from websockets.typing import Subprotocol
 
 from chargeguard.sources.ocpp.gateway.auth import Lockout, PasswordAuthenticator
 from chargeguard.sources.ocpp.gateway.config import SUBPROTOCOL_OF, GatewayConfig, StationConfig
+from chargeguard.sources.ocpp.gateway.credentials import LearnedCredentials
 from chargeguard.sources.ocpp.gateway.enforce import AnswerRewriter
 from chargeguard.sources.ocpp.gateway.guards import (
     ConnectionState,
@@ -106,9 +107,16 @@ class Gateway:
             lockout=self.lockout,
             clock=clock,
         )
+        self.learned: LearnedCredentials | None = None
+        learned: dict[str, str] = {}
+        if config.learned_credentials is not None:
+            configured = {identity: s.password_hash for identity, s in config.stations.items()}
+            self.learned = LearnedCredentials(config.learned_credentials, configured)
+            learned = self.learned.effective()
         for identity, station in config.stations.items():
-            if station.password_hash:
-                self.authenticator.set_hash(identity, station.password_hash)
+            encoded = learned.get(identity, station.password_hash)
+            if encoded:
+                self.authenticator.set_hash(identity, encoded)
         self.cert_verifier: ClientCertificateVerifier | None = None
         if config.tls is not None and config.tls.operator:
             self.cert_verifier = ClientCertificateVerifier(
@@ -384,6 +392,7 @@ class Gateway:
             timestamp=self.timestamp,
             clock=self._clock,
             rewriter=self.rewriter,
+            on_password_learned=self._password_learned,
         )
         self.sessions[pending.identity] = session
         self.metrics.inc("chargeguard_gateway_connections_total", profile=str(pending.profile))
@@ -393,6 +402,15 @@ class Gateway:
             if self.sessions.get(pending.identity) is session:
                 del self.sessions[pending.identity]
                 self._claimed.discard(pending.identity)
+
+    def _password_learned(self, identity: str, encoded_hash: str) -> None:
+        """A rotation the station accepted: persist its hash so a restarted gateway admits the new password."""
+        if self.learned is None:
+            return
+        try:
+            self.learned.record(identity, encoded_hash, self.wall_clock())
+        except OSError as exc:
+            log.error("gateway.credentials.save_failed", station=identity, error=exc.strerror)
 
     def _action(self, identity: str, remote: str, profile: int, detail: dict[str, Any]) -> None:
         self.observer.on_connection(self.connection_line(identity, "action", remote, profile, detail))

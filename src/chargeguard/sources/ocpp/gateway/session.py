@@ -62,8 +62,10 @@ class Session:
         timestamp: Callable[[], str],
         clock: Callable[[], float] = time.monotonic,
         rewriter: AnswerRewriter | None = None,
+        on_password_learned: Callable[[str, str], None] | None = None,
     ) -> None:
         self.station = station
+        self._on_password_learned = on_password_learned
         self._rewriter = rewriter
         # station CALL id -> the raw token it asks about, only while enforce mode waits for the CSMS answer
         self._asked: dict[str, tuple[str, str]] = {}
@@ -288,7 +290,9 @@ class Session:
         if problem is not None:
             self.connection_line("action", {"action": "password_rotation_ignored", "reason": problem})
             return
-        self._authenticator.learn_password(self.state.identity, password)
+        encoded = self._authenticator.learn_password(self.state.identity, password)
+        if self._on_password_learned is not None:
+            self._on_password_learned(self.state.identity, encoded)
         self.connection_line("action", {"action": "password_rotation_learned"})
         self._log.info("gateway.password.rotated")
 

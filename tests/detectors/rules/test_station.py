@@ -182,6 +182,23 @@ def test_duplicate_connection_from_other_address_while_first_is_active() -> None
     assert alerts[0].evidence["first_connection_active"] is True
 
 
+def test_duplicate_connection_after_a_missed_reconnect_the_station_still_holds_its_address() -> None:
+    # a reconnect storm ends on a disconnect, yet the station keeps talking: the capture missed its last connect
+    events = [
+        conn(0, "connect", remote="198.51.100.7:5000"),
+        conn(1, "disconnect", remote="198.51.100.7:5000"),
+        an_event(FrameSeen, ts=at(600), direction=Direction.STATION),
+        an_event(FrameSeen, ts=at(2000), direction=Direction.STATION),
+        conn(2000.5, "connect", remote="203.0.113.66:6000"),
+    ]
+    alerts = run_detector(make_detector(DuplicateConnection), events)
+    assert [(a.ts, a.severity) for a in alerts] == [(at(2000.5), Severity.MEDIUM)]
+    assert alerts[0].evidence["open_remote_hosts"] == ["198.51.100.7"]
+    # near miss: silent after the disconnect (no frames), then a connect from a new address is a clean reconnect
+    quiet = [events[0], events[1], conn(2000.5, "connect", remote="203.0.113.66:6000")]
+    assert run_detector(make_detector(DuplicateConnection), quiet) == []
+
+
 def test_duplicate_connection_quiet_first_connection_is_low() -> None:
     events = [conn(0, "connect", remote="198.51.100.7:5000"), conn(60, "connect", remote="203.0.113.66:1")]
     alerts = run_detector(make_detector(DuplicateConnection), events)
@@ -310,7 +327,20 @@ def test_firmware_downgrade_fires_once_per_incident(ocpp: str) -> None:
     assert alert.ts == at(20)
     assert alert.severity is Severity.HIGH
     assert alert.evidence["highest_seen"] == "v1.10.2"
-    assert alert.count == 2
+    assert alert.count == 1  # the reboot into the same downgraded version is the same downgrade
+
+
+def test_firmware_downgrade_reboots_days_later_do_not_refire_but_a_new_downgrade_does() -> None:
+    events = [
+        boot(0, firmware="R5.1.12"),
+        boot(10, firmware="R4.9.2"),  # the downgrade
+        boot(60 * 19, firmware="R4.9.2"),  # the downgraded station reboots 19 hours later
+        boot(60 * 30, firmware="R5.1.12"),  # upgraded again
+        boot(60 * 50, firmware="R4.9.2"),  # and downgraded again: a new incident
+        boot(60 * 70, firmware="R4.8.0"),  # and further down
+    ]
+    alerts = run_detector(make_detector(FirmwareDowngrade), events)
+    assert [a.ts for a in alerts] == [at(10), at(60 * 50), at(60 * 70)]
 
 
 def test_firmware_downgrade_build_regression_is_medium_and_rollback_low() -> None:

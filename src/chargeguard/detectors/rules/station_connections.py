@@ -21,6 +21,7 @@ class _Connections:
     open_hosts: dict[str | None, float] = field(default_factory=dict)
     last_frame: datetime | None = None  # kept as the event's datetime: converted only when a connect needs it
     history: EventWindow[str] | None = None
+    last_host: str | None = None  # the remote host of the last disconnect
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,9 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
     low from the holder's own address) or replaces a holder that did not answer (``duplicate_replaced``, no
     alert: the old connection was dead).
 
+    A station that keeps sending frames after its last ``disconnect`` with no ``connect`` in between (a capture
+    that missed the reconnect) is taken to be connected again from the address it disconnected from.
+
     False positives: a reconnect after a clean disconnect, or from the same address (the old TCP connection
     was half-dead), never fires. Stations with two uplinks (LTE failover) may alternate addresses: allow-list
     them.
@@ -91,6 +95,9 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
                 st = self._state.get(event.station)
                 if st is not None:
                     st.last_frame = event.ts
+                    if not st.open_hosts and st.last_host is not None:
+                        # frames after a disconnect without a connect: the capture missed the reconnect
+                        st.open_hosts[st.last_host] = event.ts.timestamp()
             return ()
         if not isinstance(event, ConnectionEvent):
             return ()
@@ -98,6 +105,7 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
             st = self._state.get(event.station)
             if st is not None:
                 host = remote_host(event.remote)
+                st.last_host = host if host is not None else st.last_host
                 if host in st.open_hosts:
                     del st.open_hosts[host]
                 elif st.open_hosts:

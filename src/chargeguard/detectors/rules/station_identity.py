@@ -126,6 +126,8 @@ class _Firmware:
     # highest version per product (vendor, model) and version line: firmware of another device is not comparable
     highest: dict[tuple[str, str], list[FirmwareVersion]] = field(default_factory=dict)
     failed_install_at: float | None = None
+    # per product, the older version already reported: its later reboots are the same downgrade, not a new one
+    reported: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,8 @@ class FirmwareDowngrade(Detector[FirmwareDowngradeConfig]):
     but does not forbid older signed ones.
 
     False positives: an operator's deliberate rollback of a bad release; allow-list the stations for the
-    rollout.
+    rollout. A downgraded station rebooting later (any number of times) into the version already reported is
+    the same downgrade and is not reported again; a new older version, or the same one after an upgrade, is.
 
     References: OCPP 2.0.1 L01, OCPP 1.6 security whitepaper §6, DOMAIN.md #31.
     """
@@ -201,9 +204,16 @@ class FirmwareDowngrade(Detector[FirmwareDowngradeConfig]):
                 continue
             if order > 0:
                 lines[index] = version
+                st.reported.pop(product, None)
                 return ()
             if order == 0:
+                st.reported.pop(product, None)
                 return ()
+            if st.reported.get(product) == version.text:
+                return ()  # the downgraded station rebooting into the version already reported
+            st.reported[product] = version.text
+            while len(st.reported) > _MAX_IDENTITIES:
+                del st.reported[next(iter(st.reported))]
             return (self._downgrade(event, version, highest, st),)
         lines.append(version)
         del lines[:-_MAX_LINES]

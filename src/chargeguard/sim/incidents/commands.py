@@ -300,6 +300,7 @@ def flood(scene: Scene, t: float, *, shape: str) -> Injection | None:
             emits.append((moment, connection_line(station, "connect")))
             emits.append((moment + 2, connection_line(station, "disconnect")))
             moment += rng.uniform(5, 20)
+        emits.append((moment, connection_line(station, "connect")))  # the station is back for good
         per_bucket, bucket_s, floor = "connects", 600.0, 10
     else:
         from chargeguard.sim.station_traffic import boot

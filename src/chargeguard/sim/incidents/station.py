@@ -367,7 +367,7 @@ def clock_skew(scene: Scene, t: float, *, offset_s: float, what: str) -> Injecti
     if station is None:
         return None
     rng = scene.rng
-    station.clock_shifts.append((t - 1, t + 5 * 3600, offset_s))
+    station.clock_shifts.insert(0, (t - 1, t + 5 * 3600, offset_s))  # wins over a benign drift window
     connector = scene.connector(station)
     plan = make_plan(scene, station, connector, new_token(rng), t + 300, rng.uniform(60, 180))
     emits = emits_of(scene, station, plan)

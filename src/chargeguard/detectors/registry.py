@@ -1,6 +1,7 @@
 """Explicit detector registration: the built-in tuple plus the ``chargeguard.detectors`` entry-point group.
 
-A duplicate detector name or a kind claimed by two detectors fails loudly; nothing registers itself at import time.
+A duplicate detector name or a kind claimed by two detectors fails loudly (except the kinds in ``SHARED_KINDS``:
+one behaviour seen from two sources); nothing registers itself at import time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from chargeguard.detectors.rules import billing, commands, metering, protocol, s
 from chargeguard.errors import ConfigError
 
 ENTRY_POINT_GROUP = "chargeguard.detectors"
+SHARED_KINDS = frozenset(
+    {"token.unauthorized_charging"}
+)  # OCPP (authorization.py) and OCPI (billing_tokens.py)
 
 BUILTIN: tuple[type[Detector[Any]], ...] = (
     *tokens.DETECTORS,
@@ -46,7 +50,7 @@ def detector_classes(*, include_plugins: bool = True) -> tuple[type[Detector[Any
             raise ConfigError(f"detector name {info.name} registered twice")
         names[info.name] = cls.__qualname__
         for kind in info.kinds:
-            if kind in kinds:
+            if kind in kinds and kind not in SHARED_KINDS:
                 raise ConfigError(f"kind {kind} claimed by both {kinds[kind]} and {info.name}")
             kinds[kind] = info.name
     return classes
@@ -76,4 +80,4 @@ def build_detectors(
 
 def all_kinds() -> tuple[str, ...]:
     """Every kind a registered detector can emit, sorted."""
-    return tuple(sorted(kind for cls in detector_classes() for kind in cls.info.kinds))
+    return tuple(sorted({kind for cls in detector_classes() for kind in cls.info.kinds}))

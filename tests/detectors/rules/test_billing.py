@@ -85,11 +85,11 @@ def kinds_of(detector: Any, events: list[Any]) -> list[str]:
     return [a.kind for a in run_detector(detector, sorted(events, key=lambda e: e.ts))]
 
 
-def test_registry_tuple_lists_six_detectors_with_distinct_kinds() -> None:
+def test_registry_tuple_lists_seven_detectors_with_distinct_kinds() -> None:
     kinds = [k for d in DETECTORS for k in d.info.kinds]
     assert sorted(kinds) == sorted(
         ["cdr.duplicate", "cdr.orphan", "cdr.energy_mismatch", "cdr.price_mismatch", "session.unbilled",
-         "cdr.party_mismatch"]
+         "cdr.party_mismatch", "token.unauthorized_charging"]
     )  # fmt: skip
 
 

@@ -1,7 +1,8 @@
 """The billing and roaming (OCPI) rules: cdr.duplicate, cdr.orphan, cdr.energy_mismatch, session.unbilled.
 
 They consume the OCPI events of ``chargeguard.sources.ocpi.events`` next to OCPP transactions. The price and
-party rules live in ``billing_price``; ``DETECTORS`` below lists all six for the registry.
+party rules live in ``billing_price``, the OCPI half of token.unauthorized_charging in ``billing_tokens``;
+``DETECTORS`` below lists all seven for the registry.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from chargeguard.detectors.rules.billing_book import (
     view,
 )
 from chargeguard.detectors.rules.billing_price import CdrPartyMismatch, CdrPriceMismatch
+from chargeguard.detectors.rules.billing_tokens import OcpiUnauthorizedCharging
 from chargeguard.detectors.state import BoundedState
 from chargeguard.events import Event, Finding, Severity, TransactionEnded
 from chargeguard.sources.ocpi.events import CdrReceived, SessionReported
@@ -408,5 +410,6 @@ DETECTORS: tuple[type[Detector[Any]], ...] = (
     CdrPriceMismatch,
     SessionUnbilled,
     CdrPartyMismatch,
+    OcpiUnauthorizedCharging,
 )
 """The billing detectors, for ``chargeguard.detectors.registry.BUILTIN``."""

@@ -89,3 +89,39 @@ def test_pseudonymise_never_raises(raw: str, decimal_uids: bool) -> None:
 
 def test_non_ascii_digits_are_not_read_as_decimal_uids() -> None:
     assert normalise_token("²³", decimal_uids=True) == "²³"
+
+
+@given(st.binary(min_size=0, max_size=200), st.binary(max_size=300), st.sampled_from([b"", b"layer:"]))
+@settings(max_examples=300, deadline=None)
+def test_precomputed_hmac_states_equal_hmac_new(key: bytes, msg: bytes, prefix: bytes) -> None:
+    from chargeguard.vault.pseudonyms import _KeyedSha256
+
+    assert _KeyedSha256(key, prefix).mac(msg) == hmac.new(key, prefix + msg, hashlib.sha256).digest()
+
+
+def reference_layer(key: bytes, version: int, pseudonym: str) -> str:
+    """The foundation's layer: HMAC(key, "layer:" + pseudonym) formatted as a version-``version`` pseudonym."""
+    digest = hmac.new(key, b"layer:" + pseudonym.encode("ascii"), hashlib.sha256).digest()
+    prefix = f"tok{version}_"
+    body = base64.b32encode(digest).decode("ascii").lower()[: PSEUDONYM_LENGTH - len(prefix) - 2]
+    check_key = hashlib.sha256(b"chargeguard-check:" + key).digest()
+    check = base64.b32encode(hmac.new(check_key, body.encode("ascii"), hashlib.sha256).digest()).decode()
+    return prefix + body + check[:2].lower()
+
+
+LAYERED = {1: b"a" * 32, 2: b"c" * 32, 12: b"b" * 40}
+
+
+@given(TOKENS)
+@settings(max_examples=200, deadline=None)
+def test_layered_pseudonyms_match_the_reference_through_every_layer(raw: str) -> None:
+    p = Pseudonymiser(LAYERED, 12, layers={12: 2, 2: 1})
+    if p.is_pseudonym(raw):
+        return
+    one = reference(LAYERED[1], 1, raw)
+    two = reference_layer(LAYERED[2], 2, one)
+    twelve = reference_layer(LAYERED[12], 12, two)
+    assert p(raw) == p.hash_under(12, raw) == twelve
+    assert p.hash_under(2, raw) == two and p.hash_under(1, raw) == one
+    assert p.upgrade(one) == p.upgrade(two.upper()) == twelve
+    assert p.version_of(twelve) == 12 and p(one) == twelve

@@ -42,6 +42,10 @@ _B32_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _B32_PAIRS = tuple(_B32_ALPHABET[i >> 5] + _B32_ALPHABET[i & 31] for i in range(1 << 10))
 _B32_TRIPLES = tuple(_B32_ALPHABET[i >> 10] + _B32_PAIRS[i & 1023] for i in range(1 << 15))
 _SEPARATORS = re.compile(r"[:\- ]")
+_SHA256_BLOCK = 64
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
+_LAYER_TAG = b"layer:"
 
 
 def _b32_13(digest: bytes) -> str:
@@ -57,9 +61,36 @@ def _b32_13(digest: bytes) -> str:
     )
 
 
-def _b32_2(digest: bytes) -> str:
-    """The first 2 base32 characters of ``digest``."""
-    return _B32_PAIRS[(digest[0] << 2) | (digest[1] >> 6)]
+class _KeyedSha256:
+    """HMAC-SHA256 (RFC 2104) under one key from precomputed inner and outer SHA-256 states.
+
+    ``mac(msg)`` equals ``hmac.new(key, msg, sha256).digest()`` (tested); it saves the key schedule and the
+    Python-level ``hmac.HMAC`` wrapper: two C-level state copies, one update each, per call. ``prefix`` is fed
+    into the inner state once at construction (the layer tag), so it costs nothing per call.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes, prefix: bytes = b"") -> None:
+        if len(key) > _SHA256_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+        if prefix:
+            self._inner.update(prefix)
+
+    @property
+    def states(self) -> tuple[hashlib._Hash, hashlib._Hash]:
+        """The precomputed (inner, outer) states, for a caller that inlines ``mac`` on a hot path."""
+        return self._inner, self._outer
+
+    def mac(self, msg: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(msg)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
 
 def normalise_token(raw: str, *, decimal_uids: bool = False) -> str:
@@ -93,32 +124,54 @@ class PseudonymKey:
         return f"PseudonymKey(version={self.version}, secret=<{len(self.secret)} bytes>)"
 
 
+class _Version:
+    """Everything one key version needs per call, precomputed: its MACs, prefix and body length."""
+
+    __slots__ = ("body", "body_len", "check", "layer", "prefix", "version")
+
+    def __init__(self, version: int, secret: bytes) -> None:
+        self.version = version
+        self.body = _KeyedSha256(secret)
+        self.layer = _KeyedSha256(secret, _LAYER_TAG)
+        self.check = _KeyedSha256(hashlib.sha256(b"chargeguard-check:" + secret).digest())
+        self.prefix = f"tok{version}_"
+        self.body_len = PSEUDONYM_LENGTH - len(self.prefix) - 2
+
+    def format(self, digest: bytes) -> str:
+        """The pseudonym whose body is taken from ``digest``: prefix, body, two check characters."""
+        body = _b32_13(digest)[: self.body_len]
+        return self.prefix + body + _B32_PAIRS[_check_bits(self.check.mac(body.encode("ascii")))]
+
+
+def _check_bits(digest: bytes) -> int:
+    """The first 10 bits of ``digest``: the index of its two base32 check characters."""
+    return (digest[0] << 2) | (digest[1] >> 6)
+
+
 class Pseudonymiser:
     """Turns raw tokens into pseudonyms under the current key; recognises pseudonyms of any known version.
 
     Thread-safe (no mutable state after construction) and allocation-light: the hot path is one normalisation,
-    one one-shot HMAC-SHA256 for the body and one for the check characters. No cache: a cache of raw tokens
-    would be exactly the thing this module must not keep.
+    one HMAC-SHA256 for the body and one for the check characters, each from precomputed inner/outer SHA-256
+    states (``_KeyedSha256``), and table-driven base32. No cache: a cache keyed by raw tokens would keep
+    exactly what this module must not keep (a memory dump would list every recent card).
 
     Layered keys (``layers={2: 1}``: version 2 is layered over version 1) implement rotation without raw
     tokens: a version-2 pseudonym is ``layer_2(pseudonym under 1)``, where ``layer_v(p)`` is
     HMAC-SHA256(key v, "layer:" + p) formatted as a version-v pseudonym. A stored version-1 pseudonym is
     moved to version 2 by :meth:`upgrade` (no raw token needed), and a new raw token gets the same result
-    through both layers. See ``chargeguard.vault.rotation`` for what an operator gains and loses.
+    through both layers (four HMACs: body and check per layer; the "layer:" tag is absorbed into the
+    precomputed inner state). See ``chargeguard.vault.rotation`` for what an operator gains and loses.
     """
 
     __slots__ = (
-        "_body_len",
-        "_body_macs",
-        "_check_macs",
         "_current",
-        "_current_check",
-        "_current_mac",
         "_decimal_uids",
         "_keys",
         "_layers",
-        "_prefix",
+        "_steps",
         "_upgrade_paths",
+        "_versions",
     )
 
     def __init__(
@@ -132,18 +185,9 @@ class Pseudonymiser:
         if current not in keys:
             raise KeyMaterialError(f"current pseudonym key version {current} is not among the loaded keys")
         self._keys = {v: PseudonymKey(v, s) for v, s in keys.items()}
-        # keyed HMAC states, copied per use: saves the two key-setup compressions of every HMAC call
-        self._body_macs = {v: hmac.new(s, digestmod="sha256") for v, s in keys.items()}
-        self._check_macs = {
-            v: hmac.new(hashlib.sha256(b"chargeguard-check:" + s).digest(), digestmod="sha256")
-            for v, s in keys.items()
-        }
-        self._current_mac = self._body_macs[current]
-        self._current_check = self._check_macs[current]
-        self._current = current
+        self._versions = {v: _Version(v, s) for v, s in keys.items()}
+        self._current = self._versions[current]
         self._decimal_uids = decimal_uids
-        self._prefix = f"tok{current}_"
-        self._body_len = PSEUDONYM_LENGTH - len(self._prefix) - 2
         if layers is None:  # a KeyVersions dict from chargeguard.vault.keys carries the key file's layers
             layers = getattr(keys, "layers", None)
         self._layers = dict(layers or {})
@@ -155,16 +199,23 @@ class Pseudonymiser:
                     f"key layer {outer} over {inner}: a layer must sit on an older version"
                 )
         # for every version on the current key's chain: the layers to apply to reach the current version
-        self._upgrade_paths: dict[int, tuple[int, ...]] = {}
+        self._upgrade_paths: dict[int, tuple[_Version, ...]] = {}
         chain = [current]
         while chain[-1] in self._layers:
             chain.append(self._layers[chain[-1]])
         for i, version in enumerate(chain):
-            self._upgrade_paths[version] = tuple(reversed(chain[:i]))
+            self._upgrade_paths[version] = tuple(self._versions[v] for v in reversed(chain[:i]))
+        # how a raw token reaches the current version: the innermost key's body MAC, then each layer's MAC
+        innermost = self._versions[chain[-1]]
+        self._steps = tuple(
+            (*mac.states, *v.check.states, v.prefix, v.body_len)
+            for v, mac in [(innermost, innermost.body)]
+            + [(v, v.layer) for v in self._upgrade_paths[chain[-1]]]
+        )
 
     @property
     def current_version(self) -> int:
-        return self._current
+        return self._current.version
 
     @property
     def versions(self) -> frozenset[int]:
@@ -176,19 +227,9 @@ class Pseudonymiser:
         """Layered versions: outer version -> the version it is layered over."""
         return dict(self._layers)
 
-    def _check(self, version: int, body: str) -> str:
-        mac = self._check_macs[version].copy()
-        mac.update(body.encode("ascii"))
-        return _b32_2(mac.digest())
-
-    def _format(self, version: int, digest: bytes) -> str:
-        prefix = f"tok{version}_"
-        body = _b32_13(digest)[: PSEUDONYM_LENGTH - len(prefix) - 2]
-        return prefix + body + self._check(version, body)
-
-    def _mac(self, version: int) -> hmac.HMAC:
+    def _version(self, version: int) -> _Version:
         try:
-            return self._body_macs[version].copy()
+            return self._versions[version]
         except KeyError:
             raise KeyMaterialError(f"pseudonym key version {version} is not loaded") from None
 
@@ -200,13 +241,15 @@ class Pseudonymiser:
         if m is None:
             return None
         version = int(m.group(1))
-        if version not in self._keys:
+        v = self._versions.get(version)
+        if v is None:
             return None
         tail = m.group(2).lower()
         body, check = tail[:-2], tail[-2:]
-        if len(body) != PSEUDONYM_LENGTH - len(f"tok{version}_") - 2:
+        if len(body) != v.body_len:
             return None
-        return version if hmac.compare_digest(self._check(version, body), check) else None
+        expected = _B32_PAIRS[_check_bits(v.check.mac(body.encode("ascii")))]
+        return version if hmac.compare_digest(expected, check) else None
 
     def is_pseudonym(self, value: str) -> bool:
         return self.version_of(value) is not None
@@ -218,22 +261,25 @@ class Pseudonymiser:
             raise KeyMaterialError(f"key version {version} is not a layer; pseudonyms cannot be moved to it")
         if self.version_of(pseudonym) != inner:
             raise KeyMaterialError(f"key layer {version} applies to version {inner} pseudonyms only")
-        return self._layer(version, pseudonym)
+        v = self._versions[version]
+        return v.format(v.layer.mac(pseudonym.lower().encode("ascii")))
 
-    def _layer(self, version: int, pseudonym: str) -> str:
-        mac = self._mac(version)
-        mac.update(b"layer:" + pseudonym.lower().encode("ascii"))
-        return self._format(version, mac.digest())
+    def _normalise(self, raw: str) -> bytes:
+        text = raw.strip().upper()
+        if not text.isalnum() or self._decimal_uids:
+            text = normalise_token(text, decimal_uids=self._decimal_uids)
+        return text.encode("utf-8")
 
     def hash_under(self, version: int, raw: str) -> str:
         """Pseudonym of ``raw`` under a given key version (through its layers, if it is layered)."""
-        inner = self._layers.get(version)
-        if inner is not None:  # the inner pseudonym is ours by construction: no need to verify it
-            return self._layer(version, self.hash_under(inner, raw))
-        normalised = normalise_token(raw, decimal_uids=self._decimal_uids)
-        mac = self._mac(version)
-        mac.update(normalised.encode("utf-8"))
-        return self._format(version, mac.digest())
+        path: list[_Version] = [self._version(version)]
+        while path[-1].version in self._layers:
+            path.append(self._versions[self._layers[path[-1].version]])
+        innermost = path.pop()
+        value = innermost.format(innermost.body.mac(self._normalise(raw)))
+        for v in reversed(path):  # each inner pseudonym is ours by construction: no need to verify it
+            value = v.format(v.layer.mac(value.encode("ascii")))
+        return value
 
     def upgrade(self, pseudonym: str) -> str | None:
         """The current-version pseudonym for a valid pseudonym of a version on the current key's layer chain.
@@ -248,8 +294,8 @@ class Pseudonymiser:
         if path is None:
             return None
         value = pseudonym.lower()
-        for outer in path:
-            value = self.layer(outer, value)
+        for v in path:  # verified above; every later value is ours by construction
+            value = v.format(v.layer.mac(value.encode("ascii")))
         return value
 
     def pseudonymise(self, raw: str) -> str:
@@ -261,20 +307,29 @@ class Pseudonymiser:
         if len(raw) == PSEUDONYM_LENGTH:
             version = self.version_of(raw)
             if version is not None:
-                if version == self._current:
+                if version == self._current.version:
                     return raw.lower()
                 return self.upgrade(raw) or raw.lower()
-        if self._current in self._layers:
-            return self.hash_under(self._current, raw)
-        # the hot path, inlined: one normalisation, two HMACs from precomputed states, two table encodings
+        # the hot path, inlined: one normalisation, then per step (the innermost key, then each layer) two
+        # HMACs from precomputed states and two table encodings; the intermediate pseudonym is never re-verified
         text = raw.strip().upper()
         if not text.isalnum() or self._decimal_uids:
             text = normalise_token(text, decimal_uids=self._decimal_uids)
-        mac = self._current_mac.copy()
-        mac.update(text.encode("utf-8"))
-        body = _b32_13(mac.digest())[: self._body_len]
-        check = self._current_check.copy()
-        check.update(body.encode("ascii"))
-        return self._prefix + body + _b32_2(check.digest())
+        msg = text.encode("utf-8")
+        value = ""
+        for mac_inner, mac_outer, check_inner, check_outer, prefix, body_len in self._steps:
+            h = mac_inner.copy()
+            h.update(msg)
+            o = mac_outer.copy()
+            o.update(h.digest())
+            body = _b32_13(o.digest())[:body_len]
+            h = check_inner.copy()
+            h.update(body.encode("ascii"))
+            o = check_outer.copy()
+            o.update(h.digest())
+            d = o.digest()
+            value = prefix + body + _B32_PAIRS[(d[0] << 2) | (d[1] >> 6)]
+            msg = value.encode("ascii")
+        return value
 
     __call__ = pseudonymise

@@ -22,7 +22,9 @@ from chargeguard.settings import Settings, load_settings
 from chargeguard.sinks.jsonl import JsonlAlertWriter
 from chargeguard.sinks.store import StoreSink
 from chargeguard.sinks.webhook import WebhookSink
+from chargeguard.sources.ocpp.gateway.allowlist_watch import AllowListWatch
 from chargeguard.sources.ocpp.gateway.auth import hash_password, password_problem
+from chargeguard.sources.ocpp.gateway.cache_clear import AuthorizationCacheClearer
 from chargeguard.sources.ocpp.gateway.capture_writer import CaptureWriter
 from chargeguard.sources.ocpp.gateway.config import GatewayConfig, load_config
 from chargeguard.sources.ocpp.gateway.enforce import AnswerRewriter, BlockTokensUnderAlert
@@ -41,6 +43,8 @@ class _Running:
     def __init__(self) -> None:
         self.observers: list[FrameObserver] = []
         self.rewriter: AnswerRewriter | None = None
+        self.cache_clearer: AuthorizationCacheClearer | None = None
+        self.allowlist_watch: AllowListWatch | None = None
         self.closers: list[Callable[[], None]] = []
 
     def close(self) -> None:
@@ -102,6 +106,9 @@ def _live_detection(
         sink.flush()  # an alert reaches the store within the call that raised it; other rows are batched
 
     sinks: list[Callable[[Alert], None]] = [to_store]
+    if detection.mode == "enforce":
+        running.cache_clearer = AuthorizationCacheClearer()
+        sinks.append(running.cache_clearer.on_alert)
     if detection.alerts_jsonl is not None:
         stream = detection.alerts_jsonl.open("ab")
         running.closers.append(stream.close)
@@ -125,8 +132,10 @@ def _live_detection(
     )
     running.closers.append(sink.close)
     running.closers.append(live.close)  # closes open incidents into the sinks before they close
-    if detection.mode == "enforce":
-        running.rewriter = BlockTokensUnderAlert(live.token_verdict)
+    if running.cache_clearer is not None:
+        watch = running.allowlist_watch = AllowListWatch(store, live, running.cache_clearer)
+        running.cache_clearer.still_enforced = watch.verdict
+        running.rewriter = BlockTokensUnderAlert(watch.verdict)
     return live
 
 
@@ -136,14 +145,18 @@ async def run_gateway(
     stop: asyncio.Event | None = None,
     on_started: Callable[[Gateway], None] | None = None,
     rewriter: AnswerRewriter | None = None,
+    cache_clearer: AuthorizationCacheClearer | None = None,
+    allowlist_watch: AllowListWatch | None = None,
 ) -> None:
     """Run until SIGINT/SIGTERM (or ``stop`` is set), then shut down gracefully."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    gateway = Gateway(config, observer, rewriter=rewriter)
+    gateway = Gateway(config, observer, rewriter=rewriter, cache_clearer=cache_clearer)
     await gateway.start()
+    if allowlist_watch is not None:
+        gateway.spawn(allowlist_watch.run())
     if on_started is not None:
         on_started(gateway)
     try:
@@ -182,7 +195,15 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
         try:
-            asyncio.run(run_gateway(settings, ObserverFanout(running.observers), rewriter=running.rewriter))
+            asyncio.run(
+                run_gateway(
+                    settings,
+                    ObserverFanout(running.observers),
+                    rewriter=running.rewriter,
+                    cache_clearer=running.cache_clearer,
+                    allowlist_watch=running.allowlist_watch,
+                )
+            )
         finally:
             running.close()
 

@@ -265,6 +265,10 @@ class Csms201(Cp201):
         await self.csms.pause()
         return r201.TransactionEvent()
 
+    @on(Action201.authorize)
+    async def on_authorize(self, id_token: dict[str, Any], **kwargs: Any) -> r201.Authorize:
+        return r201.Authorize(id_token_info={"status": "Accepted"})
+
 
 class Csms:
     """A real central system on 127.0.0.1 speaking OCPP 1.6 and 2.0.1 through the ocpp library."""
@@ -469,6 +473,7 @@ def harness(pki: Pki, default_stations: dict[str, dict[str, Any]]) -> Callable[.
         top: dict[str, Any] | None = None,
         wall_clock: Callable[[], dt.datetime] | None = None,
         csms: Csms | None = None,
+        cache_clearer: Any = None,
         **policy: Any,
     ) -> AsyncIterator[Harness]:
         own_csms = csms is None
@@ -483,7 +488,9 @@ def harness(pki: Pki, default_stations: dict[str, dict[str, Any]]) -> Callable[.
         if wall_clock is not None:
             extra["wall_clock"] = wall_clock
         fanout = ObserverFanout([observer, *observers]) if observers else observer
-        gateway = Gateway(config, fanout, validator=validator, rewriter=rewriter, **extra)
+        gateway = Gateway(
+            config, fanout, validator=validator, rewriter=rewriter, cache_clearer=cache_clearer, **extra
+        )
         await gateway.start()
         try:
             yield Harness(gateway, csms, observer, pki)

@@ -12,8 +12,10 @@ What this really does (and does not) - operators must read this before turning i
   to: 1.6 ``StopTransactionOnInvalidId = true``, 2.0.1 ``TxCtrlr.StopTxOnInvalidId = true``. Otherwise the
   station keeps charging, up to ``TxCtrlr.MaxEnergyOnInvalidId`` in 2.0.1 (station.security_downgrade reports
   stations configured that way).
-* A rewritten ``Authorize`` answer lands in the station's authorisation cache and can outlive the alert: when the
-  alert closes, clear the cache (ClearCache from the CSMS) on the stations listed in the action lines.
+* A rewritten answer lands in the station's authorisation cache and would outlive the alert: when the alert
+  closes (or the operator allow-lists the token), the gateway itself sends ``ClearCache`` to every station that
+  received a rewritten answer for that token (gateway/cache_clear.py; ``clear_cache_sent`` /
+  ``clear_cache_answered`` action lines; a station offline at that moment gets it when it reconnects).
 * Local authorisation lists, ``LocalPreAuthorize`` and offline authorisation skip ``Authorize`` altogether:
   enforcement cannot stop a token the station accepts locally; only the StartTransaction/TransactionEvent answer
   (and StopTxOnInvalidId) can.

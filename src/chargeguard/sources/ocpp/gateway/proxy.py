@@ -22,7 +22,7 @@ import http
 import ipaddress
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -36,6 +36,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from chargeguard.sources.ocpp.gateway.auth import Lockout, PasswordAuthenticator
+from chargeguard.sources.ocpp.gateway.cache_clear import AuthorizationCacheClearer
 from chargeguard.sources.ocpp.gateway.config import SUBPROTOCOL_OF, GatewayConfig, StationConfig
 from chargeguard.sources.ocpp.gateway.credentials import LearnedCredentials
 from chargeguard.sources.ocpp.gateway.enforce import AnswerRewriter
@@ -87,8 +88,10 @@ class Gateway:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], dt.datetime] | None = None,
         rewriter: AnswerRewriter | None = None,
+        cache_clearer: AuthorizationCacheClearer | None = None,
     ) -> None:
         self.config = config
+        self.cache_clearer = cache_clearer
         self.observer = observer
         self.rewriter = rewriter
         self.metrics = GatewayMetrics()
@@ -137,6 +140,14 @@ class Gateway:
         self.plain_port: int | None = None
         self._stopping = False
         self.tls_port: int | None = None
+        if cache_clearer is not None:
+            cache_clearer.bind(self.sessions, self.spawn)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a background job of the gateway (cancelled at stop)."""
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -393,8 +404,11 @@ class Gateway:
             clock=self._clock,
             rewriter=self.rewriter,
             on_password_learned=self._password_learned,
+            on_rewrite=None if self.cache_clearer is None else self.cache_clearer.rewritten,
         )
         self.sessions[pending.identity] = session
+        if self.cache_clearer is not None:
+            self.cache_clearer.connected(session)
         self.metrics.inc("chargeguard_gateway_connections_total", profile=str(pending.profile))
         try:
             await session.run()

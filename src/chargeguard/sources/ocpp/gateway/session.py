@@ -10,6 +10,8 @@ offline behaviour and reconnects with back-off.
 from __future__ import annotations
 
 import asyncio
+import re
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +42,8 @@ from chargeguard.sources.ocpp.gateway.wire import (
 
 log = structlog.get_logger("chargeguard.gateway.session")
 
+_SNAKE_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
 _RESULTS = (CALLRESULT, CALLERROR, CALLRESULTERROR)
 _FRAMES_KEY = {d: GatewayMetrics.key("chargeguard_gateway_frames_total", sender=d.value) for d in Direction}
 
@@ -63,8 +67,14 @@ class Session:
         clock: Callable[[], float] = time.monotonic,
         rewriter: AnswerRewriter | None = None,
         on_password_learned: Callable[[str, str], None] | None = None,
+        on_rewrite: Callable[[str, dict[str, Any]], None] | None = None,
+        own_call_timeout_s: float = 10.0,
     ) -> None:
         self.station = station
+        self._on_rewrite = on_rewrite
+        # the gateway's own CALL on the station leg (ClearCache): (message id, action, answer future)
+        self._own_call: tuple[str, str, asyncio.Future[list[Any]]] | None = None
+        self._own_call_timeout_s = own_call_timeout_s
         self._on_password_learned = on_password_learned
         self._rewriter = rewriter
         # station CALL id -> the raw token it asks about, only while enforce mode waits for the CSMS answer
@@ -166,6 +176,10 @@ class Session:
         target: ServerConnection | ClientConnection,
     ) -> None:
         frame = parse_frame(message, direction, self.state.version)
+        if self._own_call is not None and self._own_call_frame(frame):
+            if direction is Direction.STATION:
+                return  # the station's answer to the gateway's own CALL: for no one else
+            await asyncio.wait({self._own_call[2]}, timeout=self._own_call_timeout_s)
         result = self._chain.check(frame, self.state)
         for flag in result.flags:
             self._metrics.inc("chargeguard_gateway_frames_flagged_total", reason=flag.reason)
@@ -226,6 +240,8 @@ class Session:
         answer, detail = decision
         self._metrics.inc("chargeguard_gateway_answers_rewritten_total", call=asked[0])
         self.connection_line("action", detail)
+        if self._on_rewrite is not None:
+            self._on_rewrite(self.state.identity, detail)
         return orjson.dumps([CALLRESULT, frame.message_id, answer]).decode()
 
     async def _deny(
@@ -262,6 +278,59 @@ class Session:
         self.frame_line(frame.direction.other, [4, answer_id, code, description, {}])
         if source.state is State.OPEN:
             await source.send(callerror_text(answer_id, code, description))
+
+    # ---- the gateway's own CALLs ---------------------------------------------------------------------------
+    def _own_call_frame(self, frame: Frame) -> bool:
+        """True for the station's answer to the gateway's own CALL (consumed here) and for a CSMS CALL, which
+        waits until that answer arrived (one CALL at a time towards the station)."""
+        assert self._own_call is not None
+        if frame.direction is Direction.STATION:
+            if frame.message_type not in (CALLRESULT, CALLERROR) or frame.message_id != self._own_call[0]:
+                return False
+            future = self._own_call[2]
+            if not future.done():
+                future.set_result(frame.value or [])
+            return True
+        return frame.message_type == CALL and not self._own_call[2].done()
+
+    async def send_own_call(self, action: str, payload: dict[str, Any], detail: dict[str, Any]) -> None:
+        """Send a gateway-originated CALL (ClearCache) to the station and record it and its answer as action lines.
+
+        It is never pipelined: it waits until no CSMS CALL is outstanding towards the station, and CSMS CALLs that
+        arrive meanwhile wait for its answer (at most ``own_call_timeout_s``). The answer is not forwarded.
+        Raises ConnectionClosed (or ``_LegClosedError``) when the station leg is gone.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._call_timeout_s
+        while self.state.sides[Direction.CSMS].outstanding or self._own_call is not None:
+            if self.closed.is_set() or loop.time() > deadline:
+                raise _LegClosedError
+            await asyncio.sleep(0.02)
+        if self.station.state is not State.OPEN:
+            raise _LegClosedError
+        message_id = "cg-" + secrets.token_hex(8)
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._own_call = (message_id, action, future)
+        name = _SNAKE_RE.sub("_", action).lower()
+        base = {**detail, "ocpp_action": action, "message_id": message_id}
+        try:
+            self.connection_line("action", {"action": f"{name}_sent", **base})
+            await self.station.send(orjson.dumps([CALL, message_id, action, payload]).decode())
+            try:
+                answer = await asyncio.wait_for(future, self._own_call_timeout_s)
+            except TimeoutError:
+                self.connection_line("action", {"action": f"{name}_unanswered", **base})
+                return
+        finally:
+            self._own_call = None
+        if answer and answer[0] == CALLRESULT and isinstance(answer[2], dict):
+            status = answer[2].get("status")
+            outcome = {"status": status if isinstance(status, str) and len(status) <= 32 else "?"}
+        else:
+            code = answer[2] if len(answer) > 2 and isinstance(answer[2], str) else "?"
+            outcome = {"error": code[:64]}
+        self.connection_line("action", {"action": f"{name}_answered", **base, **outcome})
+        self._log.info("gateway.own_call.answered", action=action, **outcome)
 
     def _too_many_denials(self) -> bool:
         """A station whose frames keep being denied is closed (1008) instead of answered forever."""

@@ -1,0 +1,301 @@
+"""Enforce mode clears the authorisation cache it polluted: real OCPP 1.6 / 2.0.1 stations with a cache, a real
+central system, ClearCache from the gateway when the alert closes or the token is allow-listed."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as Cp16
+from ocpp.v16 import call as c16
+from ocpp.v16 import call_result as r16
+from ocpp.v16.enums import Action as Action16
+from ocpp.v16.enums import ClearCacheStatus
+from ocpp.v201 import ChargePoint as Cp201
+from ocpp.v201 import call as c201
+from ocpp.v201 import call_result as r201
+from ocpp.v201.enums import Action as Action201
+
+from chargeguard.allowlist import AllowEntry
+from chargeguard.events import Alert, Severity
+from chargeguard.inventory import parse_inventory
+from chargeguard.live import LiveDetection
+from chargeguard.settings import Settings
+from chargeguard.sources.ocpp.gateway.allowlist_watch import AllowListWatch
+from chargeguard.sources.ocpp.gateway.cache_clear import AuthorizationCacheClearer
+from chargeguard.sources.ocpp.gateway.enforce import BlockTokensUnderAlert
+from chargeguard.store import Store
+from chargeguard.vault.pseudonyms import Pseudonymiser
+
+PW16 = "0123456789abcdef0123456789abcdef01234567"
+PW201 = "correct-horse-battery-staple-1"
+CLONED = "04C10AED0CA8D1"
+PSEUDO = Pseudonymiser({1: bytes(range(32))}, 1)
+INVENTORY = parse_inventory(
+    [
+        {"station": "CP-1", "latitude": "56.46", "longitude": "-2.97", "max_kw": "22"},
+        {"station": "CP-NOSUB", "latitude": "55.95", "longitude": "-3.19", "max_kw": "22"},
+    ],
+    name="test",
+)
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+class CachingStation16(Cp16):
+    """A 1.6 station with an authorisation cache (3.5.1): answers of Authorize and StartTransaction are cached;
+    a presented card found in the cache is decided locally, without asking the central system."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.cache: dict[str, str] = {}
+        self.asked = 0
+
+    async def present(self, id_tag: str) -> str:
+        if id_tag in self.cache:
+            return f"cache:{self.cache[id_tag]}"
+        self.asked += 1
+        answer = await self.call(c16.Authorize(id_tag=id_tag))
+        self.cache[id_tag] = answer.id_tag_info["status"]
+        return str(answer.id_tag_info["status"])
+
+    async def start_transaction(self, id_tag: str) -> str:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        answer = await self.call(
+            c16.StartTransaction(connector_id=1, id_tag=id_tag, meter_start=0, timestamp=now)
+        )
+        self.cache[id_tag] = answer.id_tag_info["status"]
+        return str(answer.id_tag_info["status"])
+
+    @on(Action16.clear_cache)
+    async def on_clear_cache(self) -> r16.ClearCache:
+        self.cache.clear()
+        return r16.ClearCache(status=ClearCacheStatus.accepted)
+
+
+class CachingStation201(Cp201):
+    """A 2.0.1 station with an authorisation cache (C10): AuthorizeResponse idTokenInfo is cached."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.cache: dict[str, str] = {}
+
+    async def present(self, token: str) -> str:
+        if token in self.cache:
+            return f"cache:{self.cache[token]}"
+        answer = await self.call(c201.Authorize(id_token={"idToken": token, "type": "ISO14443"}))
+        self.cache[token] = answer.id_token_info["status"]
+        return str(answer.id_token_info["status"])
+
+    @on(Action201.clear_cache)
+    async def on_clear_cache(self) -> r201.ClearCache:
+        self.cache.clear()
+        return r201.ClearCache(status="Accepted")
+
+
+async def _station(h: Any, cls: type[Any], identity: str, **connect: Any) -> tuple[Any, asyncio.Task[None]]:
+    ws = await h.connect(identity, **connect)
+    station = cls(identity, ws)
+    task = asyncio.create_task(station.start())
+    return station, task
+
+
+async def _until(predicate: Any, timeout_s: float = 3.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while not predicate():
+        assert loop.time() < end, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+def _actions(h: Any, prefix: str) -> list[dict[str, Any]]:
+    return [
+        line["detail"]
+        for line in h.observer.events("action")
+        if str(line["detail"].get("action", "")).startswith(prefix)
+    ]
+
+
+def test_the_polluted_cache_is_cleared_when_the_alert_closes(harness: Any) -> None:
+    alerts: list[Alert] = []
+    clearer = AuthorizationCacheClearer()
+    live = LiveDetection(
+        Settings(lateness_s=0, merge_gap_s=600),
+        PSEUDO,
+        inventory=INVENTORY,
+        sinks=[alerts.append, clearer.on_alert],
+        enforce_kinds={"token.concurrent_use"},
+        enforce_severity=Severity.HIGH,
+    )
+    clearer.still_enforced = live.token_verdict
+    wall = WallClock()
+
+    async def scenario() -> None:
+        async with harness(
+            observers=(live,),
+            rewriter=BlockTokensUnderAlert(live.token_verdict),
+            cache_clearer=clearer,
+            wall_clock=wall,
+        ) as h:
+            first, t1 = await _station(h, CachingStation16, "CP-1", password=PW16)
+            assert await first.start_transaction(CLONED) == "Accepted"
+            second, t2 = await _station(h, CachingStation16, "CP-NOSUB", password=PW16, subprotocols=())
+            # the clone: the central system said Accepted, the gateway rewrote it, the station cached Blocked
+            assert await second.start_transaction(CLONED) == "Blocked"
+            assert await second.present(CLONED) == "cache:Blocked"
+            assert second.asked == 0
+            assert clearer.held_by(PSEUDO(CLONED)) == ("CP-NOSUB",)
+            assert not _actions(h, "clear_cache")
+            # an hour of quiet event time later the incident closes: the gateway clears CP-NOSUB's cache
+            wall.now += dt.timedelta(hours=2)
+            await first.call(c16.Heartbeat())
+            await _until(lambda: _actions(h, "clear_cache_answered"))
+            assert [a.status for a in alerts if a.kind == "token.concurrent_use"] == ["open", "closed"]
+            sent, answered = _actions(h, "clear_cache")
+            assert sent["action"] == "clear_cache_sent" and sent["reason"] == "alert_closed"
+            assert answered["status"] == "Accepted" and answered["message_id"] == sent["message_id"]
+            assert sent["token_ref"] == PSEUDO(CLONED) and sent["kind"] == "token.concurrent_use"
+            assert [
+                line["station"] for line in h.observer.events("action") if line["detail"] in (sent, answered)
+            ] == [
+                "CP-NOSUB",
+                "CP-NOSUB",
+            ]
+            assert second.cache == {} and first.cache == {CLONED: "Accepted"}  # only where a rewrite went
+            # the card is asked about again, and the central system's answer now passes unchanged
+            assert await second.present(CLONED) == "Accepted" and second.asked == 1
+            # the gateway's CALL and its answer never reached the central system, nor the capture as frames
+            assert not [f for _, f in h.csms.received if sent["message_id"] in f]
+            assert not [line for line in h.observer.frames() if sent["message_id"] in line["frame"]]
+            for station, task in ((first, t1), (second, t2)):
+                task.cancel()
+                await station._connection.close()
+
+    asyncio.run(scenario())
+
+
+def _enforcing(token: str) -> tuple[dict[str, Alert], Any]:
+    open_alerts: dict[str, Alert] = {}
+
+    def verdict(raw_or_ref: str) -> Alert | None:
+        return open_alerts.get(PSEUDO(raw_or_ref))
+
+    alert = Alert(
+        id="a-1",
+        kind="token.concurrent_use",
+        severity=Severity.HIGH,
+        confidence=0.9,
+        ts=dt.datetime.now(dt.UTC),
+        station="CP-2",
+        stations=("CP-2",),
+        transactions=(),
+        token_ref=PSEUDO(token),
+        summary="test",
+        evidence={},
+        status="open",
+    )
+    open_alerts[PSEUDO(token)] = alert
+    return open_alerts, verdict
+
+
+def test_2_0_1_cache_is_cleared_when_the_token_is_allow_listed_even_after_a_reconnect(harness: Any) -> None:
+    open_alerts, verdict = _enforcing(CLONED)
+    clearer = AuthorizationCacheClearer(verdict)
+    tls = {"password": PW201, "tls": True, "subprotocols": ("ocpp2.0.1",)}
+
+    async def scenario() -> None:
+        async with harness(rewriter=BlockTokensUnderAlert(verdict), cache_clearer=clearer) as h:
+            station, task = await _station(h, CachingStation201, "CP-2", **tls)
+            assert await station.present(CLONED) == "Blocked"
+            assert await station.present(CLONED) == "cache:Blocked"
+            task.cancel()
+            await station._connection.close()
+            await _until(lambda: "CP-2" not in h.gateway.sessions)
+            now = dt.datetime.now(dt.UTC)
+            entry = AllowEntry(
+                "token.*", "token", PSEUDO(CLONED), now + dt.timedelta(days=1), "known shared card", "ops"
+            )
+            other = AllowEntry(
+                "token.*", "token", PSEUDO("04FFFFFFFFFFFF"), now + dt.timedelta(days=1), "other", "ops"
+            )
+            assert clearer.check_allowlist([other], now) == 0
+            assert clearer.check_allowlist([entry], now) == 1
+            open_alerts.clear()
+            # the station was offline when the token was released: the ClearCache waits for its next connection
+            station, task = await _station(h, CachingStation201, "CP-2", **tls)
+            station.cache = {CLONED: "Blocked"}  # what it kept across the reconnect
+            await _until(lambda: _actions(h, "clear_cache_answered"))
+            assert _actions(h, "clear_cache_answered")[0]["reason"] == "allow_listed"
+            assert station.cache == {}
+            assert await station.present(CLONED) == "Accepted"
+            task.cancel()
+            await station._connection.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_closed_alert_does_not_release_a_token_another_alert_still_holds() -> None:
+    open_alerts, verdict = _enforcing(CLONED)
+    clearer = AuthorizationCacheClearer(verdict)
+    sent: list[str] = []
+
+    class Holder:
+        identity = "CP-2"
+
+        async def send_own_call(self, action: str, payload: dict[str, Any], detail: dict[str, Any]) -> None:
+            sent.append(action)
+
+    async def scenario() -> None:
+        tasks: list[asyncio.Task[None]] = []
+        clearer.bind({"CP-2": Holder()}, lambda coroutine: tasks.append(asyncio.create_task(coroutine)))
+        clearer.rewritten(
+            "CP-2", {"token_ref": PSEUDO(CLONED), "alert": "a-0", "kind": "token.impossible_travel"}
+        )
+        closed = Alert(**{**_alert_fields(open_alerts), "id": "a-0", "status": "closed"})
+        clearer.on_alert(closed)  # a-1 (concurrent use) is still open and enforced
+        await asyncio.sleep(0.01)
+        assert sent == [] and clearer.held_by(PSEUDO(CLONED)) == ("CP-2",)
+        open_alerts.clear()
+        clearer.on_alert(closed)
+        await asyncio.sleep(0.01)
+        assert sent == ["ClearCache"] and clearer.held_by(PSEUDO(CLONED)) == ()
+
+    asyncio.run(scenario())
+
+
+def _alert_fields(open_alerts: dict[str, Alert]) -> dict[str, Any]:
+    alert = next(iter(open_alerts.values()))
+    return {name: getattr(alert, name) for name in alert.__dataclass_fields__}
+
+
+def test_the_allowlist_watch_unblocks_and_releases_from_the_store(tmp_path: Any) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    live = LiveDetection(Settings(lateness_s=0), PSEUDO, enforce_kinds={"token.concurrent_use"})
+    open_alerts, _ = _enforcing(CLONED)
+    live._token_alerts.update(open_alerts)  # an open enforceable alert, as live detection keeps it
+    clearer = AuthorizationCacheClearer()
+    watch = AllowListWatch(store, live, clearer)
+    clearer.rewritten("CP-2", {"token_ref": PSEUDO(CLONED), "alert": "a-1", "kind": "token.concurrent_use"})
+    assert watch.verdict(CLONED) is not None
+    watch.refresh()
+    assert clearer.held_by(PSEUDO(CLONED)) == ("CP-2",)
+    now = dt.datetime.now(dt.UTC)
+    store.add_allow(
+        AllowEntry(
+            "token.concurrent_use", "token", PSEUDO(CLONED), now + dt.timedelta(days=1), "shared card", "ops"
+        )
+    )
+    assert watch.verdict(CLONED) is not None  # not yet read from the store
+    watch.refresh()
+    assert watch.verdict(CLONED) is None
+    assert clearer.held_by(PSEUDO(CLONED)) == () and clearer.releases == 1
+    assert len(live.engine.allowlist) == 1
+    store.close()

@@ -38,6 +38,10 @@ class CaptureWriter:
             (self._gzip or self._raw).write(b"".join(self._buffer))
             self._buffer.clear()
 
+    def write_chunk(self, chunk: list[bytes]) -> None:
+        """Write already serialised lines (newline-terminated)."""
+        (self._gzip or self._raw).write(b"".join(chunk))
+
     def close(self) -> None:
         (self._gzip or self._raw).write(b"".join(self._buffer))
         self._buffer.clear()
@@ -59,7 +63,7 @@ def simulate(
     write_inventory(sim.network, out_dir / "stations.csv")
     writer = CaptureWriter(out_dir / ("capture.jsonl.gz" if compress else "capture.jsonl"), compress=compress)
     try:
-        stats = sim.run(writer.write, progress)
+        stats = sim.run_bytes(writer.write_chunk, progress)
     finally:
         writer.close()
     truths = sorted(stats.truths, key=lambda t: (t.start, t.kind, t.stations))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import orjson
 import structlog
 
 from chargeguard.sim import station_traffic as st
@@ -21,11 +22,12 @@ from chargeguard.sim.exchange import Emit, Line, MessageIds
 from chargeguard.sim.injection import IncidentSpec, Injection, Scene, Truth
 from chargeguard.sim.network import Network, Station, build_network
 from chargeguard.sim.sessions import STREAM_TAIL_S, SessionFactory, day_arrivals
-from chargeguard.sim.timefmt import epoch
+from chargeguard.sim.timefmt import SECONDS_TABLE, epoch, format_ts, minute_prefix
 
 log = structlog.get_logger(__name__)
 
 SLICE_S = 3600.0
+CHUNK_LINES = 4096
 LOOKAHEAD_S = 900.0  # no stream starts more than this before its nominal start
 DAY_S = 86400.0
 DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC)
@@ -79,7 +81,6 @@ class Simulation:
         self._starters: list[tuple[float, int, Starter]] = []
         self._seq = 0
         self._windows_until = self.start  # offline windows are planned up to here
-        self._marks: dict[int, tuple[Line, Truth]] = {}  # keeps the marked line alive while it is pending
         self.stats = SimStats()
 
     # ------------------------------------------------------------------------------------------ scheduling
@@ -266,10 +267,14 @@ class Simulation:
             truth.subtle = truth.subtle or spec.subtle
             truth.start, truth.end = float("inf"), float("-inf")  # set from what is actually written
             self.stats.truths.append(truth)
-            if injection.completing is not None:
-                self._marks[id(injection.completing)] = (injection.completing, truth)
+            completing = injection.completing
             return [
-                (None, _spanning(truth, stream if owner is None else st.through_transport(owner, stream)))
+                (
+                    None,
+                    _spanning(
+                        truth, stream if owner is None else st.through_transport(owner, stream), completing
+                    ),
+                )
                 for owner, stream in injection.streams
             ]
 
@@ -280,6 +285,22 @@ class Simulation:
     def run(
         self, write: Callable[[float, Line], None], progress: Callable[[float], None] | None = None
     ) -> SimStats:
+        """Call ``write(t, line)`` for every capture line in transport order (``line["ts"]`` already filled)."""
+        return self._run(None, write, progress)
+
+    def run_bytes(
+        self, sink: Callable[[list[bytes]], None], progress: Callable[[float], None] | None = None
+    ) -> SimStats:
+        """Hand ``sink`` the capture as serialised JSON Lines (newline-terminated), in transport order, in
+        chunks of at most ``CHUNK_LINES``; the list is reused once ``sink`` returns."""
+        return self._run(sink, None, progress)
+
+    def _run(
+        self,
+        sink: Callable[[list[bytes]], None] | None,
+        write: Callable[[float, Line], None] | None,
+        progress: Callable[[float], None] | None,
+    ) -> SimStats:
         for station in self.network.stations:
             t = self.start + self.rng.random() * 120.0
             self._push_stream(None, iter(st.boot(station, t, rng=self.rng, ids=self.ids)))
@@ -287,8 +308,15 @@ class Simulation:
         self._plan_offline(self.start)
         self._plan_incidents()
         planned_until = self.start
-        heap, starters, marks = self._heap, self._starters, self._marks
+        heap, starters = self._heap, self._starters
         stats = self.stats
+        heapreplace, heappop = heapq.heapreplace, heapq.heappop
+        seconds = SECONDS_TABLE
+        chunk: list[bytes] = []
+        append = chunk.append
+        dumps, option = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        minute_now, prefix = -1, ""
+        lines = connections = 0
         t_slice = self.start
         while t_slice < self.end or heap:
             horizon = t_slice + SLICE_S + LOOKAHEAD_S
@@ -300,25 +328,49 @@ class Simulation:
                 for owner, stream in starter():
                     self._push_stream(owner, stream)
             until = t_slice + SLICE_S
+            # Merge: the stream at the root writes its lines for as long as they come before every other
+            # stream's next line (strictly: ties go to the line already waiting, as a push would order them).
             while heap and heap[0][0] < until:
                 t, _, line, stream = heap[0]
-                if "frame" in line:
-                    stats.frames += 1
-                stats.lines += 1
-                write(t, line)
-                if marks:
-                    marked = marks.pop(id(line), None)
-                    if marked is not None:
-                        marked[1].detectable_at = _event_time(t, line)
-                item = next(stream, None)
-                if item is None:
-                    heapq.heappop(heap)
-                else:
+                while True:
+                    if t >= 0.0:
+                        minute, rest = divmod(int(t * 1000.0 + 0.5), 60_000)
+                        if minute != minute_now:
+                            minute_now, prefix = minute, minute_prefix(minute)
+                        line["ts"] = prefix + seconds[rest]
+                    else:
+                        line["ts"] = format_ts(t)
+                    if "frame" not in line:
+                        connections += 1
+                    if write is None:
+                        append(dumps(line, option=option))
+                    else:
+                        lines += 1
+                        write(t, line)
+                    item = next(stream, None)
+                    if item is None:
+                        heappop(heap)
+                        break
+                    t, line = item
+                    size = len(heap)
+                    if t < until and (size < 2 or t < heap[1][0]) and (size < 3 or t < heap[2][0]):
+                        continue
                     self._seq += 1
-                    heapq.heapreplace(heap, (item[0], self._seq, item[1], stream))
+                    heapreplace(heap, (t, self._seq, line, stream))
+                    break
+                if len(chunk) >= CHUNK_LINES and sink is not None:
+                    lines += len(chunk)
+                    sink(chunk)
+                    chunk.clear()
             t_slice = until
             if progress is not None:
                 progress(min(1.0, (t_slice - self.start) / max(1.0, self.end - self.start)))
+        if sink is not None:
+            lines += len(chunk)
+            sink(chunk)
+            chunk.clear()
+        stats.lines = lines
+        stats.frames = lines - connections
         stats.incidents = len(stats.truths)
         return stats
 
@@ -345,12 +397,15 @@ def _event_time(t: float, line: Line) -> float:
     return at if 0.0 <= t - at <= 5.0 else t
 
 
-def _spanning(truth: Truth, stream: Iterator[Emit]) -> Iterator[Emit]:
-    """``stream`` unchanged, widening the truth's start/end to the transport times of its lines."""
+def _spanning(truth: Truth, stream: Iterator[Emit], completing: Line | None) -> Iterator[Emit]:
+    """``stream`` unchanged, widening the truth's start/end to the transport times of its lines and setting
+    ``detectable_at`` from the line that completes the evidence (its time here is its final transport time)."""
     for item in stream:
-        t = item[0]
+        t, line = item
         if t < truth.start:
             truth.start = t
         if t > truth.end:
             truth.end = t
+        if line is completing:
+            truth.detectable_at = _event_time(t, line)
         yield item

@@ -18,7 +18,6 @@ from chargeguard.sim.wire import (
     Emit,
     MessageIds,
     SessionPlan,
-    call,
     wire_transaction_id,
 )
 
@@ -55,11 +54,29 @@ class _SessionBase:
     ) -> list[Emit]:
         # Transport never runs backwards within a session, whatever the plan's payload times say, and the
         # station waits for each answer before its next CALL (one CALL in flight, as OCPP-J requires).
-        t = max(t_payload + 0.02 + self.rng.random() * 0.3, self.last_ts + 0.001)
-        out: list[Emit] = []
-        call(out, t, self.plan.station, self.plan.ocpp, action, payload, response, rng=self.rng, ids=self.ids)
-        self.last_ts = out[-1][0]
-        return out
+        # (inlined sim.wire.call: the same lines and the same draws from rng and ids, in the same order)
+        rng, plan = self.rng, self.plan
+        t = max(t_payload + 0.02 + rng.random() * 0.3, self.last_ts + 0.001)
+        station, ocpp = plan.station, plan.ocpp
+        message_id = self.ids.next(station, "station")
+        request: Emit = (
+            t,
+            {"ts": "", "station": station, "ocpp": ocpp, "from": "station",
+             "frame": [2, message_id, action, payload]},
+        )  # fmt: skip
+        if response is None:
+            self.last_ts = t
+            return [request]
+        t_result = t + 0.005 + rng.random() * 0.075
+        self.last_ts = t_result
+        result = {
+            "ts": "",
+            "station": station,
+            "ocpp": ocpp,
+            "from": "csms",
+            "frame": [3, message_id, response],
+        }
+        return [request, (t_result, result)]
 
     def register_at(self, t: float) -> int:
         return round(self.plan.meter_start_wh + self.profile.energy_at(t - self.start))

@@ -9,7 +9,13 @@ from chargeguard.errors import InputError
 
 _CACHE_LIMIT = 4096  # minutes; lines come in time order, so a small cache hits almost always
 _minute_cache: dict[int, str] = {}
-_SECONDS = [f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(60_000)]  # "SS.mmmZ" of each ms in a minute
+SECONDS_TABLE = tuple(f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(60_000))  # "SS.mmmZ" per ms
+_SECONDS = SECONDS_TABLE
+
+
+def minute_prefix(minute: int) -> str:
+    """``YYYY-MM-DDTHH:MM:`` of epoch minute ``minute`` (cached)."""
+    return _minute_cache.get(minute) or _minute(minute)
 
 
 def _minute(minute: int) -> str:

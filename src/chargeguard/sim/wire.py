@@ -127,14 +127,12 @@ class MessageIds:
 
     def next(self, station: str, direction: str) -> str:
         """The next id this station (or the csms towards it) uses in ``direction`` ("station" or "csms")."""
-        state = self._state.get((station, direction))
-        if state is None:
-            state = self._start(station, direction)
-        state[1] += 1
+        state = self._state.get((station, direction)) or self._start(station, direction)
+        n = state[1] = state[1] + 1
         if state[2]:
-            return str(state[0] + state[1])
+            return str(state[0] + n)
         # A random UUID-shaped prefix per (station, direction) and a 48-bit counter: unique and cheap.
-        return f"{state[3]}{(state[0] + state[1] * _STEP) & _MASK48:012x}"
+        return f"{state[3]}{(state[0] + n * _STEP) & _MASK48:012x}"
 
     def _start(self, station: str, direction: str) -> list[Any]:
         digest = hashlib.blake2b(f"{self._seed}|{station}|{direction}".encode(), digest_size=17).digest()

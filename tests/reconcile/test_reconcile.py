@@ -7,7 +7,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import orjson
 import pytest
 import typer
@@ -15,12 +14,11 @@ from typer.testing import CliRunner
 
 from chargeguard.cli import reconcile as reconcile_cli
 from chargeguard.reconcile.capture import load_capture, uncovered
-from chargeguard.reconcile.generate import Truth, _cdr, generate
+from chargeguard.reconcile.generate import Truth, _cdr, generate, tariff
 from chargeguard.reconcile.match import MatchOptions, Reconciliation, reconcile
 from chargeguard.reconcile.prices import reprice
 from chargeguard.reconcile.report import write_csv, write_html
 from chargeguard.settings import Settings
-from chargeguard.sources.ocpi.models import Tariff
 from chargeguard.vault.pseudonyms import Pseudonymiser
 
 P = Pseudonymiser({1: b"r" * 32}, 1)
@@ -121,25 +119,7 @@ def test_reprice_backs_the_cpo_on_planted_price_disputes(
     files: tuple[Path, Path, Truth], result: Reconciliation
 ) -> None:
     truth = files[2]
-    tariff = msgspec.convert(
-        {
-            "country_code": "NL",
-            "party_id": "ABC",
-            "id": "T",
-            "currency": "EUR",
-            "last_updated": "2026-01-01T00:00:00Z",
-            "elements": [
-                {
-                    "price_components": [
-                        {"type": "FLAT", "price": 0.5, "step_size": 1},
-                        {"type": "ENERGY", "price": 0.35, "step_size": 1},
-                    ]
-                }
-            ],
-        },
-        Tariff,
-    )
-    verdicts = [x.verdict for x in reprice(result, {"T": tariff}, P)]
+    verdicts = [x.verdict for x in reprice(result, {"T": tariff()}, P)]
     assert len(verdicts) == truth.price + truth.missing_at_emsp
     assert set(verdicts) == {"cpo"}
 

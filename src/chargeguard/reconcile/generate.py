@@ -16,7 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
+import msgspec
 import orjson
+
+from chargeguard.sources.ocpi.models import Tariff
 
 _T0 = datetime(2026, 3, 1, tzinfo=UTC)
 _CPOS = ("NL*ABC", "BE*BEC", "DE*ALL")
@@ -89,6 +92,28 @@ def _cdr(i: int, rng: random.Random, tokens: int) -> dict[str, object]:
         "total_time": round(minutes / 60, 3),
         "last_updated": (start + timedelta(minutes=minutes + 1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+def tariff() -> Tariff:
+    """The tariff every generated CDR is priced by: 0.50 per session plus 0.35 per kWh (excl. VAT), id ``T``."""
+    return msgspec.convert(
+        {
+            "country_code": "NL",
+            "party_id": "ABC",
+            "id": "T",
+            "currency": "EUR",
+            "last_updated": "2026-01-01T00:00:00Z",
+            "elements": [
+                {
+                    "price_components": [
+                        {"type": "FLAT", "price": 0.5, "step_size": 1},
+                        {"type": "ENERGY", "price": 0.35, "step_size": 1},
+                    ]
+                }
+            ],
+        },
+        Tariff,
+    )
 
 
 def _write(out: IO[bytes], record: dict[str, object]) -> None:

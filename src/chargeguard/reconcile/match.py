@@ -23,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from chargeguard.reconcile.load import LoadOptions, ObjectKind, connect, load
+from chargeguard.reconcile.load import LoadOptions, ObjectKind, connect, finish, stage
 from chargeguard.vault.pseudonyms import Pseudonymiser
 
 
@@ -149,8 +149,9 @@ def reconcile(
 ) -> Reconciliation:
     """Load both files, match them and total what is at stake (see the module docstring)."""
     con = connect()
-    load(con, "cpo", cpo_file, kind, pseudonymiser, load_options)
-    load(con, "emsp", emsp_file, kind, pseudonymiser, load_options)
+    stage(con, "cpo", cpo_file, kind, load_options)
+    stage(con, "emsp", emsp_file, kind, load_options)
+    finish(con, ("cpo", "emsp"), pseudonymiser)
     match(con, options or MatchOptions())
     counts: dict[str, int] = {}
     for name, sql in (

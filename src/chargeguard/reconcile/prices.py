@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 
 from chargeguard.errors import InputError
+from chargeguard.reconcile.load import lines_at
 from chargeguard.reconcile.match import Reconciliation
 from chargeguard.sources.ocpi.importer import decode_record
 from chargeguard.sources.ocpi.models import Cdr, Tariff
@@ -32,16 +33,14 @@ class Repriced:
 
 def _records(path: Path, wanted: set[int]) -> dict[int, bytes]:
     """The raw records at the given positions (line index for JSON Lines, array index for arrays)."""
-    data = path.read_bytes()
+    with path.open("rb") as fh:
+        array = fh.read(4096).lstrip()[:1] == b"["
+    if not array:
+        return lines_at(path, wanted)
     found: dict[int, bytes] = {}
-    if data.lstrip()[:1] == b"[":
-        for i, raw in enumerate(msgspec.json.decode(data, type=list[msgspec.Raw])):
-            if i in wanted:
-                found[i] = bytes(raw)
-        return found
-    for i, line in enumerate(data.split(b"\n")):
+    for i, raw in enumerate(msgspec.json.decode(path.read_bytes(), type=list[msgspec.Raw])):
         if i in wanted:
-            found[i] = line
+            found[i] = bytes(raw)
     return found
 
 

@@ -1,12 +1,14 @@
-"""CLI: ``chargeguard scan`` (captures -> alerts), ``detectors`` (the catalogue) and ``demo``."""
+"""CLI: ``chargeguard scan`` (captures and OCPI files -> alerts), ``detectors`` (the catalogue) and ``demo``."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,7 +25,22 @@ from chargeguard.logs import configure_logging
 from chargeguard.pipeline import ScanPipeline, ScanReport, build_pseudonymiser
 from chargeguard.sinks.jsonl import JsonlAlertWriter
 from chargeguard.sinks.store import StoreSink
+from chargeguard.sources.ocpi.files import OcpiInputs, OcpiLoad, load_ocpi
+from chargeguard.sources.ocpi.merge import merge_into
+from chargeguard.sources.ocpi.stations import inventory_from_locations, merge_inventories
 from chargeguard.vault.token_vault import TokenVault, open_token_vault
+
+
+class StationId(StrEnum):
+    """How an OCPI EVSE maps onto the capture's station identity (see docs/ocpi.md)."""
+
+    evse_uid = "evse_uid"
+    evse_id = "evse_id"
+    location = "location"
+
+
+def _ocpi_option(name: str, what: str) -> Any:
+    return typer.Option(name, help=f"OCPI {what} (JSON array, OCPI envelope or JSON Lines); repeatable")
 
 
 def register(app: typer.Typer) -> None:
@@ -34,9 +51,20 @@ def register(app: typer.Typer) -> None:
 
 def scan(
     captures: Annotated[
-        list[str], typer.Argument(help="capture files (JSON Lines, plain or gzip); - for stdin")
-    ],
+        list[str] | None, typer.Argument(help="capture files (JSON Lines, plain or gzip); - for stdin")
+    ] = None,
     stations: Annotated[Path | None, typer.Option("--stations", help="station inventory CSV")] = None,
+    cdrs: Annotated[list[Path] | None, _ocpi_option("--cdrs", "CDRs")] = None,
+    sessions: Annotated[list[Path] | None, _ocpi_option("--sessions", "Sessions")] = None,
+    tariffs: Annotated[list[Path] | None, _ocpi_option("--tariffs", "Tariffs")] = None,
+    tokens_files: Annotated[list[Path] | None, _ocpi_option("--tokens", "Tokens (eMSP token status)")] = None,
+    locations: Annotated[
+        list[Path] | None, _ocpi_option("--locations", "Locations, also a station inventory")
+    ] = None,
+    station_id: Annotated[
+        StationId,
+        typer.Option("--ocpi-station-id", help="what of an OCPI EVSE is the capture's station identity"),
+    ] = StationId.evse_uid,
     alerts: Annotated[
         str | None, typer.Option("--alerts", help="write alerts as JSON Lines here; - for stdout")
     ] = None,
@@ -49,8 +77,20 @@ def scan(
         float | None, typer.Option("--lateness", help="out-of-order tolerance, seconds")
     ] = None,
 ) -> None:
-    """Scan OCPP captures with every detector and write the alerts."""
+    """Scan OCPP captures, and OCPI CDRs, sessions, tariffs, tokens and locations, with every detector."""
+    captures = captures or []
+    ocpi = OcpiInputs(
+        cdrs=cdrs or (),
+        sessions=sessions or (),
+        tariffs=tariffs or (),
+        tokens=tokens_files or (),
+        locations=locations or (),
+    )
     with cli_errors():
+        if not captures and not ocpi:
+            raise ConfigError(
+                "nothing to scan: give capture files and/or OCPI files (--cdrs, --sessions, ...)"
+            )
         settings = settings_from_cli(config, db_url=db, lateness_s=lateness)
         configure_logging(settings.log_level, settings.log_format)
         to_stdout = alerts == "-"
@@ -79,6 +119,12 @@ def scan(
                 tokens = vault
             elif settings.seal_tokens:
                 raise ConfigError("seal_tokens needs the store: drop --no-store")
+            loaded: OcpiLoad | None = None
+            if ocpi:
+                loaded = load_ocpi(ocpi, vault if vault is not None else pseudonymiser, mode=station_id.value)
+                if loaded.locations:
+                    from_locations = inventory_from_locations(loaded.locations, loaded.mapping)
+                    inventory = merge_inventories(inventory, from_locations)
 
             def on_close(alert: Alert) -> None:
                 if writer is not None:
@@ -94,19 +140,26 @@ def scan(
                 on_close=on_close,
                 on_event=sink.on_event if sink else None,
             )
+            if loaded is not None:
+                merge_into(pipeline, loaded.events)
             report = _run_with_progress(pipeline, captures, err)
             if vault is not None:
                 vault.close()  # seals what is still queued
             if sink is not None and store is not None:
                 sink.close()
-                record_run(store, report, settings, started)
+                inputs = report.files + (loaded.files if loaded else [])
+                record_run(store, dataclasses.replace(report, files=inputs), settings, started)
             if stream is not None and not to_stdout:
                 stream.close()
         finally:
             if store is not None:
                 store.close()
-        print_summary(report, out)
-        if report.nothing_read:
+        print_summary(report, out, loaded)
+        capture_nothing = report.nothing_read or not captures
+        ocpi_nothing = loaded is None or (
+            bool(loaded.unreadable) and len(loaded.unreadable) == len(loaded.files)
+        )
+        if capture_nothing and ocpi_nothing:
             raise typer.Exit(1)
 
 
@@ -125,7 +178,19 @@ def _run_with_progress(pipeline: ScanPipeline, captures: list[str], err: Console
         return pipeline.run(captures, lambda n: progress.advance(task, n))
 
 
-def print_summary(report: ScanReport, console: Console) -> None:
+def _print_ocpi(loaded: OcpiLoad, console: Console) -> None:
+    counts = ", ".join(f"{n:,} {kind}s" for kind, n in sorted(loaded.objects.items()) if n) or "no objects"
+    console.print(f"[bold]OCPI[/] {len(loaded.files)} file(s): {counts}")
+    for problem in loaded.unreadable:
+        console.print(f"[red]unreadable:[/] {problem}")
+    if loaded.bad:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in loaded.bad.most_common())
+        console.print(f"[yellow]bad OCPI records:[/] {loaded.bad_total} ({kinds})")
+        for example in loaded.bad_examples:
+            console.print(f"  {example}", markup=False, highlight=False)
+
+
+def print_summary(report: ScanReport, console: Console, ocpi: OcpiLoad | None = None) -> None:
     """The end-of-scan summary: volumes, bad lines with examples, alerts per kind and severity."""
     rate = report.lines_read / report.seconds if report.seconds else 0.0
     console.print(
@@ -134,6 +199,8 @@ def print_summary(report: ScanReport, console: Console) -> None:
     )
     for problem in report.unreadable:
         console.print(f"[red]unreadable:[/] {problem}")
+    if ocpi is not None:
+        _print_ocpi(ocpi, console)
     if report.bad_lines:
         total = sum(report.bad_lines.values())
         reasons = ", ".join(f"{reason} {count}" for reason, count in report.bad_lines.most_common())

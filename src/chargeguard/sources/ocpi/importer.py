@@ -1,7 +1,8 @@
 """Import OCPI objects from files (JSON array, OCPI response envelope, or JSON Lines) for offline analysis.
 
 Each record is decoded into its 2.2.1 model on its own: a bad record becomes an ``InputError`` naming the file,
-the record index (0-based) and the object's id when readable, is counted, and the rest are imported. Token uids,
+the line (JSON Lines, 1-based), the record index (0-based) and the object's id when readable, is counted, and the
+rest are imported. Token uids,
 contract ids and visual numbers are replaced by pseudonyms here, before the object leaves this module; an error
 about a Token names it by its pseudonym, never by its uid.
 """
@@ -11,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import msgspec
 import structlog
 
 from chargeguard.errors import InputError
 from chargeguard.sources.ocpi.models import Cdr, CdrToken, Location, Session, Tariff, Token, check_nonempty
-from chargeguard.vault.pseudonyms import Pseudonymiser
 
 log = structlog.get_logger("chargeguard.sources.ocpi")
 
@@ -37,6 +37,12 @@ _envelope = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _peek = msgspec.json.Decoder(dict[str, Any])
 
 
+class TokenPseudonymiser(Protocol):
+    """What the importer needs: ``chargeguard.vault.pseudonyms.Pseudonymiser`` or a sealing ``TokenVault``."""
+
+    def pseudonymise(self, raw: str) -> str: ...
+
+
 @dataclass(slots=True)
 class ImportResult(Generic[T]):
     objects: list[T] = field(default_factory=list)
@@ -49,6 +55,13 @@ class ImportResult(Generic[T]):
 
 def iter_records(path: Path) -> Iterator[tuple[int, bytes]]:
     """(index, raw JSON) of every record: a JSON array, an OCPI envelope ``{"data": [...]}``, or JSON Lines."""
+    for index, raw, _ in iter_located(path):
+        yield index, raw
+
+
+def iter_located(path: Path) -> Iterator[tuple[int, bytes, str]]:
+    """(index, raw JSON, where) of every record; ``where`` is ``file:line record i`` for JSON Lines, else
+    ``file record i``."""
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -59,19 +72,19 @@ def iter_records(path: Path) -> Iterator[tuple[int, bytes]]:
             if head == b"{":
                 body = _envelope.decode(data).get("data")
                 if body is None:  # one object on its own
-                    yield 0, data
+                    yield 0, data, f"{path} record 0"
                     return
                 data = bytes(body)
             items = _raw_list.decode(data)
         except msgspec.DecodeError as exc:
             raise InputError(f"not a JSON array of OCPI objects: {exc}", source=str(path)) from exc
         for i, item in enumerate(items):
-            yield i, bytes(item)
+            yield i, bytes(item), f"{path} record {i}"
         return
     index = 0
-    for line in data.splitlines():
+    for number, line in enumerate(data.splitlines(), start=1):
         if line.strip():
-            yield index, line
+            yield index, line, f"{path}:{number} record {index}"
             index += 1
 
 
@@ -80,7 +93,7 @@ def _is_jsonl(data: bytes) -> bool:
     return bool(rest.strip()) and first.rstrip().endswith(b"}") and first.lstrip().startswith(b"{")
 
 
-def _readable_id(raw: bytes, kind: str, pseudonymiser: Pseudonymiser) -> str | None:
+def _readable_id(raw: bytes, kind: str, pseudonymiser: TokenPseudonymiser) -> str | None:
     try:
         obj = _peek.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -92,13 +105,13 @@ def _readable_id(raw: bytes, kind: str, pseudonymiser: Pseudonymiser) -> str | N
     return pseudonymiser.pseudonymise(text) if kind == "token" else text
 
 
-def _pseudonymise_cdr_token(token: CdrToken, p: Pseudonymiser) -> CdrToken:
+def _pseudonymise_cdr_token(token: CdrToken, p: TokenPseudonymiser) -> CdrToken:
     return msgspec.structs.replace(
         token, uid=p.pseudonymise(token.uid), contract_id=p.pseudonymise(token.contract_id)
     )
 
 
-def pseudonymise(obj: T, p: Pseudonymiser) -> T:
+def pseudonymise(obj: T, p: TokenPseudonymiser) -> T:
     """Replace every driver token a record carries by its pseudonym (idempotent: pseudonyms pass through)."""
     if isinstance(obj, Cdr | Session):
         return msgspec.structs.replace(obj, cdr_token=_pseudonymise_cdr_token(obj.cdr_token, p))
@@ -113,7 +126,7 @@ def pseudonymise(obj: T, p: Pseudonymiser) -> T:
     return obj
 
 
-def decode_record(raw: bytes, kind: ObjectKind, pseudonymiser: Pseudonymiser, *, source: str) -> Any:
+def decode_record(raw: bytes, kind: ObjectKind, pseudonymiser: TokenPseudonymiser, *, source: str) -> Any:
     """One record -> its pseudonymised model, or ``InputError`` (source, index and id; never token content)."""
     model = MODELS[kind]
     try:
@@ -135,12 +148,12 @@ def _safe(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200]
 
 
-def import_file(path: Path, kind: ObjectKind, pseudonymiser: Pseudonymiser) -> ImportResult[Any]:
+def import_file(path: Path, kind: ObjectKind, pseudonymiser: TokenPseudonymiser) -> ImportResult[Any]:
     """Every good record of ``path`` as a pseudonymised model; bad records as errors (counted, logged by index)."""
     result: ImportResult[Any] = ImportResult()
-    for index, raw in iter_records(path):
+    for index, raw, where in iter_located(path):
         try:
-            result.objects.append(decode_record(raw, kind, pseudonymiser, source=f"{path} record {index}"))
+            result.objects.append(decode_record(raw, kind, pseudonymiser, source=where))
         except InputError as exc:
             result.errors.append(exc)
             log.warning("ocpi.import.bad_record", file=str(path), record=index, kind=kind)

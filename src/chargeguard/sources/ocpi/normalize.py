@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from chargeguard.sources.ocpi.events import CdrReceived, SessionReported, TariffKnown, TokenStatus
@@ -119,7 +120,8 @@ def tariff_event(tariff: Tariff) -> TariffKnown:
     )
 
 
-def token_event(token: Token) -> TokenStatus:
+def token_event(token: Token, received_at: datetime | None = None) -> TokenStatus:
+    """``received_at``: when the CPO received this version of the token (a connector's receipt time, a push log)."""
     return TokenStatus(
         ts=utc(token.last_updated),
         station=None,
@@ -127,4 +129,5 @@ def token_event(token: Token) -> TokenStatus:
         token_ref=token.uid,
         valid=token.valid,
         whitelist=token.whitelist,
+        received_at=None if received_at is None else utc(received_at),
     )

@@ -1,0 +1,84 @@
+"""OCPI events merged into a scan's event stream in event-time order, composed around the scan pipeline's engine.
+
+``merge_into(pipeline, events)`` replaces the pipeline's engine by a :class:`MergedEngine` with the same detectors,
+allow-list and callbacks: before each capture event it feeds the OCPI events whose ``ts`` is not later, and at end
+of stream the rest, then finishes. The pipeline itself is unchanged; a scan without OCPI files does not use this.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, cast
+
+from chargeguard.engine import Engine
+from chargeguard.events import Event
+from chargeguard.pipeline import ScanPipeline
+from chargeguard.sources.ocpi.files import OcpiEvent
+
+
+class MergedEngine(Engine):
+    """An Engine that interleaves a time-ordered side stream (OCPI events) with the events it is fed."""
+
+    def __init__(self, base: Engine, side: Iterable[OcpiEvent]) -> None:
+        super().__init__(
+            base.detectors,
+            allowlist=base.allowlist,
+            merge_gap_s=base.merge_gap_s,
+            max_open=base.max_open,
+            max_evidence_items=base.max_evidence_items,
+            on_open=base.on_open,
+            on_close=base.on_close,
+        )
+        self._side: deque[OcpiEvent] = deque(sorted(side, key=lambda e: e.ts))
+        self._next: datetime | None = self._side[0].ts if self._side else None
+        self.side_events = 0
+        self._inside = False
+
+    def process(self, event: Event) -> None:
+        if self._inside:
+            super().process(event)
+        else:
+            self.process_many((event,))
+
+    def process_many(self, events: Iterable[Event]) -> None:
+        # ``_inside`` makes this correct whichever of process / process_many the base class implements with the
+        # other: calls that come back through them while merging go straight to the base implementation
+        if self._inside or self._next is None:
+            super().process_many(events)
+            return
+        self._inside = True
+        try:
+            for event in events:
+                if self._next is not None and self._next <= event.ts:
+                    self._drain(event.ts)
+                super().process_many((event,))
+        finally:
+            self._inside = False
+
+    def _drain(self, until: datetime | None) -> None:
+        side = self._side
+        batch: list[Any] = []
+        while side and (until is None or side[0].ts <= until):
+            # OCPI events extend the event vocabulary without being part of the shared union (see
+            # chargeguard.sources.ocpi.events); the engine routes them by type like any other
+            batch.append(side.popleft())
+        self._next = side[0].ts if side else None
+        self.side_events += len(batch)
+        inside, self._inside = self._inside, True
+        try:
+            super().process_many(cast(list[Event], batch))
+        finally:
+            self._inside = inside
+
+    def finish(self) -> None:
+        self._drain(None)
+        super().finish()
+
+
+def merge_into(pipeline: ScanPipeline, events: Iterable[OcpiEvent]) -> MergedEngine:
+    """Make ``pipeline`` feed ``events`` in time order with its capture events; returns the new engine."""
+    engine = MergedEngine(pipeline.engine, events)
+    pipeline.engine = engine
+    return engine

@@ -20,6 +20,7 @@ detectors); :func:`chargeguard.vault.redact.redact_text` is the stricter free-te
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,10 @@ from chargeguard.vault.urls import redact_url as _redact_url
 REDACTED = marker("secret")
 _SECRET_NAMES = frozenset(name.lower() for name in SECRET_KEYS)
 _MAX_DEPTH = 64
+_DIGIT = re.compile(r"[0-9]")
+_TIMESTAMP = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
 
 
 def redact_url(value: str) -> str:
@@ -44,36 +49,46 @@ def sanitise_payload(payload: Any, pseudonymise: Callable[[str], str]) -> Any:
 
 
 def _walk(node: Any, pseudonymise: Callable[[str], str], parent_key: str | None, depth: int) -> Any:
+    """The sanitised node; the very same object when nothing in it changes (no copy on the common path)."""
     if depth > _MAX_DEPTH:
         return marker("too_deep")
-    if isinstance(node, dict):
+    if type(node) is dict:
         secret_entry = _names_secret(node)
-        out: dict[str, Any] = {}
+        out: dict[str, Any] | None = None
         for key, value in node.items():
-            lower = key.lower() if isinstance(key, str) else ""
-            if isinstance(value, str):
+            lower = key.lower() if type(key) is str else ""
+            if type(value) is str:
                 if lower in TOKEN_FIELDS:
-                    out[key] = pseudonymise(value) if value else value
+                    new = pseudonymise(value) if value else value
                 elif (secret_entry and lower in ("value", "attributevalue")) or _secret_field(
                     lower, parent_key
                 ):
-                    out[key] = REDACTED if value else value
+                    new = REDACTED if value else value
                 elif "://" in value:
-                    out[key] = redact_url(value)
+                    new = redact_url(value)
                 else:
-                    out[key] = _free_text(value)
+                    new = _free_text(value)
+            elif type(value) is dict or type(value) is list:
+                new = _walk(value, pseudonymise, lower, depth + 1)
             else:
-                out[key] = _walk(value, pseudonymise, lower, depth + 1)
-        return out
-    if isinstance(node, list):
-        return [_walk(item, pseudonymise, parent_key, depth + 1) for item in node]
+                new = value
+            if out is not None:
+                out[key] = new
+            elif new is not value:
+                out = dict(node)  # first change: copy, so the caller's frame is never modified
+                out[key] = new
+        return node if out is None else out
+    if type(node) is list:
+        items = [_walk(item, pseudonymise, parent_key, depth + 1) for item in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
     return node
 
 
 def _free_text(value: str) -> str:
     """Vendor fields and descriptions can carry a card (DataTransfer data, CALLERROR text): the token net runs on
-    any string long enough, and with a digit, to hold an RFID UID or eMAID (cheap pre-check on the hot path)."""
-    if len(value) < 8 or not any(c.isdigit() for c in value):
+    any string long enough, and with a digit, to hold an RFID UID or eMAID. Cheap pre-checks on the hot path (C
+    regexes): no digit, or exactly an RFC 3339 time (every MeterValues / StatusNotification carries one), is kept."""
+    if len(value) < 8 or _DIGIT.search(value) is None or _TIMESTAMP.fullmatch(value) is not None:
         return value
     return redact_text(value)
 

@@ -28,7 +28,7 @@ from chargeguard.sources.ocpp.gateway.auth import PasswordAuthenticator, passwor
 from chargeguard.sources.ocpp.gateway.enforce import ENFORCED_ACTIONS, AnswerRewriter, request_token
 from chargeguard.sources.ocpp.gateway.guards import ConnectionState, GuardChain, Verdict, callerror_code
 from chargeguard.sources.ocpp.gateway.metrics import GatewayMetrics
-from chargeguard.sources.ocpp.gateway.observer import FrameObserver
+from chargeguard.sources.ocpp.gateway.observer import FrameObserver, ObserverFanout
 from chargeguard.sources.ocpp.gateway.wire import (
     CALL,
     CALLERROR,
@@ -38,6 +38,7 @@ from chargeguard.sources.ocpp.gateway.wire import (
     Frame,
     callerror_text,
     parse_frame,
+    send_now,
 )
 
 log = structlog.get_logger("chargeguard.gateway.session")
@@ -83,6 +84,8 @@ class Session:
         self.state = state
         self._chain = chain
         self._observer = observer
+        # no capture and no detection configured: frame lines would go nowhere, so none are built
+        self._observing = not isinstance(observer, ObserverFanout) or bool(observer.observers)
         self._metrics = metrics
         self._authenticator = authenticator
         self._call_timeout_s = call_timeout_s
@@ -109,6 +112,8 @@ class Session:
 
     # ---- capture lines ------------------------------------------------------------------------------------
     def frame_line(self, direction: Direction, frame: list[Any]) -> None:
+        if not self._observing:
+            return
         self._observer.on_frame(
             {
                 "ts": self._timestamp(),
@@ -214,7 +219,8 @@ class Session:
         if target.state is not State.OPEN:
             # never wait on a closing leg: websockets would block until its TCP connection is gone
             raise _LegClosedError
-        await target.send(message)
+        if not send_now(target, message):
+            await target.send(message)
 
     def _enforce(
         self, frame: Frame, direction: Direction, answered: str | None, message: str | bytes

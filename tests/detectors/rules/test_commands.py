@@ -16,7 +16,7 @@ from chargeguard.detectors.rules.commands import (
     UntrustedUrl,
 )
 from chargeguard.errors import ConfigError
-from chargeguard.events import AuthorizationDecision, CommandIssued, Severity
+from chargeguard.events import AuthorizationDecision, CommandIssued, Severity, StationBooted
 from chargeguard.testing import an_event, at, make_detector, run_detector
 
 TOKEN_A = "tok1_aaaaaaaaaaaaaaa"
@@ -181,6 +181,58 @@ def test_learned_hosts_flag_a_new_firmware_host() -> None:
     assert alerts[0].evidence["reasons"] == ["host never used for this purpose before"]
     assert run_detector(make_detector(UntrustedUrl, new_host_after=0), [*usual, *odd]) == []
     assert run_detector(make_detector(UntrustedUrl), [*usual[:5], *odd]) == []  # still learning
+
+
+def booted(seconds: float, station: str, vendor: str) -> StationBooted:
+    return an_event(StationBooted, ts=at(seconds=seconds), station=station, vendor=vendor)
+
+
+@pytest.mark.parametrize(
+    ("ocpp", "action", "url"),
+    [
+        ("1.6", "UpdateFirmware", "https://update.charge-fix.example/fw/latest.bin"),
+        ("2.0.1", "UpdateFirmware", "https://files.fw-mirror.example/fw/latest.bin"),
+        ("2.0.1", "GetLog", "https://files.fw-mirror.example/upload"),
+        ("1.6", "GetDiagnostics", "sftp://collect.charge-fix.example/in/"),
+    ],
+)
+def test_https_host_foreign_to_the_vendor_fires_from_the_first_command(
+    ocpp: str, action: str, url: str
+) -> None:
+    events = [booted(0, "CP-1", "Alfen BV"), cmd(10, action, ocpp, urls=(url,), station="CP-1")]
+    alerts = run_detector(make_detector(UntrustedUrl), events)
+    assert [(a.ts, a.severity) for a in alerts] == [(at(seconds=10), Severity.MEDIUM)]
+    assert alerts[0].evidence["reasons"] == [
+        "host is neither the station vendor's nor used for this purpose before"
+    ]
+
+
+def test_vendor_host_near_misses() -> None:
+    vendor_own = [
+        booted(0, "CP-1", "Alfen BV"),
+        booted(0, "CP-2", "Wallbox"),
+        booted(0, "CP-3", "ABB"),
+        cmd(10, "UpdateFirmware", urls=("https://firmware.alfen.example/6.4.0.bin",), station="CP-1"),
+        cmd(11, "UpdateFirmware", urls=("https://update.wall-box.example/c2.bin",), station="CP-2"),
+        cmd(12, "UpdateFirmware", urls=("https://fw.abb.example/tac.bin",), station="CP-3"),
+    ]
+    assert run_detector(make_detector(UntrustedUrl), vendor_own) == []
+    # the operator's own firmware server: reported once, then it is a host this network uses
+    operator = [
+        booted(0, "CP-1", "Alfen BV"),
+        booted(0, "CP-2", "Alfen BV"),
+        cmd(10, "UpdateFirmware", urls=("https://fw.cpo.example/a.bin",), station="CP-1"),
+        cmd(7200, "UpdateFirmware", urls=("https://fw.cpo.example/b.bin",), station="CP-2", message_id="x"),
+    ]
+    assert [a.ts for a in run_detector(make_detector(UntrustedUrl), operator)] == [at(seconds=10)]
+    foreign = [
+        booted(0, "CP-1", "Alfen BV"),
+        cmd(10, "UpdateFirmware", urls=("https://x.other.example/a",), station="CP-1"),
+    ]
+    assert len(run_detector(make_detector(UntrustedUrl), foreign)) == 1
+    assert run_detector(make_detector(UntrustedUrl, vendor_hosts=False), foreign) == []
+    unknown_vendor = [cmd(10, "UpdateFirmware", urls=("https://x.other.example/a",), station="CP-1")]
+    assert run_detector(make_detector(UntrustedUrl), unknown_vendor) == []
 
 
 def test_same_location_to_many_stations_is_one_alert() -> None:

@@ -507,6 +507,19 @@ def test_a_transaction_whose_stop_was_lost_stops_counting_when_its_samples_stop(
     assert run(SessionOverlap, silent, max_open_s=3600.0) == []
 
 
+def test_a_clock_set_back_between_two_live_transactions_is_not_an_overlap() -> None:
+    # the station's clock falls 5 hours behind: its next live session is stamped inside the previous one
+    events: list[Event] = [
+        start("1", 0), sample("1", 30, 3000.0), end("1", 0, 120),
+        start("2", 0, arrive=300), end("2", 0, 60, arrive=360),
+    ]  # fmt: skip
+    events = sorted(events, key=lambda e: e.ts)
+    assert run(SessionOverlap, events) == []
+    # near miss the other way: the same station-time overlap while both were live at once is an overlap
+    together = [start("1", 0), start("2", 10), end("2", 10, 60), end("1", 0, 120)]
+    assert [a.ts for a in run(SessionOverlap, together)] == [at(60)]
+
+
 def test_queued_transaction_overlapping_a_live_one_fires_at_its_end() -> None:
     events: list[Event] = [
         start("live", 120),

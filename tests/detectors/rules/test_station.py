@@ -690,6 +690,24 @@ def test_clock_skew_near_misses() -> None:
     assert run_detector(make_detector(ClockSkew), replay_unflagged) == []
 
 
+@pytest.mark.parametrize("skew_s", [-5 * 3600.0, -3 * 86_400.0 - 1234.0])
+def test_clock_behind_on_messages_that_look_queued_fires_once_the_offset_holds(skew_s: float) -> None:
+    # a reboot with the clock days behind; each 5-minute sample comes after a silence, so each looks queued
+    events = [conn(0, "connect"), *(reading(0.2 + 5 * i, skew_s, queued=True) for i in range(5))]
+    alerts = run_detector(make_detector(ClockSkew), events)
+    assert [(a.ts, a.severity) for a in alerts] == [(at(10.2), Severity.MEDIUM)]  # 3 readings over 10 min
+    assert alerts[0].evidence["skew_s"] == pytest.approx(skew_s)
+
+
+def test_clock_behind_queue_replays_stay_silent_even_when_long() -> None:
+    # an offline hour replayed over 12 minutes: offsets shrink as the replay catches up
+    slow_replay = [reading(i, -3600 + 50 * i, queued=True) for i in range(12)]
+    assert run_detector(make_detector(ClockSkew), slow_replay) == []
+    # a steady lag in a burst (seconds of transport time) is not yet a clock
+    burst = [conn(0, "connect"), *(reading(0.1 + i * 0.05, -2 * 86_400.0, queued=True) for i in range(8))]
+    assert run_detector(make_detector(ClockSkew), burst) == []
+
+
 def test_clock_absurd_future_is_high_on_one_reading() -> None:
     ts = at(0)
     far = ts.replace(year=2099)

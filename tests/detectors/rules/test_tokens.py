@@ -396,6 +396,51 @@ def test_impossible_travel_near_misses() -> None:
     assert run(ImpossibleTravel, far) == []  # without an inventory the detector cannot judge
 
 
+def test_impossible_travel_overlapping_sessions_fires_at_the_later_start() -> None:
+    # a card cloned in Edinburgh while its owner's session in Dundee (58 km) is still running
+    ctx = DetectorContext(inventory=SCOTLAND)
+    running = [sample("CP-DUN", "1", m, 1000.0 * m) for m in range(5, 95, 5)]
+    events = sorted(
+        [
+            *start("CP-DUN", "1", T1, 0),
+            *running,
+            *start("CP-EDI", "2", T1, 32),  # the Dundee session was metering 2 minutes before
+            end("CP-EDI", "2", T1, 32, 70),
+            end("CP-DUN", "1", T1, 0, 95),
+        ],
+        key=lambda e: e.ts,
+    )
+    alerts = run(ImpossibleTravel, events, context=ctx)
+    assert [(a.ts, a.transactions) for a in alerts] == [(at(32), ("1", "2"))]
+    assert alerts[0].evidence["sightings"][0]["what"] == "charging"
+    assert alerts[0].evidence["gap_s"] == pytest.approx(120.0)
+
+
+def test_impossible_travel_overlap_near_misses() -> None:
+    ctx = DetectorContext(inventory=SCOTLAND)
+    # the same overlap without any sign of the Dundee session after its start: 58 km in 32 min is possible
+    quiet = [*start("CP-DUN", "1", T1, 0), *start("CP-EDI", "2", T1, 32), end("CP-DUN", "1", T1, 0, 120)]
+    assert run(ImpossibleTravel, quiet, context=ctx) == []
+    # one site (70 m): a second car of the household on the same card is concurrent use, never travel
+    running = [sample("CP-DUN", "1", m, 1000.0 * m) for m in range(5, 60, 5)]
+    site = sorted(
+        [
+            *start("CP-DUN", "1", T1, 0),
+            *running,
+            *start("CP-DUN2", "2", T1, 31),
+            end("CP-DUN", "1", T1, 0, 60),
+        ],
+        key=lambda e: e.ts,
+    )
+    assert run(ImpossibleTravel, site, context=ctx) == []
+    # samples of another token's transaction say nothing about this token
+    other = sorted(
+        [*start("CP-DUN", "1", T2, 0), *running, *start("CP-EDI", "2", T1, 32)],
+        key=lambda e: e.ts,
+    )
+    assert run(ImpossibleTravel, other, context=ctx) == []
+
+
 def test_impossible_travel_uses_station_time_for_offline_replays() -> None:
     ctx = DetectorContext(inventory=SCOTLAND)
     events = [

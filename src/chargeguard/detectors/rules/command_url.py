@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -11,12 +12,17 @@ from urllib.parse import SplitResult, urlsplit
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
 from chargeguard.detectors.rules.event_window import HostAllowList
 from chargeguard.detectors.state import BoundedState
-from chargeguard.events import CommandIssued, Event, Finding, Severity
+from chargeguard.events import CommandIssued, Event, Finding, Severity, StationBooted
 
 _PLAIN = frozenset({"http", "ftp", "tftp"})
 _SECURE = frozenset({"https", "ftps", "sftp"})
 _UNSIGNED_FIRMWARE = "UpdateFirmware"
 _LOG_ACTIONS = frozenset({"GetDiagnostics", "GetLog"})
+# words of vendor names that say nothing about who the vendor is
+_GENERIC_WORDS = frozenset(
+    {"gmbh", "inc", "ltd", "llc", "the", "and", "corp", "group", "systems", "solutions", "technologies",
+     "technology", "energy", "charging", "charge", "power", "mobility", "emobility", "international"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +40,15 @@ class UntrustedUrlConfig:
         [detectors.command-untrusted-url]
         trusted_hosts = ["fw.vendor.example", ".updates.vendor.example"]
 
-    Empty (the default): no allow-list; hosts are learned per purpose (``new_host_after``).
+    Empty (the default): no allow-list; hosts are learned per purpose (``new_host_after``) and checked against
+    the station's vendor (``vendor_hosts``).
     allow_plain_transport: accept http/ftp/tftp (no TLS) on hosts that are otherwise acceptable.
     actions: the commands whose locations are checked.
     new_host_after: without ``trusted_hosts``, once this many locations of one purpose (firmware, or diagnostics
     and logs) have been seen, a host never used before for that purpose is flagged (0 disables the check).
+    vendor_hosts: without ``trusted_hosts``, a host name that is neither the station's vendor's (a word of the
+    BootNotification vendor name in the host's labels: ``Alfen BV`` -> ``fw.alfen.example``) nor used before
+    by this network for the purpose is flagged, from the first command on (no learning period).
     """
 
     trusted_hosts: tuple[str, ...] = ()
@@ -51,6 +61,7 @@ class UntrustedUrlConfig:
         "GetLog",
     )
     new_host_after: int = 20
+    vendor_hosts: bool = True
 
 
 def _safe_url(parts: SplitResult) -> str:
@@ -73,7 +84,9 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
     (medium), and plain http/ftp/tftp (medium; high for an OCPP 1.6 UpdateFirmware, whose image is not signed,
     unless ``allow_plain_transport``). Without a trusted list, the detector learns the hosts each purpose
     (firmware; diagnostics and logs) uses, and once ``new_host_after`` locations have been seen, a host never used
-    before is medium. One alert per command and location, merging every station it was sent to.
+    before is medium; and, from the first command on, a host name that is neither the station vendor's nor one
+    this network used before for the purpose is medium (the vendor comes from the station's BootNotification).
+    One alert per command and location, merging every station it was sent to.
 
     Why: a firmware location under an attacker's control installs their code (DOMAIN #31; Mennekes
     CVE-2025-22366/22368); diagnostics and logs uploaded to a foreign server leak station secrets and driver data
@@ -81,7 +94,9 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
     1.6 UpdateFirmware is unsigned.
 
     False positives: vendors that still deliver firmware over plain http from an IP address; list their hosts in
-    ``trusted_hosts`` (credentials in the URL are still reported).
+    ``trusted_hosts`` (credentials in the URL are still reported). Operators that serve firmware or collect
+    logs on their own servers (not under the vendor's name) get one medium alert per new host, after which the
+    host is known; listing the hosts in ``trusted_hosts`` avoids it (and turns every other host high).
 
     References: OCPP 1.6 §5.19 / §5.7, OCPP 1.6 security whitepaper §6 (SignedUpdateFirmware, GetLog), OCPP 2.0.1
     L01/L02/N01, DOMAIN.md #14, #31.
@@ -94,7 +109,7 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
         severity=Severity.MEDIUM,
         references=("OCPP 2.0.1 L01", "OCPP 2.0.1 N01", "DOMAIN.md #31"),
     )
-    consumes: ClassVar[tuple[type[Any], ...]] = (CommandIssued,)
+    consumes: ClassVar[tuple[type[Any], ...]] = (CommandIssued, StationBooted)
     Config: ClassVar[type[Any]] = UntrustedUrlConfig
 
     def __init__(self, config: UntrustedUrlConfig, context: DetectorContext) -> None:
@@ -107,21 +122,42 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
             context.limits.max_keys, context.limits.ttl_s
         )
         self._seen: dict[str, int] = {}
+        self._vendors: BoundedState[str, tuple[str, ...]] = BoundedState(
+            context.limits.max_keys, context.limits.ttl_s
+        )
 
     def state_size(self) -> int:
-        return len(self._hosts)
+        return len(self._hosts) + len(self._vendors)
 
-    def _new_host(self, event: CommandIssued, host: str) -> bool:
-        """Learn which hosts serve each purpose; True for a host unseen after ``new_host_after`` locations."""
+    def _learn(self, event: CommandIssued, host: str) -> tuple[bool, int]:
+        """Learn which hosts serve each purpose: (whether ``host`` was known, locations seen before)."""
         purpose = "logs" if event.action in _LOG_ACTIONS else "firmware"
         seen = self._seen.get(purpose, 0)
         self._seen[purpose] = seen + 1
         known = self._hosts.get((purpose, host))
         self._hosts.put((purpose, host), (known or 0) + 1, event.ts)
+        return known is not None, seen
+
+    def _novelty(self, event: CommandIssued, host: str) -> list[tuple[Severity, str]]:
+        """Without an allow-list: a host new to this network, beyond the learning period or the vendor's name."""
+        known, seen = self._learn(event, host)
+        if known:
+            return []
         after = self.config.new_host_after
-        return known is None and after > 0 and seen >= after
+        if after > 0 and seen >= after:
+            return [(Severity.MEDIUM, "host never used for this purpose before")]
+        vendor = self._vendors.get(event.station) if self.config.vendor_hosts else None
+        if vendor and not _is_ip(host) and not _vendor_host(host, vendor):
+            return [
+                (Severity.MEDIUM, "host is neither the station vendor's nor used for this purpose before")
+            ]
+        return []
 
     def process(self, event: Event) -> Iterable[Finding]:
+        if isinstance(event, StationBooted):
+            if event.vendor and self.config.vendor_hosts:
+                self._vendors.put(event.station, vendor_words(event.vendor), event.ts)
+            return ()
         if not isinstance(event, CommandIssued) or event.action not in self._actions:
             return ()
         out: list[Finding] = []
@@ -144,8 +180,8 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
             reasons.append((Severity.MEDIUM if trusted else Severity.HIGH, "credentials embedded in the URL"))
         if not trusted:
             reasons.extend(self._untrusted(event, scheme, host))
-            if host and not self._trusted and self._new_host(event, host):
-                reasons.append((Severity.MEDIUM, "host never used for this purpose before"))
+            if host and not self._trusted:
+                reasons.extend(self._novelty(event, host))
         if not reasons:
             return None
         severity = max(s for s, _ in reasons)
@@ -201,3 +237,26 @@ class UntrustedUrl(Detector[UntrustedUrlConfig]):
                 else (Severity.MEDIUM, f"plain {scheme} without TLS")
             )
         return reasons
+
+
+def vendor_words(vendor: str) -> tuple[str, ...]:
+    """The distinctive words of a vendor name (``"Alfen BV"`` -> ``("alfen",)``), and all of them run together."""
+    words = [w for w in re.findall(r"[a-z0-9]+", vendor.lower()) if len(w) >= 3 and w not in _GENERIC_WORDS]
+    joined = "".join(re.findall(r"[a-z0-9]+", vendor.lower()))
+    if len(joined) >= 3 and joined not in words:
+        words.append(joined)
+    return tuple(words[:6])
+
+
+def _vendor_host(host: str, vendor: tuple[str, ...]) -> bool:
+    """Whether a label of ``host`` (TLD aside, hyphens ignored) carries a word of the vendor's name."""
+    labels = [label.replace("-", "") for label in host.rstrip(".").split(".")[:-1]]
+    return any(word in label for word in vendor for label in labels)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True

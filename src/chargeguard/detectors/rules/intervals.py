@@ -40,6 +40,18 @@ class Span:
     seen: float = 0.0  # the latest station time this transaction showed signs of life (start, samples)
     sampled: bool = False
     reported: set[str] = field(default_factory=set)
+    start_ts: float = 0.0  # transport time of the first frame that told of it
+    end_ts: float | None = None  # transport time of its end
+
+    def live_together(self, other: Span) -> bool:
+        """Whether two live (not queued) transactions were ever reported running at the same transport time.
+
+        Queued transactions say nothing in transport time, so they always may have run together.
+        """
+        if self.queued or other.queued:
+            return True
+        ends = [INF if s.end_ts is None else s.end_ts for s in (self, other)]
+        return min(ends) > max(self.start_ts, other.start_ts)
 
     def __post_init__(self) -> None:
         self.seen = max(self.seen, self.start)
@@ -172,12 +184,16 @@ class SpanBook:
                     span.start = min(span.start, start)
                 if end is not None:
                     span.end = end
+                    span.end_ts = ts.timestamp()
                 span.queued = span.queued and queued
                 if connector is not None and span.connector is None:
                     span.connector = connector
                 return span
         begin = start if start is not None else (end if end is not None else ts.timestamp())
         span = Span(station, transaction_id, connector, begin, end, queued)
+        span.start_ts = ts.timestamp()
+        if end is not None:
+            span.end_ts = span.start_ts
         spans.append(span)
         if len(spans) > 2:
             # spans that ended more than max_open_s before the newest start cannot meet a live transaction; a

@@ -133,9 +133,16 @@ class SecurityEvent(Detector[SecurityEventConfig]):
 @dataclass(slots=True)
 class _Clock:
     last_connect: float | None = None
-    streak: list[float] = field(default_factory=list)
+    streak: list[float] = field(default_factory=list)  # skews of consecutive suspicious readings, same sign
+    streak_ts: list[float] = field(default_factory=list)  # their transport times
+    uncertain: list[bool] = field(default_factory=list)  # behind, and looked like an offline queue
     throttle: Throttle | None = None
     last_severity: Severity = Severity.INFO
+
+    def reset(self) -> None:
+        self.streak.clear()
+        self.streak_ts.clear()
+        self.uncertain.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +158,10 @@ class ClockSkewConfig:
     absurd_ahead_s: further ahead than this (e.g. year 2099) is high after a single reading.
     absurd_behind_s: further behind than this (RTC reset to 1970/2000) cannot be a queue and is always
     counted.
+    steady_span_s: readings behind that may be a replayed queue (marked queued, or just after a reconnect)
+    count too, but only once their offsets have agreed within ``max_spread_s`` across this much transport
+    time: a queue is replayed in a burst, a wrong clock keeps its offset on live traffic.
+    max_streak: suspicious readings remembered per station.
     reemit_s: while the skew persists, evidence is added to its alert at most this often.
     """
 
@@ -161,6 +172,8 @@ class ClockSkewConfig:
     replay_burst_s: float = 120.0
     absurd_ahead_s: float = 366 * 86_400.0
     absurd_behind_s: float = 5 * 366 * 86_400.0
+    steady_span_s: float = 600.0
+    max_streak: int = 8
     reemit_s: float = 600.0
 
 
@@ -168,9 +181,12 @@ class ClockSkew(Detector[ClockSkewConfig]):
     """A station clock persistently ahead of or behind the time its messages arrive.
 
     Catches: ClockReading (payload timestamp ``at`` vs transport ``ts``) ahead by more than
-    ``ahead_threshold_s``, or behind by more than ``behind_threshold_s`` on messages that were not queued,
-    for ``min_readings`` consecutive readings in the same direction whose offsets agree within
-    ``max_spread_s``. Low below an hour of skew, medium above; a timestamp more than ``absurd_ahead_s`` in
+    ``ahead_threshold_s``, or behind by more than ``behind_threshold_s``, for ``min_readings`` consecutive
+    readings in the same direction whose offsets agree within ``max_spread_s``; when some of those readings
+    are behind on messages that may come from an offline queue (marked queued, or just after a reconnect),
+    the agreeing offsets must also have held for ``steady_span_s`` of transport time (a station whose clock
+    runs days behind after a reboot, or whose samples are far enough apart that each one looks like the
+    first after a silence). Low below an hour of skew, medium above; a timestamp more than ``absurd_ahead_s`` in
     the future (year 2099) is high on its own.
 
     Why: transaction times drive tariffs; a clock set ahead or back moves sessions into cheaper periods or
@@ -216,7 +232,7 @@ class ClockSkew(Detector[ClockSkewConfig]):
             # hot path (most readings): a healthy clock only ends a streak; no float conversion, no state
             healthy = self._state.get(event.station)
             if healthy is not None and healthy.streak:
-                healthy.streak.clear()
+                healthy.reset()
             return ()
         cfg = self.config
         now = event.ts.timestamp()
@@ -228,7 +244,7 @@ class ClockSkew(Detector[ClockSkewConfig]):
             # healthy near the band's edges: the same as the hot path above
             healthy = self._state.get(event.station)
             if healthy is not None and healthy.streak:
-                healthy.streak.clear()
+                healthy.reset()
             return ()
         st = self._state.setdefault(event.station, _Clock, event.ts)
         if st.throttle is None:
@@ -236,23 +252,33 @@ class ClockSkew(Detector[ClockSkewConfig]):
         if skew > cfg.absurd_ahead_s:
             return self._emit(event, st, skew, [skew], Severity.HIGH, absurd=True)
         in_replay = st.last_connect is not None and 0 <= now - st.last_connect <= cfg.replay_burst_s
-        if skew > cfg.ahead_threshold_s:
-            sign = 1
-        elif skew < -cfg.absurd_behind_s or (
-            skew < -cfg.behind_threshold_s and not event.queued and not in_replay
-        ):
-            sign = -1
-        else:
-            return ()  # a queued message: neither evidence nor a sign of a healthy clock
+        sign = 1 if skew > 0 else -1
+        # behind, on a message that may come from an offline queue: evidence only if the offset holds steady
+        uncertain = sign < 0 and skew >= -cfg.absurd_behind_s and (event.queued or in_replay)
         if st.streak and (st.streak[-1] > 0) != (sign > 0):
-            st.streak.clear()
+            st.reset()
         st.streak.append(skew)
-        del st.streak[: -cfg.min_readings]
-        if len(st.streak) < cfg.min_readings or max(st.streak) - min(st.streak) > cfg.max_spread_s:
+        st.streak_ts.append(now)
+        st.uncertain.append(uncertain)
+        keep = max(cfg.min_readings, cfg.max_streak)
+        if len(st.streak) > keep:
+            del st.streak[:-keep], st.streak_ts[:-keep], st.uncertain[:-keep]
+        # the latest readings whose offsets agree within max_spread_s
+        lo = hi = skew
+        n = 0
+        for value in reversed(st.streak):
+            lo, hi = min(lo, value), max(hi, value)
+            if hi - lo > cfg.max_spread_s:
+                break
+            n += 1
+        if n < cfg.min_readings:
             return ()
-        magnitude = min(abs(s) for s in st.streak)
+        if any(st.uncertain[-n:]) and now - st.streak_ts[-n] < cfg.steady_span_s:
+            return ()  # could still be a queue replayed with a steady lag: wait until it has held for long
+        readings = st.streak[-n:]
+        magnitude = min(abs(s) for s in readings)
         severity = Severity.LOW if magnitude < 3600 else Severity.MEDIUM
-        return self._emit(event, st, skew, list(st.streak), severity, absurd=False)
+        return self._emit(event, st, skew, readings, severity, absurd=False)
 
     def _emit(
         self,

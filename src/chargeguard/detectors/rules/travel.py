@@ -13,6 +13,7 @@ from chargeguard.events import (
     AuthorizationDecision,
     Event,
     Finding,
+    MeterSample,
     Severity,
     TransactionEnded,
     TransactionStarted,
@@ -56,9 +57,12 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig]):
     """One token seen at two stations further apart than any vehicle could travel in the time between.
 
     Catches: a token's sightings (transaction start, the token joining a 2.0.1 transaction, transaction end,
-    an Authorize answer) at two stations whose great-circle distance (station inventory coordinates) divided
+    an Authorize answer; a meter sample of a running transaction updates where its token was last seen) at
+    two stations whose great-circle distance (station inventory coordinates) divided
     by the station-time gap exceeds ``max_speed_kmh``. Station time (``at``) is used, so transactions replayed
-    hours late from an offline queue are placed where they happened.
+    hours late from an offline queue are placed where they happened. When the sessions overlap (a card cloned
+    in another city), the later start is compared with the last sample of the session still running: the alert
+    comes at the frame that completes the evidence, the later start, not when the first session ends.
 
     Why it matters: DOMAIN.md scenario #2 (geo-velocity; EVgo stops sessions with impossible time/location,
     e.g. California to Ohio in 10 minutes) and #1 (a cloned code used at 41 locations in one day).
@@ -81,7 +85,12 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig]):
         severity=Severity.HIGH,
         references=("DOMAIN.md #2", "DOMAIN.md #1", "OCPI 2.2.1 Location.coordinates"),
     )
-    consumes: ClassVar[tuple[type[Any], ...]] = (TransactionStarted, AuthorizationDecision, TransactionEnded)
+    consumes: ClassVar[tuple[type[Any], ...]] = (
+        TransactionStarted,
+        AuthorizationDecision,
+        MeterSample,
+        TransactionEnded,
+    )
     Config: ClassVar[type[Any]] = ImpossibleTravelConfig
 
     def __init__(self, config: ImpossibleTravelConfig, context: DetectorContext) -> None:
@@ -89,12 +98,19 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig]):
         self._tokens: BoundedState[str, _Traveller] = BoundedState(
             context.limits.max_keys, context.limits.ttl_s
         )
+        # running transactions -> their token, so that a meter sample says where the token still is
+        self._running: BoundedState[tuple[str, str], str] = BoundedState(
+            context.limits.max_keys, context.limits.ttl_s
+        )
 
     def state_size(self) -> int:
-        return len(self._tokens)
+        return len(self._tokens) + len(self._running)
 
     def process(self, event: Event) -> Iterable[Finding]:
         if len(self.context.inventory) == 0:
+            return ()
+        if type(event) is MeterSample:
+            self._sample(event)
             return ()
         token: str | None
         tx: str | None
@@ -102,13 +118,28 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig]):
             token, what, tx = event.token_ref, "start", event.transaction_id
         elif isinstance(event, TransactionEnded):
             token, what, tx = event.token_ref, "end", event.transaction_id
+            self._running.pop((event.station, event.transaction_id))
         elif isinstance(event, AuthorizationDecision):
             token, what, tx = event.token_ref, f"authorization:{event.context}", event.transaction_id
         else:
             return ()
         if token is None:
             return ()
+        if tx is not None and what != "end" and what != "authorization:StopTransaction":
+            self._running.put((event.station, tx), token.lower(), event.ts)
         return self._sighted(event, token, _Sighting(event.at.timestamp(), event.station, tx, what))
+
+    def _sample(self, event: MeterSample) -> None:
+        """A sample of a running transaction: its token is still at this station (no comparison here)."""
+        tx = event.transaction_id
+        if tx is None:
+            return
+        token = self._running.get((event.station, tx))
+        if token is None:
+            return
+        traveller = self._tokens.get(token)
+        if traveller is not None:
+            self._remember(traveller, _Sighting(event.at.timestamp(), event.station, tx, "charging"))
 
     def _remember(self, traveller: _Traveller, new: _Sighting) -> None:
         """Keep the first and latest sighting of each (station, transaction): 2.0.1 repeats the idToken."""

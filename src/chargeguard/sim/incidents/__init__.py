@@ -30,6 +30,11 @@ CATALOGUE: tuple[IncidentSpec, ...] = (
         "token.impossible_travel", "short_hop", partial(tokens.travel, gap_min=(3, 8), min_km=45, max_km=200)
     ),
     IncidentSpec(
+        "token.impossible_travel",
+        "overlapping_sessions",
+        partial(tokens.travel, gap_min=(15, 90), min_km=60, max_km=2000, overlap=True),
+    ),
+    IncidentSpec(
         "token.unauthorized_charging",
         "blocked_charges",
         partial(tokens.charges_despite, status="Blocked", skip_authorize=False),
@@ -40,6 +45,16 @@ CATALOGUE: tuple[IncidentSpec, ...] = (
         partial(tokens.charges_despite, status="Expired", skip_authorize=True),
     ),
     IncidentSpec("token.unauthorized_charging", "offline_unknown", tokens.offline_unknown),
+    IncidentSpec(
+        "token.unauthorized_charging",
+        "deauthorised_mid_session",
+        partial(tokens.deauthorised_mid_session, with_id_token=False),
+    ),
+    IncidentSpec(
+        "token.unauthorized_charging",
+        "deauthorised_mid_session_id_token_repeated",
+        partial(tokens.deauthorised_mid_session, with_id_token=True),
+    ),
     IncidentSpec(
         "token.enumeration",
         "burst_random",
@@ -92,6 +107,26 @@ CATALOGUE: tuple[IncidentSpec, ...] = (
         partial(station.clock_skew, offset_s=2 * 3600.0, what="two hours ahead (time zone applied twice)"),
     ),
     IncidentSpec("station.clock_skew", "rtc_reset", _rtc_reset),
+    IncidentSpec(
+        "station.clock_skew",
+        "days_behind_after_reboot",
+        partial(
+            station.clock_skew,
+            offset_s=-3 * 86_400.0 - 1234.0,
+            what="three days behind after a reboot",
+            reboot=True,
+        ),
+    ),
+    IncidentSpec(
+        "station.clock_skew",
+        "hours_behind",
+        partial(station.clock_skew, offset_s=-5 * 3600.0, what="five hours behind (wrong time zone)"),
+    ),
+    IncidentSpec(
+        "station.clock_skew",
+        "days_ahead",
+        partial(station.clock_skew, offset_s=2 * 86_400.0 + 600.0, what="two days ahead (date set by hand)"),
+    ),
     IncidentSpec("ocpp.malformed", "schema_violations", partial(commands.malformed, shape="schema")),
     IncidentSpec("ocpp.malformed", "reused_ids_orphans", partial(commands.malformed, shape="ids")),
     IncidentSpec("ocpp.malformed", "unknown_actions", partial(commands.malformed, shape="actions")),

@@ -361,8 +361,14 @@ def security_event(scene: Scene, t: float) -> Injection | None:
     return inject("station.security_event", [(station, emits)], f"{kind} reported", completing=emits[0][1])
 
 
-def clock_skew(scene: Scene, t: float, *, offset_s: float, what: str) -> Injection | None:
-    """The station's clock is wrong: its payload timestamps run ``offset_s`` off for hours."""
+def clock_skew(
+    scene: Scene, t: float, *, offset_s: float, what: str, reboot: bool = False
+) -> Injection | None:
+    """The station's clock is wrong: its payload timestamps run ``offset_s`` off for hours.
+
+    ``reboot``: the clock goes wrong across a restart (disconnect, connect, BootNotification with the wrong
+    clock), so its first readings arrive in the reconnect burst where queued messages are expected.
+    """
     station = _one(scene, t, t + 6 * 3600)
     if station is None:
         return None
@@ -371,10 +377,19 @@ def clock_skew(scene: Scene, t: float, *, offset_s: float, what: str) -> Injecti
     connector = scene.connector(station)
     plan = make_plan(scene, station, connector, new_token(rng), t + 300, rng.uniform(60, 180))
     emits = emits_of(scene, station, plan)
+    settled = t  # readings in the reconnect burst after a reboot look like a replayed queue
+    if reboot:
+        emits = [
+            (t - 40, connection_line(station, "disconnect")),
+            *boot(station, t, rng=rng, ids=scene.ids, reason="PowerUp"),
+            *emits,
+        ]
+        settled = t + 120.0
     stamped = [
         line
-        for _, line in emits
-        if "frame" in line
+        for x, line in emits
+        if x > settled
+        and "frame" in line
         and line["frame"][0] == 2
         and line["from"] == "station"
         and ("timestamp" in line["frame"][3] or "meterValue" in line["frame"][3])

@@ -11,6 +11,7 @@ from chargeguard.sim.incidents.common import (
     first_energy_line,
     inject,
     make_plan,
+    register_of,
     station_call,
     token_seen_line,
 )
@@ -81,18 +82,33 @@ def cloned_card(scene: Scene, t: float, *, far: bool) -> Injection | None:
 
 
 def travel(
-    scene: Scene, t: float, *, gap_min: tuple[float, float], min_km: float, max_km: float
+    scene: Scene,
+    t: float,
+    *,
+    gap_min: tuple[float, float],
+    min_km: float,
+    max_km: float,
+    overlap: bool = False,
 ) -> Injection | None:
-    """One card, two sessions that do not overlap, too far apart for the time between them."""
+    """One card, two sessions too far apart for the time between them.
+
+    Without ``overlap`` the second session starts ``gap_min`` minutes after the first ended; with it, the
+    second starts ``gap_min`` minutes after the first started, while the first is still charging (a clone used
+    in another town: the evidence is complete at the second start, against the first session's last sample).
+    """
     driver = free_driver(scene, t)
     if driver is None:
         return None
     rng = scene.rng
-    first_station = scene.idle_station(t, t + 3 * 3600, lambda s: s.city.code == driver.city.code)
+    first_station = scene.idle_station(t, t + 4 * 3600, lambda s: s.city.code == driver.city.code)
     if not first_station:
         return None
-    minutes = rng.uniform(20, 50)
-    second_at = t + minutes * 60 + rng.uniform(*gap_min) * 60
+    if overlap:
+        minutes = rng.uniform(120, 200)
+        second_at = t + rng.uniform(*gap_min) * 60
+    else:
+        minutes = rng.uniform(20, 50)
+        second_at = t + minutes * 60 + rng.uniform(*gap_min) * 60
     target = scene.idle_station(
         second_at, second_at + 2 * 3600, lambda s: min_km <= _km(first_station[0], s) <= max_km
     )
@@ -117,15 +133,25 @@ def travel(
     )
     a, b = emits_of(scene, first_station[0], p1), emits_of(scene, target[0], p2)
     km = _km(first_station[0], target[0])
-    gap_h = (second_at - p1.end.timestamp()) / 3600
-    driver.busy_until = p2.end.timestamp() + AWAY_S
+    driver.busy_until = max(p1.end.timestamp(), p2.end.timestamp()) + AWAY_S
+    if overlap:
+        note = (
+            f"card used {km:.0f} km away {(second_at - t) / 60:.0f} min after its session started, "
+            "while that session is still charging"
+        )
+    else:
+        gap_h = (second_at - p1.end.timestamp()) / 3600
+        note = (
+            f"card used {km:.0f} km apart {gap_h * 60:.0f} min after its previous session ended "
+            f"({km / max(gap_h, 1e-3):.0f} km/h)"
+        )
     return inject(
         "token.impossible_travel",
         [(first_station[0], a), (target[0], b)],
-        f"card used {km:.0f} km apart {gap_h * 60:.0f} min after its previous session ended "
-        f"({km / max(gap_h, 1e-3):.0f} km/h)",
+        note,
         plans=(p1, p2),
         completing=token_seen_line(b),
+        also=("token.concurrent_use",) if overlap else (),
     )
 
 
@@ -157,6 +183,55 @@ def charges_despite(scene: Scene, t: float, *, status: str, skip_authorize: bool
         f"{how}card answered {status} by the central system, yet the station delivers energy",
         plans=(plan,),
         completing=first_energy_line(emits, plan.meter_start_wh),
+    )
+
+
+def deauthorised_mid_session(scene: Scene, t: float, *, with_id_token: bool) -> Injection | None:
+    """2.0.1: the central system answers a TransactionEvent mid-session with idTokenInfo Invalid, Blocked,
+    Expired or NoCredit (the card was revoked while charging), yet the station keeps charging (its
+    StopTxOnInvalidId is false or it ignores the answer). ``with_id_token``: the request repeats the idToken
+    (stations that send it on every event); otherwise only the answer names the verdict."""
+    found = scene.idle_station(t, t + 4 * 3600, lambda s: s.ocpp != "1.6")
+    if not found:
+        return None
+    station = found[0]
+    connector = scene.connector(station)
+    rng = scene.rng
+    token = new_token(rng)
+    minutes = rng.uniform(90, 180)
+    energy = rng.uniform(0.45, 0.7) * connector.max_kw * 1000.0 * minutes / 60.0
+    plan = make_plan(scene, station, connector, token, t, minutes, min(energy, 80_000.0))
+    emits = emits_of(scene, station, plan)
+    periodic = [
+        line
+        for _, line in emits
+        if "frame" in line
+        and line["frame"][0] == 2
+        and line["frame"][2] == "TransactionEvent"
+        and line["frame"][3].get("triggerReason") == "MeterValuePeriodic"
+    ]
+    if len(periodic) < 6:
+        return None  # too short to be refused mid-session with energy still to come
+    refused_call = periodic[rng.randrange(1, len(periodic) // 3)]
+    status = rng.choice(("Invalid", "Blocked", "Expired", "NoCredit"))
+    msg_id = refused_call["frame"][1]
+    if with_id_token:
+        refused_call["frame"][3]["idToken"] = {"idToken": token, "type": "ISO14443"}
+    for _, line in emits:
+        frame = line.get("frame")
+        if frame is not None and frame[0] == 3 and frame[1] == msg_id:
+            frame[2] = {"idTokenInfo": {"status": status}}
+    refused_at = register_of(refused_call)
+    assert refused_at is not None
+    after = emits[[line is refused_call for _, line in emits].index(True) :]
+    return inject(
+        "token.unauthorized_charging",
+        [(station, emits)],
+        f"card answered {status} in the middle of its transaction"
+        + (" (the event repeated the idToken)" if with_id_token else "")
+        + ", yet the station keeps charging",
+        plans=(plan,),
+        completing=first_energy_line(after, refused_at + 1000.0),
     )
 
 

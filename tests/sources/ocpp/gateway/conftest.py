@@ -28,7 +28,7 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v16 import call_result as r16
 from ocpp.v16.enums import Action as Action16
-from ocpp.v16.enums import AuthorizationStatus, RegistrationStatus
+from ocpp.v16.enums import RegistrationStatus
 from ocpp.v201 import ChargePoint as Cp201
 from ocpp.v201 import call_result as r201
 from ocpp.v201.enums import Action as Action201
@@ -228,12 +228,23 @@ class Csms16(Cp16):
 
     @on(Action16.authorize)
     async def on_authorize(self, id_tag: str) -> r16.Authorize:
-        return r16.Authorize(id_tag_info={"status": AuthorizationStatus.accepted})
+        return r16.Authorize(id_tag_info={"status": self.csms.status_of(id_tag)})
 
     @on(Action16.start_transaction)
-    async def on_start(self, **kwargs: Any) -> r16.StartTransaction:
+    async def on_start(self, id_tag: str, **kwargs: Any) -> r16.StartTransaction:
         await self.csms.pause()
-        return r16.StartTransaction(transaction_id=4711, id_tag_info={"status": AuthorizationStatus.accepted})
+        self.csms.transactions += 1
+        return r16.StartTransaction(
+            transaction_id=4710 + self.csms.transactions, id_tag_info={"status": self.csms.status_of(id_tag)}
+        )
+
+    @on(Action16.status_notification)
+    async def on_status(self, **kwargs: Any) -> r16.StatusNotification:
+        return r16.StatusNotification()
+
+    @on(Action16.security_event_notification)
+    async def on_security_event(self, **kwargs: Any) -> r16.SecurityEventNotification:
+        return r16.SecurityEventNotification()
 
     @on(Action16.meter_values)
     async def on_meter(self, **kwargs: Any) -> r16.MeterValues:
@@ -285,6 +296,11 @@ class Csms:
         self.scheme = "ws"
         self.wake = asyncio.Event()
         self.refuse: set[str] = set()  # identities the central system answers 404
+        self.blocked: set[str] = set()  # tokens the central system answers Blocked
+        self.transactions = 0
+
+    def status_of(self, token: str) -> str:
+        return "Blocked" if token in self.blocked else "Accepted"
 
     async def pause(self) -> None:
         """Answer after ``delay_s`` (cut short when the central system crashes or stops)."""

@@ -2,7 +2,8 @@
 sockets) and a real central system, through the gateway, with live detection as its observer.
 
 command.* come from what the central system sends, station.* from connections, boots, configuration and security
-events, ocpp.* from the protocol itself, token.* from authorisation answers and transactions. The gateway's wall
+events, ocpp.* from the protocol itself, token.* from authorisation answers and transactions, meter.* and
+session.* from the transactions' registers and times. The gateway's wall
 clock is injected so that minutes of event time pass in milliseconds. ``test_every_visible_kind_has_a_scenario``
 keeps the list complete when detectors are added.
 """
@@ -41,7 +42,7 @@ INVENTORY = parse_inventory(
     [{"station": s, "latitude": lat, "longitude": lon, "max_kw": "22"} for s, (lat, lon) in PLACES.items()],
     name="live",
 )
-GATEWAY_FAMILIES = ("command.", "station.", "ocpp.", "token.")
+GATEWAY_FAMILIES = ("command.", "station.", "ocpp.", "token.", "meter.", "session.")
 
 
 class WallClock:
@@ -285,8 +286,79 @@ async def _charging_on_a_blocked_card(live: Live) -> None:
     )
 
 
+# ---- meter.* and session.*: what the transactions themselves show ----------------------------------------------
+async def _stop(live: Live, station: Station16, started: Any, meter_stop: int) -> None:
+    await station.call(
+        c16.StopTransaction(
+            meter_stop=meter_stop, timestamp=live.wall.ts(), transaction_id=started.transaction_id
+        )
+    )
+
+
+def _energy(live: Live, connector: int, transaction_id: int, wh: int) -> c16.MeterValues:
+    sample = {"value": str(wh), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+    return c16.MeterValues(
+        connector_id=connector,
+        transaction_id=transaction_id,
+        meter_value=[{"timestamp": live.wall.ts(), "sampledValue": [sample]}],
+    )
+
+
+@scenario("meter.rollback")
+async def _stop_below_start(live: Live) -> None:
+    station = await live.station("LIVE-0")
+    started = await live.start(station, TOKEN, meter=50_000)
+    live.wall.now += dt.timedelta(minutes=20)
+    await _stop(live, station, started, 40_000)
+
+
+@scenario("meter.exceeds_capacity")
+async def _more_than_22_kw(live: Live) -> None:
+    station = await live.station("LIVE-0")
+    started = await live.start(station, TOKEN, meter=0)
+    live.wall.now += dt.timedelta(minutes=10)  # 100 kWh in 10 minutes on a 22 kW connector
+    await _stop(live, station, started, 100_000)
+
+
+@scenario("meter.inconsistent")
+async def _stop_far_above_the_samples(live: Live) -> None:
+    station = await live.station("LIVE-0")
+    started = await live.start(station, TOKEN, meter=0)
+    for wh in (500, 1000):
+        live.wall.now += dt.timedelta(minutes=5)
+        await station.call(_energy(live, 1, started.transaction_id, wh))
+    live.wall.now += dt.timedelta(minutes=1)
+    await _stop(live, station, started, 30_000)
+
+
+@scenario("session.overlap")
+async def _two_transactions_on_one_connector(live: Live) -> None:
+    station = await live.station("LIVE-0")
+    first = await live.start(station, TOKEN)
+    live.wall.now += dt.timedelta(minutes=2)
+    await live.start(station, "04A2B3C4D5E6F7")
+    live.wall.now += dt.timedelta(minutes=2)
+    await station.call(_energy(live, 1, first.transaction_id, 800))
+
+
+@scenario("session.phantom")
+async def _billing_on_an_unavailable_connector(live: Live) -> None:
+    station = await live.station("LIVE-0")
+    await station.call(
+        c16.StatusNotification(
+            connector_id=1, error_code="NoError", status="Unavailable", timestamp=live.wall.ts()
+        )
+    )
+    live.wall.now += dt.timedelta(minutes=1)
+    started = await live.start(station, TOKEN, meter=0)
+    live.wall.now += dt.timedelta(minutes=30)
+    await _stop(live, station, started, 5_000)
+
+
 def test_every_visible_kind_has_a_scenario() -> None:
-    visible = {kind for kind in all_kinds() if kind.startswith(GATEWAY_FAMILIES)}
+    """The gateway sees every kind an OCPP connection can show; session.unbilled needs OCPI CDRs (no CDR ever
+    reaches the gateway), cdr.* are OCPI-only."""
+    visible = {kind for kind in all_kinds() if kind.startswith(GATEWAY_FAMILIES)} - {"session.unbilled"}
     assert visible == set(SCENARIOS)
 
 

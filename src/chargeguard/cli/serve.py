@@ -1,11 +1,12 @@
-"""CLI command ``serve``: host the OCPI 2.2.1 connector (CPO, eMSP or both) with chargeguard's fraud decision."""
+"""CLI command ``serve``: host the OCPI 2.2.1 connector (CPO, eMSP or both) with chargeguard's fraud decision and
+live detection on what partners push (alerts to the store and an alerts file, like the gateway)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
@@ -14,17 +15,28 @@ import structlog
 import typer
 import uvicorn
 
+from chargeguard.allowlist import AllowList
 from chargeguard.cli.common import cli_errors, open_store, settings_from_cli
-from chargeguard.errors import ConfigError
+from chargeguard.errors import ChargeguardError, ConfigError
+from chargeguard.events import Alert
+from chargeguard.inventory import load_inventory
+from chargeguard.live import LiveDetection
 from chargeguard.logs import configure_logging
+from chargeguard.settings import Settings
+from chargeguard.sinks.jsonl import JsonlAlertWriter
+from chargeguard.sinks.store import StoreSink
 from chargeguard.sources.ocpi.connector.app import create_app
 from chargeguard.sources.ocpi.connector.client import OcpiClient
 from chargeguard.sources.ocpi.connector.config import ServeConfig, load_serve_config
 from chargeguard.sources.ocpi.connector.context import Connector
 from chargeguard.sources.ocpi.connector.credentials import register as register_with
 from chargeguard.sources.ocpi.connector.decision import TokenStatusDecision
+from chargeguard.sources.ocpi.connector.live import OcpiLiveFeed
 from chargeguard.sources.ocpi.connector.store import PartnerStore
 from chargeguard.sources.ocpi.importer import ObjectKind, import_file
+from chargeguard.sources.ocpi.models import Location
+from chargeguard.sources.ocpi.normalize import StationMapping
+from chargeguard.sources.ocpi.stations import inventory_from_locations, merge_inventories
 from chargeguard.store import Store
 from chargeguard.vault.keys import LocalKeyFileProvider
 from chargeguard.vault.pseudonyms import Pseudonymiser
@@ -70,6 +82,64 @@ def build_connector(config: ServeConfig, store: Store, settings_pseudonymiser: P
             connector.published.put(module, obj)
         log.info("ocpi.serve.published", module=module, objects=len(result.objects), bad=result.bad)
     return connector
+
+
+class LiveOcpi:
+    """Live detection attached to a connector, and what to close (in reverse order) when serving ends."""
+
+    def __init__(self, detection: LiveDetection, feed: OcpiLiveFeed) -> None:
+        self.detection = detection
+        self.feed = feed
+        self.closers: list[Callable[[], None]] = []
+
+    def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                closer()
+            except ChargeguardError as exc:
+                log.error("ocpi.serve.shutdown_failed", error=str(exc))
+
+
+def attach_detection(
+    connector: Connector, config: ServeConfig, settings: Settings, store: Store, pseudonymiser: Pseudonymiser
+) -> LiveOcpi:
+    """Feed what partners push (and the Tokens, Tariffs, Locations this platform publishes) to live detection.
+
+    Alerts reach the store within the request that raised them - so the fraud decision of real-time
+    authorisation sees them at once - and the alerts file when ``[ocpi.detection] alerts_jsonl`` is set. The
+    published Locations, with the CSV ``stations_inventory`` winning where both describe a station, are the
+    station inventory.
+    """
+    detection = config.detection
+    sink = StoreSink(store)
+    closers: list[Callable[[], None]] = [sink.close]
+
+    def to_store(alert: Alert) -> None:
+        sink.on_close(alert)
+        sink.flush()
+
+    sinks: list[Callable[[Alert], None]] = [to_store]
+    if detection.alerts_jsonl is not None:
+        stream = detection.alerts_jsonl.open("ab")
+        closers.insert(0, stream.close)
+        sinks.append(JsonlAlertWriter(stream, flush_each=True))
+    published = [connector.published.objects(m) for m in ("locations", "tariffs", "tokens")]
+    locations = [obj for obj in published[0] if isinstance(obj, Location)]
+    feed_mode = detection.station_id
+    inventory = load_inventory(detection.stations_inventory) if detection.stations_inventory else None
+    if locations:
+        mapping = StationMapping.from_locations(locations, mode=feed_mode)
+        inventory = merge_inventories(inventory, inventory_from_locations(locations, mapping))
+    live = LiveDetection(
+        settings, pseudonymiser, inventory=inventory, allowlist=AllowList(store.allow_entries()), sinks=sinks
+    )
+    closers.append(live.close)  # closes open incidents into the sinks before they close
+    feed = OcpiLiveFeed(live.engine, mode=feed_mode, locations=locations)
+    feed.preload([*published[1], *published[2]])
+    connector.on_received = feed
+    running = LiveOcpi(live, feed)
+    running.closers = closers
+    return running
 
 
 async def _serve(connector: Connector, config: ServeConfig, register_url: str | None, name: str) -> None:
@@ -147,4 +217,12 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"TOKEN_A for {invite} (shown once; send it over a secure channel): {token}")
                 typer.echo(f"versions URL: {connector.config.versions_url}")
                 return
-            asyncio.run(_serve(connector, serve_config, register_with_url, partner_name))
+            running: LiveOcpi | None = None
+            if serve_config.detection.enabled:
+                pseudonymiser = connector.pseudonymiser
+                running = attach_detection(connector, serve_config, settings, store, pseudonymiser)
+            try:
+                asyncio.run(_serve(connector, serve_config, register_with_url, partner_name))
+            finally:
+                if running is not None:
+                    running.close()

@@ -26,6 +26,17 @@ class PublishFiles(BaseModel):
     tokens: Path | None = None
 
 
+class DetectionConfig(BaseModel):
+    """Live detection on what partners push (``[ocpi.detection]``): alerts go to the store and, if set, a file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    alerts_jsonl: Path | None = Field(default=None, description="append alerts as JSON Lines here")
+    stations_inventory: Path | None = Field(default=None, description="station inventory CSV")
+    station_id: Literal["evse_uid", "evse_id", "location"] = "evse_uid"
+
+
 class ServeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -47,6 +58,7 @@ class ServeConfig(BaseModel):
     partner_timeout_s: float = Field(default=10.0, gt=0)
     partner_ca_file: Path | None = None
     publish: PublishFiles = PublishFiles()
+    detection: DetectionConfig = DetectionConfig()
 
     @field_validator("base_url")
     @classmethod

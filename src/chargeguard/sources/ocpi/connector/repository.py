@@ -60,6 +60,11 @@ class ObjectRepository:
             key = self._by_id[module].get(ident.upper())
             return None if key is None else self._objects[module].get(key)
 
+    def objects(self, module: str) -> list[Any]:
+        """Every object of a module (a snapshot)."""
+        with self._lock:
+            return list(self._objects[module].values())
+
     def delete(self, module: str, key: Key) -> None:
         with self._lock:
             self._objects[module].pop(key, None)

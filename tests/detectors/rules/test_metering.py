@@ -515,6 +515,12 @@ def test_a_clock_set_back_between_two_live_transactions_is_not_an_overlap() -> N
     ]  # fmt: skip
     events = sorted(events, key=lambda e: e.ts)
     assert run(SessionOverlap, events) == []
+    # the late session's frames look queued (each sample follows a silence) but arrive over its whole length
+    looks_queued = [
+        start("1", 0), end("1", 0, 120),
+        start("2", 0, arrive=300, queued=True), end("2", 0, 60, arrive=360, queued=True),
+    ]  # fmt: skip
+    assert run(SessionOverlap, looks_queued) == []
     # near miss the other way: the same station-time overlap while both were live at once is an overlap
     together = [start("1", 0), start("2", 10), end("2", 10, 60), end("1", 0, 120)]
     assert [a.ts for a in run(SessionOverlap, together)] == [at(60)]

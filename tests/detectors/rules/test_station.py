@@ -645,6 +645,16 @@ def test_queued_reboots_delivered_together_are_not_a_loop() -> None:
     assert [a.severity for a in run_detector(make_detector(SecurityEvent), loop)] == [Severity.MEDIUM]
 
 
+def test_a_reboot_stamped_days_off_is_not_part_of_an_earlier_loop() -> None:
+    loop = [sec(ts=at(i), event_type="StartupOfTheDevice") for i in range(6)]  # a reboot loop: one alert
+    late = sec(ts=at(60 * 23), event_type="StartupOfTheDevice", happened=at(60 * 23 - 3 * 24 * 60))
+    alerts = run_detector(make_detector(SecurityEvent), [*loop, late])  # clock three days behind after it
+    assert [(a.ts, a.severity) for a in alerts] == [(at(4), Severity.MEDIUM)]
+    # near miss the other way: a sixth reboot stamped within the loop's hour still belongs to it
+    again = sec(ts=at(60 * 23), event_type="StartupOfTheDevice", happened=at(7))
+    assert len(run_detector(make_detector(SecurityEvent), [*loop, again])) == 2  # a burst again, a day on
+
+
 def test_security_event_min_severity_is_validated() -> None:
     with pytest.raises(ConfigError):
         make_detector(SecurityEvent, min_severity="loud")

@@ -39,6 +39,12 @@ class EventWindow(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def count_near(self, when: float) -> int:
+        """Items within ``window_s`` of ``when`` on either side (an item stamped out of order counts only with
+        its own neighbours, not with the newest ones)."""
+        span = self.window_s
+        return sum(1 for t, _ in self._items if abs(t - when) <= span)
+
     def __iter__(self) -> Iterator[T]:
         return (item for _, item in self._items)
 

@@ -43,12 +43,22 @@ class Span:
     start_ts: float = 0.0  # transport time of the first frame that told of it
     end_ts: float | None = None  # transport time of its end
 
+    def replayed(self) -> bool:
+        """Queued, and not known to have arrived live (an open one, or one delivered in a burst)."""
+        if not self.queued:
+            return False
+        if self.end is None or self.end_ts is None:
+            return True
+        return self.end_ts - self.start_ts < 0.5 * (self.end - self.start)
+
     def live_together(self, other: Span) -> bool:
         """Whether two live (not queued) transactions were ever reported running at the same transport time.
 
-        Queued transactions say nothing in transport time, so they always may have run together.
+        A transaction replayed from the offline queue says nothing in transport time, so it always may have
+        run together with anything. One marked queued whose frames nevertheless arrived over at least half its
+        station-time length was live (a clock running behind, not a replay).
         """
-        if self.queued or other.queued:
+        if self.replayed() or other.replayed():
             return True
         ends = [INF if s.end_ts is None else s.end_ts for s in (self, other)]
         return min(ends) > max(self.start_ts, other.start_ts)

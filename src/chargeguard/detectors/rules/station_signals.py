@@ -101,12 +101,15 @@ class SecurityEvent(Detector[SecurityEventConfig]):
         window = self._windows.setdefault(
             (event.station, group), lambda: EventWindow(cfg.burst_window_s, 2 * cfg.burst_count), event.ts
         )
-        window.add(occurred_at(event.ts, event.at), None)
-        burst = len(window) >= cfg.burst_count
+        when = occurred_at(event.ts, event.at)
+        window.add(when, None)
+        # a burst around this event's own time: one stamped days off by a wrong clock is not part of the last one
+        near = window.count_near(when.timestamp())
+        burst = near >= cfg.burst_count
         severity = rating.burst if burst else rating.base
         if severity < self._min:
             return ()
-        what = f"{len(window)} x {rating.event_type}" if burst else rating.event_type
+        what = f"{near} x {rating.event_type}" if burst else rating.event_type
         return (
             self.finding(
                 "station.security_event",
@@ -121,7 +124,7 @@ class SecurityEvent(Detector[SecurityEventConfig]):
                     "reported_as": event.event_type[:50],
                     "known_type": rating.known,
                     "ocpp_critical": rating.ocpp_critical,
-                    "in_window": len(window),
+                    "in_window": near,
                     "burst": burst,
                     "station_time": event.at.isoformat(),
                     "ocpp": event.ocpp,

@@ -7,6 +7,11 @@ One run drives, each as its own process through the real CLI with ``CHARGEGUARD_
   whose tables are then dumped through SQLAlchemy to bytes (decompressed: TOASTed values come back whole);
 * the OCPP gateway (``chargeguard gateway``) between a station and a central system both built with the ``ocpp``
   library, with the capture recorder on and rotation small enough that finished files are gzipped;
+* ``chargeguard serve`` (the OCPI connector, the HTTP API that exists today): a partner registers over real HTTP,
+  pushes a token, a session and a CDR with canary uids and contract ids, pulls them and the platform's
+  published objects back, asks for a real-time authorisation and sends requests that must be refused; every
+  response (status, headers, body) is kept, and the server's access and debug logs are its stderr;
+* ``chargeguard reconcile`` on partner CDR files carrying canary uids: its CSV files, HTML report and terminal;
 * ``chargeguard tokens pseudonymise`` of the capture and of a CSV export;
 * sealed tokens (``seal_tokens`` on, through ``open_token_vault``), a SQLite ``VACUUM INTO`` backup and a
   text dump of the SQLite database;
@@ -29,9 +34,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -58,12 +65,20 @@ from chargeguard.store import Store
 from chargeguard.vault.canary import CanaryReport, search_tree
 from chargeguard.vault.keys import write_new_master_key_file
 from chargeguard.vault.token_vault import open_token_vault
+from vault.canary_partners import (
+    OCPI_CANARIES,
+    drive_ocpi,
+    write_reconcile_inputs,
+    write_serve_inputs,
+)
 
 STATION_PASSWORD = "0123456789abcdef0123456789abcdef01234567"
 SECRETS = ("00112233445566778899AABBCCDDEEFF", "hunter2pass", STATION_PASSWORD)
 GATEWAY_TOKENS = ("04C0FFEE123456", "DE-8EO-C12345678-9")  # an RFID UID and an eMAID
 VENDOR_FIELD_CARD = "04DEADBEEF0042"  # a card that slipped into a vendor-specific field
-CANARIES = [*scenario.BENIGN_TOKENS, scenario.CLONED, scenario.BLOCKED, *GATEWAY_TOKENS, *SECRETS]
+CANARIES = [
+    *scenario.BENIGN_TOKENS, scenario.CLONED, scenario.BLOCKED, *GATEWAY_TOKENS, *OCPI_CANARIES, *SECRETS
+]  # fmt: skip
 
 # every CLI process runs through this wrapper; CANARY_IDENTITY=1 (set only by this test) switches
 # pseudonymisation off inside that process, which is how the test proves the search can fail
@@ -133,6 +148,8 @@ def _free_port() -> int:
 class Run:
     """One run of the product into ``out``; collects every process's output as files under ``out``."""
 
+    runner_code = RUNNER
+
     def __init__(self, out: Path, *, identity: bool) -> None:
         self.out = out
         self.home = out / "home"
@@ -148,9 +165,25 @@ class Run:
         self.env.pop("CHARGEGUARD_DB_URL", None)
         self.env.pop("CHARGEGUARD_PSEUDONYM_KEY", None)
         self.calls = 0
+        self._lock = threading.Lock()
+        self.timings: dict[str, float] = {}
 
-    def command(self, *args: str, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> None:
-        self.calls += 1
+    def next_call(self) -> int:
+        """The number of the next process (its output files are procNN.stdout / procNN.stderr)."""
+        with self._lock:
+            self.calls += 1
+            return self.calls
+
+    @contextmanager
+    def timed(self, step: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[step] = round(time.monotonic() - started, 1)
+
+    def command(self, *args: str, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> bytes:
+        n = self.next_call()
         result = subprocess.run(
             [sys.executable, "-c", RUNNER, *args],
             capture_output=True,
@@ -158,11 +191,12 @@ class Run:
             timeout=300,
             check=False,
         )
-        (self.out / f"proc{self.calls:02d}.stdout").write_bytes(result.stdout)
-        (self.out / f"proc{self.calls:02d}.stderr").write_bytes(result.stderr)
+        (self.out / f"proc{n:02d}.stdout").write_bytes(result.stdout)
+        (self.out / f"proc{n:02d}.stderr").write_bytes(result.stderr)
         assert result.returncode in ok, (
             f"{args[0]}: exit {result.returncode}: {result.stderr.decode()[-1500:]}"
         )
+        return result.stdout
 
 
 def _write_inputs(inputs: Path) -> tuple[Path, Path, Path]:
@@ -223,7 +257,7 @@ async def _drive_gateway(port: int) -> None:
     """A station (``ocpp`` library) charging with canary cards through the gateway to the central system."""
     url = f"ws://127.0.0.1:{port}/ocpp/CP-1"
     headers = {"Authorization": build_authorization_basic("CP-1", STATION_PASSWORD)}
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # start-up beside the other processes on a loaded machine
     while True:
         try:
             ws = await connect(url, subprotocols=["ocpp1.6"], additional_headers=headers, proxy=None)  # type: ignore[list-item]
@@ -268,8 +302,7 @@ async def _serve_csms_and_drive(run: Run, gw_config: Path, port: int) -> None:
         f'password_hash = "{hash_password(STATION_PASSWORD, n=2**10)}"\n',
         encoding="utf-8",
     )
-    run.calls += 1
-    n = run.calls
+    n = run.next_call()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -297,26 +330,53 @@ def run_product(tmp_path: Path, *, identity: bool) -> tuple[Run, CanaryReport]:
     out = tmp_path / "out"
     run = Run(out, identity=identity)
     capture, stations, export = _write_inputs(tmp_path / "in")
-    # the scan into SQLite (the default store in CHARGEGUARD_HOME)
-    run.command("scan", str(capture), "--stations", str(stations), "--alerts", str(out / "alerts.jsonl"))
+    # the scan into SQLite (the default store in CHARGEGUARD_HOME); it creates the pseudonym key
+    with run.timed("scan"):
+        run.command("scan", str(capture), "--stations", str(stations), "--alerts", str(out / "alerts.jsonl"))
     db = run.home / "chargeguard.db"
     # ... and into PostgreSQL, dumped to bytes
-    with _pg_schema() as pg_url:
+    with _pg_schema() as pg_url, run.timed("scan into PostgreSQL"):
         if pg_url is not None:
             run.command(
                 "scan", str(capture), "--stations", str(stations), "--alerts", str(out / "alerts-pg.jsonl"),
                 env={**run.env, "CHARGEGUARD_DB_URL": pg_url},
             )  # fmt: skip
             _dump_database(pg_url, out / "postgres-dump.jsonl")
-    # the gateway between a real station and a real central system, capture recorder rotating to gzip
-    asyncio.run(_serve_csms_and_drive(run, tmp_path / "gateway.toml", _free_port()))
-    # exports for sharing
-    run.command("tokens", "pseudonymise", str(capture), str(out / "shared.jsonl.gz"))
-    run.command("tokens", "pseudonymise", str(export), str(out / "shared.csv"), "--column", "idTag")
+    inputs, keys = tmp_path / "in", tmp_path / "keys"
+    keys.mkdir()
+    ocpi_port, gateway_port = _free_port(), _free_port()
+    serve_config = write_serve_inputs(inputs, keys, out, ocpi_port)
+    cpo, emsp = write_reconcile_inputs(inputs)
+
+    def timed(step: str, fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        def go() -> Any:
+            with run.timed(step):
+                return fn(*args)
+
+        return go
+
+    # independent processes side by side (each is mostly interpreter start-up and imports)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        jobs = [
+            # the gateway between a real station and a real central system, capture recorder rotating to gzip
+            timed("gateway", asyncio.run, _serve_csms_and_drive(run, tmp_path / "gateway.toml", gateway_port)),
+            # the OCPI connector over real HTTP with a partner
+            timed("serve + OCPI partner", drive_ocpi, run, serve_config, ocpi_port),
+            # reconcile reports on partner files
+            timed("reconcile", run.command, "reconcile", "--cpo", str(cpo), "--emsp", str(emsp),
+                  "--out", str(out / "reconcile")),
+            # exports for sharing
+            timed("pseudonymise capture", run.command, "tokens", "pseudonymise", str(capture),
+                  str(out / "shared.jsonl.gz")),
+            timed("pseudonymise CSV", run.command, "tokens", "pseudonymise", str(export), str(out / "shared.csv"),
+                  "--column", "idTag"),
+        ]  # fmt: skip
+        results = [f.result() for f in [pool.submit(job) for job in jobs]]
+    statuses = results[1]
+    assert statuses.count(200) >= 10, statuses
     if not identity:
         # sealing on: the canaries sealed into the SQLite store, the WAL snapshotted while the writer holds it
-        master = tmp_path / "keys" / "master.key"
-        master.parent.mkdir()
+        master = keys / "master.key"
         write_new_master_key_file(master)
         settings = Settings(home=run.home, seal_tokens=True, master_key_file=master)
         with Store.open(settings.effective_db_url) as store, open_token_vault(settings, store) as vault:
@@ -333,7 +393,9 @@ def run_product(tmp_path: Path, *, identity: bool) -> tuple[Run, CanaryReport]:
     with sqlite3.connect(db) as conn:
         conn.execute("VACUUM INTO ?", (str(out / "backup.db"),))
         (out / "sqlite-dump.sql").write_text("\n".join(conn.iterdump()), encoding="utf-8")
-    return run, search_tree([out], CANARIES)
+    with run.timed("search"):
+        report = search_tree([out], CANARIES)
+    return run, report
 
 
 @pytest.mark.slow
@@ -349,11 +411,19 @@ def test_no_canary_in_any_byte_the_product_writes(tmp_path: Path, capsys: pytest
     assert (out / "backup.db").stat().st_size > 0 and (out / "shared.jsonl.gz").stat().st_size > 0
     debug_lines = sum(p.read_bytes().count(b'"level": "debug"') for p in out.glob("proc*.std*"))
     assert debug_lines > 0, "no debug-level log line was written: the log search would prove nothing"
+    responses = (out / "ocpi-responses.jsonl").read_bytes()
+    assert responses.count(b"\n") >= 15 and b"tok1_" in responses  # pseudonyms came back over HTTP
+    serve_logs = b"".join(p.read_bytes() for p in out.glob("proc*.stderr"))
+    assert serve_logs.count(b"ocpi.http.access") >= 15, "the OCPI access log was not written"
+    reports = sorted(p.name for p in (out / "reconcile").iterdir())
+    assert "report.html" in reports and any(name.endswith(".csv") for name in reports), reports
+    assert b"tok1_" in (out / "reconcile" / "report.html").read_bytes()
     assert report.bytes_searched > 1_000_000
     where = sorted({(Path(h.path).relative_to(out).as_posix(), h.member, h.canary) for h in report.hits})
     with capsys.disabled():
         print(
-            f"\ncanary proof: {report.files} files, {report.bytes_searched} bytes searched, {len(where)} hits"
+            f"\ncanary proof: {report.files} files, {report.bytes_searched} bytes searched, {len(where)} hits; "
+            f"seconds per step: {run.timings}"
         )
     assert where == [], f"canary hits (file, view, canary index): {where[:20]}"
 
@@ -364,12 +434,16 @@ def test_the_canary_search_fails_when_pseudonymisation_is_off(
 ) -> None:
     run, report = run_product(tmp_path, identity=True)
     with capsys.disabled():
-        print(f"\ncanary proof, pseudonymisation off: {report.bytes_searched} bytes, {len(report.hits)} hits")
+        print(
+            f"\ncanary proof, pseudonymisation off: {report.bytes_searched} bytes, {len(report.hits)} hits; "
+            f"seconds per step: {run.timings}"
+        )
     files = {Path(h.path).relative_to(run.out).parts[0] for h in report.hits}
-    # the store, its backup and dump, the gateway's gzip-rotated captures and both exports all leak
-    assert {"home", "backup.db", "sqlite-dump.sql", "captures", "shared.csv", "shared.jsonl.gz"} <= files, (
-        files
-    )
+    # the store, its backup and dump, the gateway's gzip-rotated captures, both exports, the OCPI connector's
+    # HTTP responses and the reconcile reports all leak
+    leaking = {"home", "backup.db", "sqlite-dump.sql", "captures", "shared.csv", "shared.jsonl.gz"}
+    leaking |= {"ocpi-responses.jsonl", "reconcile"}
+    assert leaking <= files, files
     assert any(h.member.startswith("gzip") for h in report.hits)
     if os.environ.get("CHARGEGUARD_TEST_PG_URL"):
         assert "postgres-dump.jsonl" in files

@@ -139,7 +139,13 @@ def test_feed_maps_stations_stamps_token_receipt_and_never_fails_the_request() -
     cdr_seen, token_seen = engine.events
     assert isinstance(cdr_seen, CdrReceived) and cdr_seen.station == "LOC0001"  # location mode
     assert isinstance(token_seen, TokenStatus) and token_seen.received_at == now
-    assert token_seen.ts == now.replace(day=1, hour=0) - timedelta(0) and not token_seen.valid
+    assert token_seen.ts == datetime(2026, 1, 1, tzinfo=UTC) and not token_seen.valid
+    # a partner's clock in 2099 does not move event time past every grace period
+    future = decode_record(
+        orjson.dumps(a_cdr(2, last_updated="2099-01-01T00:00:00Z")), "cdr", PSEUDONYMISER, source="t"
+    )
+    feed("cdrs", future, partner)
+    assert engine.events[-1].ts == now + timedelta(minutes=5) and feed.clamped == 1
     broken = OcpiLiveFeed(_Collect(fail=True))
     with structlog.testing.capture_logs() as logs:
         broken("cdrs", cdr, partner)

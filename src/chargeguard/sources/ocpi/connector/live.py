@@ -5,7 +5,9 @@ partner PUTs, PATCHes or POSTs (already validated and pseudonymised by the modul
 of ``chargeguard.sources.ocpi.events`` and fed to an engine - in ``chargeguard serve`` the engine of a
 ``chargeguard.live.LiveDetection``, whose sinks put alerts in the store and the alerts file within the request that
 raised them, like the gateway does. A Token's ``received_at`` is the moment the connector received it (the only
-wall-clock reading: detectors themselves only use event time). Locations update the station mapping. A CDR re-sent
+wall-clock reading: detectors themselves only use event time). An event time more than ``max_future_s`` ahead of
+that clock is clamped to it (and logged): a partner's ``last_updated`` in 2099 must not move the engine's event
+time past every grace period at once. Locations update the station mapping. A CDR re-sent
 with other content under an existing id is refused by the module (OCPI 2001) and not fed; deleted tariffs are not
 either. A failure here is logged and counted, never turned into an error for the partner: the object is stored.
 """
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, cast
 
+import msgspec
 import structlog
 
 from chargeguard.events import Event
@@ -59,8 +62,10 @@ class OcpiLiveFeed:
         mode: MappingMode = "evse_uid",
         locations: Iterable[Location] = (),
         clock: Clock = _wall_clock,
+        max_future_s: float = 300.0,
     ) -> None:
         self.engine = engine
+        self.max_future = timedelta(seconds=max_future_s)
         self.mode: MappingMode = mode
         self.clock = clock
         self._locations: dict[tuple[str, str, str], Location] = {key_of(loc): loc for loc in locations}
@@ -68,6 +73,7 @@ class OcpiLiveFeed:
         self._lock = threading.Lock()
         self.fed = 0
         self.failures = 0
+        self.clamped = 0
 
     def preload(self, objects: Iterable[Any]) -> None:
         """Objects this platform already holds at start (its published Tokens, Tariffs, Locations)."""
@@ -100,6 +106,15 @@ class OcpiLiveFeed:
                 event = token_event(obj, received_at)
             if event is None:
                 return
+            latest = self.clock() + self.max_future
+            if event.ts > latest:
+                self.clamped += 1
+                log.warning(
+                    "ocpi.live.future_timestamp",
+                    kind=type(event).__name__,
+                    ahead_s=round((event.ts - latest).total_seconds() + self.max_future.total_seconds()),
+                )
+                event = msgspec.structs.replace(event, ts=latest)
             # OCPI events extend the event vocabulary outside the shared union; the engine routes them by type
             self.engine.process(cast(Any, event))
             self.fed += 1

@@ -307,11 +307,11 @@ def test_concurrent_use_at_one_site_waits_for_the_measured_overlap() -> None:
 def test_concurrent_use_at_one_site_fires_on_the_sample_that_passes_the_tolerance() -> None:
     ctx = DetectorContext(inventory=SCOTLAND)
     events: list[Event] = [*start("CP-DUN", "1", T1, 0), *start("CP-DUN3", "2", T1, 5)]
-    events += [sample("CP-DUN", "1", m, m * 100.0) for m in range(10, 60, 10)]  # 35 min of overlap at 40
+    events += [sample("CP-DUN", "1", m, m * 100.0) for m in range(10, 60, 10)]  # 15 min of overlap at 20
     alerts = run(ConcurrentUse, events, context=ctx)
-    assert [(a.ts, a.severity, a.evidence["overlap_s"]) for a in alerts] == [
-        (at(40), Severity.MEDIUM, 2100.0)
-    ]
+    assert [(a.ts, a.severity, a.evidence["overlap_s"]) for a in alerts] == [(at(20), Severity.MEDIUM, 900.0)]
+    # at 10 minutes the overlap was 5: within the tolerance, so the sample at 10 said nothing yet
+    assert run(ConcurrentUse, events[:3], context=ctx) == []
 
 
 def test_concurrent_use_a_transaction_with_a_lost_stop_goes_stale() -> None:
@@ -814,5 +814,5 @@ def test_default_thresholds_stay_quiet_on_real_dundee_sessions() -> None:
     velocity = run(HighVelocity, events, context=ctx)
     assert {a.token_ref for a in velocity} <= {"user-511718", "user-603453"}  # a test-site card and one other
     concurrent = run(ConcurrentUse, events, context=ctx)
-    assert len(concurrent) <= 40  # of 19,131 sessions: shared cards
+    assert len(concurrent) <= 90  # of 19,131 sessions: shared cards (84: all user-overlap record pairs)
     assert sum(1 for a in concurrent if a.severity == Severity.HIGH) <= 20

@@ -41,6 +41,7 @@ _PATHS: dict[str, tuple[str, ...]] = {
         "$.kwh", "$.total_cost.excl_vat", "$.currency", "$.status",
     ),
 }  # fmt: skip
+_TYPED = {"start_date_time": "TIMESTAMPTZ", "end_date_time": "TIMESTAMPTZ"}  # read_json types other than text
 _CHUNK = 1 << 24
 _MAX_LINE = 1 << 26  # 64 MiB: DuckDB's maximum_object_size / max_line_size for one record
 _MISSING_ID = "missing country_code, party_id or id"
@@ -74,27 +75,22 @@ def _is_array(path: Path) -> bool:
         raise InputError(f"cannot read: {exc.strerror}", source=str(path)) from exc
 
 
-def _line_count(path: Path) -> int:
-    """Number of lines in a JSON Lines file (a last line without its newline counts)."""
-    count = 0
-    last = b"\n"
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            count += chunk.count(b"\n")
-            last = chunk[-1:]
-    return count + (0 if last == b"\n" else 1)
+def _scan(path: Path, wanted: Iterable[int], *, count: bool) -> tuple[int | None, dict[int, bytes]]:
+    """The lines at the given 0-based positions of a file, and (``count``) its number of lines.
 
-
-def lines_at(path: Path, wanted: Iterable[int]) -> dict[int, bytes]:
-    """The lines at the given 0-based positions of a file, read in chunks (never the whole file at once)."""
+    One pass in chunks, never the whole file at once; without ``count`` it stops after the last wanted line. A
+    last line without its newline counts.
+    """
     targets = sorted(set(wanted), reverse=True)
     found: dict[int, bytes] = {}
     line = 0  # index of the line in progress at the start of the next chunk
     carry = b""  # what was read of that line, when it is wanted
+    last = b"\n"
     with path.open("rb") as fh:
-        while targets and (chunk := fh.read(_CHUNK)):
+        while (targets or count) and (chunk := fh.read(_CHUNK)):
             ends = chunk.count(b"\n")
-            if line + ends < targets[-1]:  # the next wanted line starts after this chunk
+            last = chunk[-1:]
+            if not targets or line + ends < targets[-1]:  # the next wanted line starts after this chunk
                 line += ends
                 continue
             parts = (carry + chunk).split(b"\n")
@@ -105,7 +101,12 @@ def lines_at(path: Path, wanted: Iterable[int]) -> dict[int, bytes]:
             carry = parts[-1] if targets and line == targets[-1] else b""
     if targets and line == targets[-1] and carry:
         found[targets.pop()] = carry
-    return found
+    return (line + (0 if last == b"\n" else 1) if count else None), found
+
+
+def lines_at(path: Path, wanted: Iterable[int]) -> dict[int, bytes]:
+    """The lines at the given 0-based positions of a file."""
+    return _scan(path, wanted, count=False)[1]
 
 
 def _is_object(raw: bytes) -> bool:
@@ -116,7 +117,11 @@ def _is_object(raw: bytes) -> bool:
 
 
 def _fast_source(kind: ObjectKind, literal: str) -> str:
-    """A query of the ``_NAMES`` columns through DuckDB's typed ``read_json`` (every leaf read as text)."""
+    """A query of the ``_NAMES`` columns through DuckDB's typed ``read_json``.
+
+    Every leaf is read as text except the two DateTimes, which the reader parses itself exactly as ``TRY_CAST``
+    would (a value it cannot read becomes NULL; tested), without building their strings first.
+    """
     tree: dict[str, list[str]] = {}
     leaves: list[str] = []
     for p in _PATHS[kind]:
@@ -128,7 +133,7 @@ def _fast_source(kind: ObjectKind, literal: str) -> str:
     specs = ", ".join(
         f"'{name}': 'STRUCT({', '.join(f'{leaf} VARCHAR' for leaf in sub)})'"
         if sub
-        else f"'{name}': 'VARCHAR'"
+        else f"'{name}': '{_TYPED.get(name, 'VARCHAR')}'"
         for name, sub in tree.items()
     )
     columns = ", ".join(f"{leaf} AS {name}" for leaf, name in zip(leaves, _NAMES, strict=True))
@@ -194,8 +199,10 @@ def _validated(side: str, source: str, kind: ObjectKind, options: LoadOptions) -
             WHEN end_ts IS NOT NULL AND end_ts < start_ts THEN 'ends before it starts'
         END AS reason,
         upper(cc) || '*' || upper(pid) || '*' || id AS key, upper(cc) || '*' || upper(pid) AS party,
-        upper(tcc) || '*' || upper(tpid) AS token_party, uid, evse, timezone('UTC', start_ts) AS start_ts,
-        timezone('UTC', end_ts) AS end_ts, energy, cost, currency, credit
+        upper(tcc) || '*' || upper(tpid) AS token_party, uid, evse,
+        -- the UTC wall time from the instant's microseconds (no ICU time-zone conversion per row)
+        make_timestamp(epoch_us(start_ts)) AS start_ts, make_timestamp(epoch_us(end_ts)) AS end_ts,
+        energy, cost, currency, credit
         FROM (
             SELECT blank, ok, cc, pid, id, uid, tcc, tpid, evse, TRY_CAST(start_s AS TIMESTAMPTZ) AS start_ts,
                    TRY_CAST(end_s AS TIMESTAMPTZ) AS end_ts, TRY_CAST(energy_s AS DOUBLE) AS energy,
@@ -223,9 +230,9 @@ def _read(
         except duckdb.Error:  # e.g. an object spread over several lines: the slow path names each line
             con.execute(f"DROP TABLE IF EXISTS v_{side}")
         else:
-            if con.execute(f"SELECT count(*) FROM v_{side}").fetchone() == (_line_count(path),):
-                rows = con.execute(f"SELECT rowid FROM v_{side} WHERE reason = ?", [_MISSING_ID]).fetchall()
-                raw = lines_at(path, (int(r[0]) for r in rows))
+            rows = con.execute(f"SELECT rowid FROM v_{side} WHERE reason = ?", [_MISSING_ID]).fetchall()
+            lines, raw = _scan(path, (int(r[0]) for r in rows), count=True)  # one pass: count and re-read
+            if con.execute(f"SELECT count(*) FROM v_{side}").fetchone() == (lines,):
                 broken = [i for i, line in raw.items() if not _is_object(line)]
                 if broken:
                     con.execute(

@@ -91,25 +91,26 @@ def match(con: duckdb.DuckDBPyConnection, options: MatchOptions) -> None:
         SELECT cidx, eidx, 'token+evse+start+energy' FROM best
         QUALIFY row_number() OVER (PARTITION BY eidx ORDER BY dt, cidx) = 1
     """)
+    # filter first (a pair is disputed when any reason holds), then build the text columns for those pairs only
     con.execute(f"""
         CREATE TABLE disputes AS
-        SELECT * FROM (
-            SELECT p.how, c.key AS cpo_key, e.key AS emsp_key, c.party AS cpo_party, c.token_party AS emsp_party,
-                   c.token_ref, c.evse, strftime(c.start_ts, '%Y-%m-%dT%H:%M:%SZ') AS start,
-                   c.energy AS cpo_kwh, e.energy AS emsp_kwh, c.cost AS cpo_cost, e.cost AS emsp_cost,
-                   c.currency AS cpo_currency, e.currency AS emsp_currency, c.idx AS cpo_idx, e.idx AS emsp_idx,
-                   concat_ws(',',
-                       CASE WHEN c.currency <> e.currency THEN 'currency' END,
-                       CASE WHEN c.currency = e.currency AND abs(c.cost - e.cost) > {o.money_tolerance}
-                            THEN 'price' END,
-                       CASE WHEN NOT ({_energy_ok("c", "e", o)}) THEN 'energy' END) AS reasons,
-                   CASE WHEN c.currency <> e.currency THEN abs(c.cost)
-                        WHEN abs(c.cost - e.cost) > {o.money_tolerance} THEN abs(c.cost - e.cost)
-                        WHEN c.energy > 0 THEN round(abs(c.cost) * abs(c.energy - e.energy) / c.energy, 4)
-                        ELSE 0 END::DECIMAL(18, 4) AS stake,
-                   c.currency AS currency
-            FROM pairs p JOIN cpo c ON c.idx = p.cidx JOIN emsp e ON e.idx = p.eidx
-        ) WHERE reasons <> ''
+        SELECT p.how, c.key AS cpo_key, e.key AS emsp_key, c.party AS cpo_party, c.token_party AS emsp_party,
+               c.token_ref, c.evse, strftime(c.start_ts, '%Y-%m-%dT%H:%M:%SZ') AS start,
+               c.energy AS cpo_kwh, e.energy AS emsp_kwh, c.cost AS cpo_cost, e.cost AS emsp_cost,
+               c.currency AS cpo_currency, e.currency AS emsp_currency, c.idx AS cpo_idx, e.idx AS emsp_idx,
+               concat_ws(',',
+                   CASE WHEN c.currency <> e.currency THEN 'currency' END,
+                   CASE WHEN c.currency = e.currency AND abs(c.cost - e.cost) > {o.money_tolerance}
+                        THEN 'price' END,
+                   CASE WHEN NOT ({_energy_ok("c", "e", o)}) THEN 'energy' END) AS reasons,
+               CASE WHEN c.currency <> e.currency THEN abs(c.cost)
+                    WHEN abs(c.cost - e.cost) > {o.money_tolerance} THEN abs(c.cost - e.cost)
+                    WHEN c.energy > 0 THEN round(abs(c.cost) * abs(c.energy - e.energy) / c.energy, 4)
+                    ELSE 0 END::DECIMAL(18, 4) AS stake,
+               c.currency AS currency
+        FROM pairs p JOIN cpo c ON c.idx = p.cidx JOIN emsp e ON e.idx = p.eidx
+        WHERE c.currency <> e.currency OR abs(c.cost - e.cost) > {o.money_tolerance}
+              OR NOT ({_energy_ok("c", "e", o)})
     """)
     con.execute("""
         CREATE TABLE unmatched AS

@@ -19,7 +19,7 @@ import hashlib
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -31,6 +31,8 @@ from chargeguard.events import Alert, Event, Finding
 log = structlog.get_logger("chargeguard.engine")
 
 AlertCallback = Callable[[Alert], None]
+_Process = Callable[[Event], Iterable[Finding]]
+_SWEEP_EVERY = timedelta(seconds=60)
 
 
 def alert_id(kind: str, incident: str, first_ts: datetime) -> str:
@@ -84,14 +86,23 @@ class Engine:
         self.on_open = on_open
         self.on_close = on_close
         self.stats = EngineStats()
-        self._routes: dict[type[Any], list[Detector[Any]]] = {}
+        # the dispatch table: event type -> the bound ``process`` of each detector consuming it, built once
+        routes: dict[type[Any], list[tuple[_Process, Detector[Any]]]] = {}
         for det in self.detectors:
             for event_type in det.consumes:
-                self._routes.setdefault(event_type, []).append(det)
+                routes.setdefault(event_type, []).append((det.process, det))
+        self._routes: dict[type[Any], tuple[tuple[_Process, Detector[Any]], ...]] = {
+            event_type: tuple(targets) for event_type, targets in routes.items()
+        }
         self._open: OrderedDict[tuple[str, str], _Open] = OrderedDict()
         self._watermark: float = float("-inf")
-        self._last_sweep: float = float("-inf")
         self._watermark_dt: datetime | None = None
+        # the next sweep is due when the watermark reaches this time (compared as datetimes: no float per event)
+        self._next_sweep_dt: datetime | None = None
+
+    def consumed_types(self) -> frozenset[type[Any]]:
+        """The event types at least one detector consumes (a source may skip building the others)."""
+        return frozenset(self._routes)
 
     @property
     def watermark(self) -> datetime | None:
@@ -99,29 +110,42 @@ class Engine:
 
     def process(self, event: Event) -> None:
         """Feed one event (in transport-time order)."""
-        self.stats.events += 1
-        ts = event.ts
-        if self._watermark_dt is None or ts > self._watermark_dt:
-            self._watermark_dt = ts
-            self._watermark = ts.timestamp()
-        for det in self._routes.get(type(event), ()):
-            try:
-                for finding in det.process(event):
-                    self._accept(finding)
-            except Exception as exc:
-                self.stats.detector_failures[det.info.name] += 1
-                log.warning(
-                    "engine.detector.failed",
-                    detector=det.info.name,
-                    event_type=type(event).__name__,
-                    error=type(exc).__name__,
-                )
-        if self._watermark - self._last_sweep >= 60.0:
-            self._sweep()
+        self.process_many((event,))
 
     def process_many(self, events: Iterable[Event]) -> None:
+        """Feed events in transport-time order (the hot loop of a scan: one call per frame)."""
+        routes = self._routes
+        stats = self.stats
         for event in events:
-            self.process(event)
+            stats.events += 1
+            ts = event.ts
+            watermark = self._watermark_dt
+            advanced = watermark is None or ts > watermark
+            if advanced:
+                self._watermark_dt = ts
+            for process, det in routes.get(type(event), ()):
+                try:
+                    found = process(event)
+                    if found:  # most calls return an empty tuple or list: skip the iteration
+                        for finding in found:
+                            self._accept(finding)
+                except Exception as exc:
+                    self._failed(det, type(event).__name__, exc)
+            if advanced:
+                due = self._next_sweep_dt
+                if due is None or ts >= due:
+                    self._watermark = ts.timestamp()
+                    self._sweep()
+                    self._next_sweep_dt = ts + _SWEEP_EVERY
+
+    def _failed(self, det: Detector[Any], event_type: str, exc: Exception) -> None:
+        self.stats.detector_failures[det.info.name] += 1
+        log.warning(
+            "engine.detector.failed",
+            detector=det.info.name,
+            event_type=event_type,
+            error=type(exc).__name__,
+        )
 
     def _accept(self, finding: Finding) -> None:
         self.stats.findings += 1
@@ -199,7 +223,6 @@ class Engine:
 
     def _sweep(self) -> None:
         """Close incidents that nothing extended for merge_gap_s of event time."""
-        self._last_sweep = self._watermark
         horizon = self._watermark - self.merge_gap_s
         stale = [key for key, entry in self._open.items() if entry.last_seen < horizon]
         for key in stale:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,7 +21,7 @@ from chargeguard.errors import CaptureError
 from chargeguard.events import Alert, ConnectionEvent, Event, StationBooted, TransactionEnded
 from chargeguard.inventory import Inventory
 from chargeguard.settings import Settings
-from chargeguard.sources.capture import CaptureItem, ConnectionRecord, FrameRecord, read_capture
+from chargeguard.sources.capture import BadLine, CaptureItem, ConnectionRecord, FrameRecord, read_capture
 from chargeguard.sources.ocpp.normalize import Normaliser
 from chargeguard.sources.reorder import Reorderer
 from chargeguard.vault.keys import load_pseudonym_keys
@@ -113,7 +113,7 @@ class ScanPipeline:
         report = self.report
         if isinstance(item, FrameRecord):
             report.frames += 1
-            events: Iterable[Event] = self.normaliser.frame(item)
+            events: list[Event] = self.normaliser.frame(item)
         elif isinstance(item, ConnectionRecord):
             report.connection_lines += 1
             events = self.normaliser.connection(item)
@@ -122,13 +122,20 @@ class ScanPipeline:
             if len(report.bad_examples) < MAX_EXAMPLES:
                 report.bad_examples.append(f"{item.source}: {item.message}")
             events = self.normaliser.bad_line(item)
-        engine = self.engine
         hook = self.on_event
+        if hook is None:
+            self.engine.process_many(events)
+            if len(events) > 1:  # a TransactionEnded never comes alone: its frame's FrameSeen precedes it
+                for event in events:
+                    if type(event) is TransactionEnded:
+                        report.transactions += 1
+            return
+        process = self.engine.process
         for event in events:
-            engine.process(event)
+            process(event)
             if type(event) is TransactionEnded:
                 report.transactions += 1
-            if hook is not None and type(event) in _PERSISTED:
+            if type(event) in _PERSISTED:
                 hook(event)
 
     def scan_file(self, path: str, progress: Callable[[int], None] | None = None) -> None:
@@ -163,5 +170,6 @@ class ScanPipeline:
         return report
 
 
-def _item_ts(item: CaptureItem) -> datetime | None:
-    return item.ts
+def _item_ts(item: CaptureItem) -> datetime | float | None:
+    # records carry their epoch seconds; a BadLine only its datetime (or nothing)
+    return item.ts if type(item) is BadLine else item.t  # type: ignore[union-attr]

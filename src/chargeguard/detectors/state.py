@@ -12,6 +12,11 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Generic, TypeVar
 
+# the last datetime converted to epoch seconds and its value: the events of one frame share their ``ts`` object,
+# and every detector's state is touched with it, so one conversion serves them all (identity, not equality: the
+# reference held here keeps the object alive, so its id cannot be reused)
+_LAST: list[object] = [None, 0.0]
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -44,7 +49,17 @@ class BoundedState(Generic[K, V]):
 
     def put(self, key: K, value: V, ts: datetime) -> None:
         """Store ``value`` for ``key`` as touched at event time ``ts``, then enforce the bounds."""
-        now = ts.timestamp()
+        last = _LAST
+        if ts is last[0]:
+            now: float = last[1]  # type: ignore[assignment]
+        else:
+            now = ts.timestamp()
+            last[0] = ts
+            last[1] = now
+        self.put_at(key, value, now)
+
+    def put_at(self, key: K, value: V, now: float) -> None:
+        """``put`` with the event time in epoch seconds."""
         items = self._items
         if key in items:
             items.move_to_end(key)
@@ -53,7 +68,17 @@ class BoundedState(Generic[K, V]):
 
     def setdefault(self, key: K, factory: Callable[[], V], ts: datetime) -> V:
         """Return the value for ``key`` (touching it), creating it with ``factory`` when absent."""
-        now = ts.timestamp()
+        last = _LAST
+        if ts is last[0]:
+            now: float = last[1]  # type: ignore[assignment]
+        else:
+            now = ts.timestamp()
+            last[0] = ts
+            last[1] = now
+        return self.setdefault_at(key, factory, now)
+
+    def setdefault_at(self, key: K, factory: Callable[[], V], now: float) -> V:
+        """``setdefault`` with the event time in epoch seconds."""
         items = self._items
         item = items.get(key)
         if item is not None:

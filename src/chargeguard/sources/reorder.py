@@ -1,7 +1,8 @@
 """Reordering of capture records by transport time within a bounded lateness.
 
 Captures merged from several gateway processes, or written by systems that flush per connection, are nearly but not
-exactly in time order. Records are held in a heap until the newest time seen is ``lateness_s`` past them, then
+exactly in time order. The key gives a record's time as a datetime or as epoch seconds (a capture record's
+``t``: no conversion per record). Records are held until the newest time seen is ``lateness_s`` past them, then
 released in (ts, arrival) order. A record later than the lateness is released at once and counted as late; it is
 never dropped. With ``lateness_s == 0`` records pass straight through.
 """
@@ -18,7 +19,7 @@ T = TypeVar("T")
 
 class Reorderer(Generic[T]):
     def __init__(
-        self, lateness_s: float, key: Callable[[T], datetime | None], max_buffer: int = 1_000_000
+        self, lateness_s: float, key: Callable[[T], datetime | float | None], max_buffer: int = 1_000_000
     ) -> None:
         self.lateness_s = lateness_s
         self.key = key
@@ -36,7 +37,7 @@ class Reorderer(Generic[T]):
         ts = self.key(item)
         if ts is None or self.lateness_s <= 0:
             return [item]
-        t = ts.timestamp()
+        t = ts if type(ts) is float else ts.timestamp()  # type: ignore[union-attr]
         if t < self._released:
             self.late += 1
             return [item]
@@ -77,7 +78,9 @@ class Reorderer(Generic[T]):
         self._head = 0
 
 
-def reorder(items: Iterable[T], lateness_s: float, key: Callable[[T], datetime | None]) -> Iterator[T]:
+def reorder(
+    items: Iterable[T], lateness_s: float, key: Callable[[T], datetime | float | None]
+) -> Iterator[T]:
     buffer: Reorderer[T] = Reorderer(lateness_s, key)
     for item in items:
         yield from buffer.push(item)

@@ -120,8 +120,8 @@ class Normaliser:
         ]
 
     def connection(self, rec: ConnectionRecord) -> list[Event]:
-        link = self.links.setdefault(rec.station, StationLink, rec.ts)
-        t = rec.ts.timestamp()
+        t = rec.t
+        link = self.links.setdefault_at(rec.station, StationLink, t)
         if rec.event == "connect":
             # a new WebSocket connection: message ids and pending CALLs start afresh
             fresh = StationLink()
@@ -131,7 +131,7 @@ class Normaliser:
                 fresh.ocpp = link.ocpp
             fresh.replay_until = t + self.config.replay_window_s
             fresh.last_ts = t
-            self.links.put(rec.station, fresh, rec.ts)
+            self.links.put_at(rec.station, fresh, t)
         elif rec.event == "disconnect":
             link.last_ts = t
         return [
@@ -147,9 +147,9 @@ class Normaliser:
 
     def frame(self, rec: FrameRecord) -> list[Event]:
         out: list[Event] = []
-        link = self.links.setdefault(rec.station, StationLink, rec.ts)
+        t = rec.t
+        link = self.links.setdefault_at(rec.station, StationLink, t)
         link.ocpp = rec.ocpp
-        t = rec.ts.timestamp()
         if rec.direction is Direction.STATION:
             if t - link.last_ts > self.config.silence_s:
                 link.replay_until = t + self.config.replay_window_s

@@ -82,10 +82,11 @@ class TransactionBook:
     def get(self, station: str, transaction_id: str) -> OpenTransaction | None:
         return self.open.get((station, transaction_id))
 
-    def start(self, tx: OpenTransaction, ts: datetime) -> None:
-        self.open.put((tx.station, tx.transaction_id), tx, ts)
+    def start(self, tx: OpenTransaction, t: float) -> None:
+        """Track ``tx`` from event time ``t`` (epoch seconds)."""
+        self.open.put_at((tx.station, tx.transaction_id), tx, t)
         if tx.connector is not None:
-            self.by_connector.put((tx.station, tx.connector), tx.transaction_id, ts)
+            self.by_connector.put_at((tx.station, tx.connector), tx.transaction_id, t)
 
     def on_connector(self, station: str, connector: str) -> OpenTransaction | None:
         tx_id = self.by_connector.get((station, connector))

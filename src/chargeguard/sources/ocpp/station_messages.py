@@ -192,7 +192,7 @@ def _meter_values(
     if tx is None and tx_id is not None:
         # joined mid-transaction: start tracking it without a TransactionStarted
         tx = OpenTransaction(rec.station, rec.ocpp, tx_id, connector, None, None, None)
-        norm.transactions.start(tx, rec.ts)
+        norm.transactions.start(tx, rec.t)
     first = True
     for mv in payload.get("meterValue") or ():
         at = _at(mv.get("timestamp"), rec)
@@ -283,7 +283,7 @@ def _transaction_event(
         tx = OpenTransaction(
             rec.station, rec.ocpp, tx_id, connector, token_ref, at, first_energy, queued=is_queued
         )
-        norm.transactions.start(tx, rec.ts)
+        norm.transactions.start(tx, rec.t)
         out.append(
             TransactionStarted(
                 rec.ts, at, rec.station, rec.ocpp, tx_id, connector, token_ref, first_energy, is_queued
@@ -362,7 +362,7 @@ def on_result(
         link = norm.links.get(rec.station)
         queued = (
             link is not None
-            and rec.ts.timestamp() <= link.replay_until
+            and rec.t <= link.replay_until
             and (rec.ts - at).total_seconds() > norm.config.queued_lag_s
         )
         out.append(ClockReading(rec.ts, at, rec.station, "StartTransaction", queued))
@@ -374,7 +374,7 @@ def on_result(
         tx = OpenTransaction(
             rec.station, rec.ocpp, tx_id, connector, token_ref, at, meter_start, status, queued=queued
         )
-        norm.transactions.start(tx, rec.ts)
+        norm.transactions.start(tx, rec.t)
         out.append(
             TransactionStarted(
                 rec.ts, at, rec.station, rec.ocpp, tx_id, connector, token_ref, meter_start, queued, status

@@ -17,6 +17,7 @@ from chargeguard.store import Store
 from chargeguard.testing import an_event, at
 from chargeguard.vault.audit import AuditLog
 from chargeguard.vault.keys import write_new_key_file, write_new_master_key_file
+from chargeguard.vault.signatures import generate_signing_key
 from chargeguard.vault.token_vault import open_token_vault
 
 CARD = "04A2B3C4D5E6F7"
@@ -27,7 +28,14 @@ alice = ["vault.reveal", "vault.erase"]
 bob = ["vault.approve"]
 carol = ["vault.reveal", "vault.approve"]
 mallory = []
+dave = ["vault.approve"]  # listed without a public key: cannot act
 """
+PEOPLE = ("alice", "bob", "carol", "mallory")
+
+
+def by(home: Path, name: str) -> list[str]:
+    """``--by NAME --key FILE``: the person and their own signing key."""
+    return ["--by", name, "--key", str(home / "keys" / f"{name.casefold()}.pem")]
 
 
 def an_alert(alert_id: str, token: str) -> Alert:
@@ -53,7 +61,9 @@ def home(tmp_path: Path) -> Path:
     home.mkdir()
     write_new_key_file(home / "pseudonym.key")
     write_new_master_key_file(home / "master.key")
-    (home / "vault-principals.toml").write_text(PRINCIPALS)
+    (home / "keys").mkdir()
+    lines = [f'{name} = "{generate_signing_key(home / "keys" / f"{name}.pem")}"' for name in PEOPLE]
+    (home / "vault-principals.toml").write_text(PRINCIPALS + "[keys]\n" + "\n".join(lines) + "\n")
     (home / "vault-principals.toml").chmod(0o600)
     return home
 
@@ -93,41 +103,41 @@ def test_two_person_reveal_prints_the_token_once_and_audits_every_step(
 ) -> None:
     p = pseudonyms[CARD]
     code, out, err = invoke(
-        env, "vault", "reveal", "request", "--pseudonym", p, "--reason", "x", "--by", "alice"
+        env, "vault", "reveal", "request", "--pseudonym", p, "--reason", "x", *by(home, "alice")
     )
     assert code == 2 and "reason" in err
     code, out, err = invoke(
-        env, "vault", "reveal", "request", "--pseudonym", p, "--reason", "cloned card 17", "--by", "bob"
+        env, "vault", "reveal", "request", "--pseudonym", p, "--reason", "cloned card 17", *by(home, "bob")
     )
     assert code == 2 and "lacks the vault.reveal permission" in err
     code, out, err = invoke(
-        env, "vault", "reveal", "request", "--pseudonym", p, "--reason", "cloned card 17", "--by", "alice"
+        env, "vault", "reveal", "request", "--pseudonym", p, "--reason", "cloned card 17", *by(home, "alice")
     )
     assert code == 0, err
     request = out.strip()
     assert len(request) == 32 and CARD not in out + err
-    code, _, err = invoke(env, "vault", "reveal", "run", request, "--by", "alice")
+    code, _, err = invoke(env, "vault", "reveal", "run", request, *by(home, "alice"))
     assert code == 2 and "no second person has approved" in err
-    code, _, err = invoke(env, "vault", "reveal", "approve", request, "--by", "ALICE")
+    code, _, err = invoke(env, "vault", "reveal", "approve", request, *by(home, "ALICE"))
     assert code == 2 and "lacks the vault.approve permission" in err
     code, own, err = invoke(
-        env, "vault", "reveal", "request", "--pseudonym", p, "--reason", "cloned card 18", "--by", "carol"
+        env, "vault", "reveal", "request", "--pseudonym", p, "--reason", "cloned card 18", *by(home, "carol")
     )
     assert code == 0, err
-    code, _, err = invoke(env, "vault", "reveal", "approve", own.strip(), "--by", "Carol")
+    code, _, err = invoke(env, "vault", "reveal", "approve", own.strip(), *by(home, "Carol"))
     assert code == 2 and "must be a second person" in err  # carol may approve, but not her own request
-    code, _, err = invoke(env, "vault", "reveal", "approve", request, "--by", "mallory")
+    code, _, err = invoke(env, "vault", "reveal", "approve", request, *by(home, "mallory"))
     assert code == 2 and "lacks the vault.approve permission" in err
-    code, _, err = invoke(env, "vault", "reveal", "approve", "f" * 32, "--by", "bob")
+    code, _, err = invoke(env, "vault", "reveal", "approve", "f" * 32, *by(home, "bob"))
     assert code == 2 and "no reveal request" in err
-    code, _, err = invoke(env, "vault", "reveal", "approve", request, "--by", "bob")
+    code, _, err = invoke(env, "vault", "reveal", "approve", request, *by(home, "bob"))
     assert code == 0, err
-    code, _, err = invoke(env, "vault", "reveal", "run", request, "--by", "carol")
+    code, _, err = invoke(env, "vault", "reveal", "run", request, *by(home, "carol"))
     assert code == 2 and "only the requester" in err
-    code, out, err = invoke(env, "vault", "reveal", "run", request, "--by", "alice")
+    code, out, err = invoke(env, "vault", "reveal", "run", request, *by(home, "alice"))
     assert code == 0, err
     assert out == CARD + "\n" and CARD not in err
-    code, out, err = invoke(env, "vault", "reveal", "run", request, "--by", "alice")
+    code, out, err = invoke(env, "vault", "reveal", "run", request, *by(home, "alice"))
     assert code == 2 and "already used" in err and CARD not in out
     engine_url = f"sqlite:///{home / 'chargeguard.db'}"
     records = list(AuditLog(create_engine(engine_url)).records())
@@ -148,24 +158,24 @@ def test_reveal_refusals_for_configuration(
 ) -> None:
     args = ["vault", "reveal", "request", "--pseudonym", pseudonyms[CARD], "--reason", "cloned card 17"]
     no_master = {k: v for k, v in env.items() if k != "CHARGEGUARD_MASTER_KEY_FILE"}
-    code, _, err = invoke(no_master, *args, "--by", "alice")
+    code, _, err = invoke(no_master, *args, *by(home, "alice"))
     assert code == 2 and "no master key is configured" in err
     (home / "vault-principals.toml").chmod(0o666)
-    code, _, err = invoke(env, *args, "--by", "alice")
+    code, _, err = invoke(env, *args, *by(home, "alice"))
     assert code == 2 and "nobody but its owner may write it" in err
     (home / "vault-principals.toml").chmod(0o600)
-    code, _, err = invoke(env, *args, "--by", "alice", "--principals", str(home / "none.toml"))
-    assert code == 2 and "lacks the vault.reveal permission" in err  # a missing file grants nothing
+    code, _, err = invoke(env, *args, *by(home, "alice"), "--principals", str(home / "none.toml"))
+    assert code == 2 and "no public key in the principals file" in err  # a missing file grants nothing
     bad = home / "bad.toml"
     bad.write_text('[principals]\nalice = ["vault.everything"]\n')
     bad.chmod(0o600)
-    code, _, err = invoke(env, *args, "--by", "alice", "--principals", str(bad))
+    code, _, err = invoke(env, *args, *by(home, "alice"), "--principals", str(bad))
     assert code == 2 and "unknown permission" in err
     code, _, err = invoke(env, "vault", "reveal", "request", "--pseudonym", "tok1_aaaaaaaaaaaaaaa",
-                          "--reason", "cloned card 17", "--by", "alice")  # fmt: skip
+                          "--reason", "cloned card 17", *by(home, "alice"))  # fmt: skip
     assert code == 2 and "not valid under any loaded key version" in err
     (home / "master.key").chmod(0o644)
-    code, _, err = invoke(env, *args, "--by", "alice")
+    code, _, err = invoke(env, *args, *by(home, "alice"))
     assert code == 2 and "0644" in err
 
 
@@ -183,15 +193,15 @@ def test_erase_removes_everything_linked_and_writes_an_audit_record(
     (captures / "cap.jsonl").write_text(f'{{"token":"{p}"}}\n{{"token":"{pseudonyms[OTHER]}"}}\n')
     assert _count(home, "vault_sealed_tokens") == 2
     code, _, err = invoke(
-        env, "vault", "erase", "--pseudonym", p, "--by", "bob", "--reason", "GDPR request 17"
+        env, "vault", "erase", "--pseudonym", p, *by(home, "bob"), "--reason", "GDPR request 17"
     )
     assert code == 2 and "lacks the vault.erase permission" in err
     code, _, err = invoke(
-        env, "vault", "erase", "--pseudonym", "tok1_nope", "--by", "alice", "--reason", "GDPR request 17"
+        env, "vault", "erase", "--pseudonym", "tok1_nope", *by(home, "alice"), "--reason", "GDPR request 17"
     )
     assert code == 2 and "not valid pseudonyms" in err
     code, out, err = invoke(
-        env, "vault", "erase", "--pseudonym", p, "--by", "alice", "--reason", "GDPR request 17",
+        env, "vault", "erase", "--pseudonym", p, *by(home, "alice"), "--reason", "GDPR request 17",
         "--captures", str(captures),
     )  # fmt: skip
     assert code == 0, err
@@ -213,7 +223,7 @@ def test_erase_removes_everything_linked_and_writes_an_audit_record(
     assert ("bob", "erasure.refused") in [(r.actor, r.action) for r in records]
     # the erased card can no longer be revealed
     code, _, err = invoke(
-        env, "vault", "reveal", "request", "--pseudonym", p, "--reason", "cloned card 17", "--by", "alice"
+        env, "vault", "reveal", "request", "--pseudonym", p, "--reason", "cloned card 17", *by(home, "alice")
     )
     assert code == 2 and "no sealed token" in err
 
@@ -260,12 +270,20 @@ def test_layered_rotation_moves_the_sealed_index_so_reveal_follows_the_new_pseud
     assert sealed == stored and all(p.startswith("tok2_") for p in sealed)
     new = next(p for p in sealed if p not in pseudonyms.values())
     code, out, err = invoke(
-        env, "vault", "reveal", "request", "--pseudonym", new, "--reason", "cloned card 19", "--by", "alice"
+        env,
+        "vault",
+        "reveal",
+        "request",
+        "--pseudonym",
+        new,
+        "--reason",
+        "cloned card 19",
+        *by(home, "alice"),
     )
     assert code == 0, err
     request = out.strip()
-    assert invoke(env, "vault", "reveal", "approve", request, "--by", "bob")[0] == 0
-    code, out, err = invoke(env, "vault", "reveal", "run", request, "--by", "alice")
+    assert invoke(env, "vault", "reveal", "approve", request, *by(home, "bob"))[0] == 0
+    code, out, err = invoke(env, "vault", "reveal", "run", request, *by(home, "alice"))
     assert code == 0, err
     assert out.strip() in (CARD, OTHER)
 
@@ -273,7 +291,7 @@ def test_layered_rotation_moves_the_sealed_index_so_reveal_follows_the_new_pseud
 def test_erase_by_the_card_read_from_stdin_across_key_versions(
     env: dict[str, str], pseudonyms: dict[str, str], home: Path
 ) -> None:
-    args = ["vault", "erase", "--by", "alice", "--reason", "GDPR request 18"]
+    args = ["vault", "erase", *by(home, "alice"), "--reason", "GDPR request 18"]
     code, _, err = invoke(env, *args)
     assert code == 2 and "--card-from-stdin" in err
     # a rotation interrupted half-way leaves the card's sealed token under version 2, its alert under 1
@@ -289,3 +307,78 @@ def test_erase_by_the_card_read_from_stdin_across_key_versions(
     records = list(AuditLog(create_engine(f"sqlite:///{home / 'chargeguard.db'}")).records())
     erasure = next(r for r in records if r.action == "erasure.done")
     assert pseudonyms[CARD] in erasure.detail["pseudonyms"] and CARD not in str(erasure)
+
+
+def test_a_person_cannot_approve_as_someone_else_and_verify_checks_every_signature(
+    env: dict[str, str], pseudonyms: dict[str, str], home: Path
+) -> None:
+    from sqlalchemy import text
+
+    from chargeguard.vault.audit import GENESIS, record_hash
+
+    p = pseudonyms[CARD]
+    code, out, err = invoke(
+        env, "vault", "reveal", "request", "--pseudonym", p, "--reason", "cloned card 20", *by(home, "alice")
+    )
+    assert code == 0, err
+    request = out.strip()
+    carol_key = str(home / "keys" / "carol.pem")
+    # carol types bob's name but holds only her own key: the signature is not bob's
+    code, _, err = invoke(env, "vault", "reveal", "approve", request, "--by", "bob", "--key", carol_key)
+    assert code == 2 and "does not verify under this person's public key" in err
+    # dave is listed with vault.approve but without a public key: nobody can act as him
+    code, _, err = invoke(env, "vault", "reveal", "approve", request, "--by", "dave", "--key", carol_key)
+    assert code == 2 and "no public key in the principals file" in err
+    code, _, err = invoke(env, "vault", "reveal", "run", request, *by(home, "alice"))
+    assert code == 2 and "no second person has approved" in err
+    assert invoke(env, "vault", "reveal", "approve", request, *by(home, "bob"))[0] == 0
+    code, out, err = invoke(env, "vault", "reveal", "run", request, *by(home, "alice"))
+    assert code == 0 and out == CARD + "\n", err
+    db = f"sqlite:///{home / 'chargeguard.db'}"
+    records = list(AuditLog(create_engine(db)).records())
+    refused = [r for r in records if r.action == "reveal.refused"]
+    assert [r.actor for r in refused] == ["bob", "dave", "alice"]  # the failed attempts are audited
+    approved = next(r for r in records if r.action == "reveal.approved")
+    assert approved.actor == "bob" and len(approved.detail["signature"]) == 88
+    code, out, _ = invoke(env, "vault", "verify")
+    assert code == 0 and "signatures: 3 verified, 0 reveal/erasure record(s) unsigned" in out, out
+    # someone with write access to the database changes the approval's reason and re-chains every record
+    # after it: the hash chain is consistent again, bob's signature is not
+    engine = create_engine(db)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE vault_audit SET reason = 'routine check' WHERE seq = :seq"), {"seq": approved.seq}
+        )
+        prev = GENESIS
+        for row in conn.execute(text("SELECT * FROM vault_audit ORDER BY seq")).mappings().all():
+            digest = record_hash(
+                seq=row["seq"], ts=row["ts"], actor=row["actor"], action=row["action"],
+                pseudonym=row["pseudonym"], reason=row["reason"], detail_json=row["detail"], prev_hash=prev,
+            )  # fmt: skip
+            conn.execute(
+                text("UPDATE vault_audit SET prev_hash = :p, hash = :h WHERE seq = :s"),
+                {"p": prev, "h": digest, "s": row["seq"]},
+            )
+            prev = digest
+    engine.dispose()
+    code, out, _ = invoke(env, "vault", "verify")
+    assert code == 1 and f"record {approved.seq}: the signature of bob does not verify" in out, out
+    assert "does not chain" not in out and "does not match its hash" not in out
+
+
+def test_erasure_is_signed_and_keygen_writes_a_private_key_and_its_public_line(
+    env: dict[str, str], pseudonyms: dict[str, str], home: Path, tmp_path: Path
+) -> None:
+    p = pseudonyms[OTHER]
+    args = ["vault", "erase", "--pseudonym", p, "--reason", "GDPR request 21"]
+    code, _, err = invoke(env, *args, "--by", "alice", "--key", str(home / "keys" / "bob.pem"))
+    assert code == 2 and "does not verify" in err
+    code, _, err = invoke(env, *args, *by(home, "alice"))
+    assert code == 0, err
+    code, out, _ = invoke(env, "vault", "verify")
+    assert code == 0 and "signatures: 1 verified" in out, out
+    code, out, err = invoke({}, "vault", "keygen", "--out", str(tmp_path / "erin.pem"), "--name", "erin")
+    assert code == 0, err
+    assert out.startswith('erin = "ed25519:') and (tmp_path / "erin.pem").stat().st_mode & 0o777 == 0o600
+    code, _, err = invoke({}, "vault", "keygen", "--out", str(tmp_path / "erin.pem"), "--name", "erin")
+    assert code == 2 and "never overwritten" in err

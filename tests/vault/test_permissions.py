@@ -37,7 +37,7 @@ def test_grants_by_name_and_nothing_to_strangers(tmp_path: Path) -> None:
         ('[principals]\nalice = ["vault.root"]\n', 0o600, "unknown permission"),
         ('[principals]\nalice = "vault.reveal"\n', 0o600, "list of permission names"),
         ('[principals]\nalice = []\nALICE = ["vault.reveal"]\n', 0o600, "appears twice"),
-        ('[admins]\nalice = ["vault.reveal"]\n', 0o600, "only a \\[principals\\] table"),
+        ('[admins]\nalice = ["vault.reveal"]\n', 0o600, "a \\[principals\\] table of name"),
         ("[principals\n", 0o600, "not valid TOML"),
     ],
 )

@@ -6,23 +6,29 @@ inserted row, or a reordered sequence breaks it. What a hash chain alone cannot 
 whole chain from the edited row on, or the removal of the newest rows; for that ``verify`` reports the head
 (sequence and hash) so the operator can keep it elsewhere (a ticket, a log shipper) and pass it back as
 ``expected_head``. Free text (the reason) goes through the redaction layer before it is stored.
+
+Records of signed steps (reveal request/approve/run, erasure) carry the person's Ed25519 signature over the
+step's statement, which ``verify`` rebuilds from the record and checks under the public keys of the principals
+file (``chargeguard.vault.signatures``): a record edited *and* re-chained still fails unless its signer signs.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from chargeguard.errors import StoreError, VaultError
 from chargeguard.vault.redact import redact_text
+from chargeguard.vault.signatures import SIGNED_ACTIONS, signed_from_detail, statement, verify_signed
 from chargeguard.vault.tables import audit_log, create_vault_tables
 
 log = structlog.get_logger(__name__)
@@ -77,6 +83,9 @@ class VerifyReport:
     head_seq: int = 0
     head_hash: str = GENESIS
     problems: list[str] = field(default_factory=list)
+    signatures_ok: int = 0
+    signatures_unchecked: int = 0  # signed records, verified without public keys: chain only
+    unsigned: int = 0  # records of signed steps without a signature (written before signatures, or library)
 
     @property
     def ok(self) -> bool:
@@ -186,8 +195,18 @@ class AuditLog:
                 row["hash"],
             )
 
-    def verify(self, *, expected_head: tuple[int, str] | None = None) -> VerifyReport:
-        """Recompute the chain; every broken link is reported by sequence number."""
+    def verify(
+        self,
+        *,
+        expected_head: tuple[int, str] | None = None,
+        public_keys: Mapping[str, Sequence[Ed25519PublicKey]] | None = None,
+        require_signatures: bool = False,
+    ) -> VerifyReport:
+        """Recompute the chain; every broken link is reported by sequence number.
+
+        With ``public_keys`` (case-folded name -> keys, from the principals file) every signature is checked
+        too; ``require_signatures`` also reports the records of signed steps that carry none.
+        """
         report = VerifyReport()
         prev = GENESIS
         expected_seq = 1
@@ -217,6 +236,8 @@ class AuditLog:
             )
             if digest != row["hash"]:
                 report.problems.append(f"record {seq}: content does not match its hash (edited)")
+            if row["action"] in SIGNED_ACTIONS:
+                self._check_signature(dict(row), report, public_keys, require_signatures)
             prev = row["hash"]
             expected_seq = seq + 1
             report.head_seq, report.head_hash = seq, row["hash"]
@@ -227,3 +248,49 @@ class AuditLog:
             )
         log.info("vault.audit.verified", records=report.records, ok=report.ok, problems=len(report.problems))
         return report
+
+    @staticmethod
+    def _check_signature(
+        row: Mapping[str, Any],
+        report: VerifyReport,
+        public_keys: Mapping[str, Sequence[Ed25519PublicKey]] | None,
+        required: bool,
+    ) -> None:
+        seq, actor, action = row["seq"], str(row["actor"]), str(row["action"])
+        try:
+            detail = orjson.loads(row["detail"])
+        except orjson.JSONDecodeError:
+            detail = {}
+        if not isinstance(detail, dict):
+            detail = {}
+        if action == "erasure.done":
+            subjects = detail.get("pseudonyms")
+            message = statement(
+                SIGNED_ACTIONS[action],
+                actor,
+                reason=str(row["reason"]),
+                subjects=[str(s) for s in subjects] if isinstance(subjects, list) else [],
+            )
+        else:
+            request = detail.get("request")
+            message = statement(
+                SIGNED_ACTIONS[action],
+                actor,
+                reason=str(row["reason"]),
+                request=str(request) if request is not None else None,
+                pseudonym=row["pseudonym"],
+            )
+        signed = signed_from_detail(message, detail)
+        if signed is None:
+            report.unsigned += 1
+            if required:
+                report.problems.append(f"record {seq}: {action} by {actor} carries no signature")
+        elif public_keys is None:
+            report.signatures_unchecked += 1
+        elif verify_signed(signed, public_keys.get(actor.strip().casefold(), ())):
+            report.signatures_ok += 1
+        else:
+            report.problems.append(
+                f"record {seq}: the signature of {actor} does not verify under their public key(s) "
+                "(record edited, or not signed by them)"
+            )

@@ -6,8 +6,9 @@ transactions, allow entries), the sealed-token table (no master key needed) and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -25,10 +26,12 @@ from chargeguard.vault.retention import (
     RetentionPolicy,
     apply_retention,
     erase_pseudonyms,
+    erasure_statement,
 )
 from chargeguard.vault.rotation import lookup_candidates
 from chargeguard.vault.sealed import Principal
 from chargeguard.vault.sealed_table import SealedTokenTable
+from chargeguard.vault.signatures import Signed
 
 
 @contextmanager
@@ -57,8 +60,14 @@ def erase_subject(
     pseudonyms: Sequence[str] = (),
     card: str | None = None,
     captures: Sequence[Path] = (),
+    signer: Callable[[bytes], Signed] | None = None,
+    require_signature: bool = False,
 ) -> ErasureReceipt:
-    """Erase the pseudonyms given and, for a presented ``card``, its pseudonyms under every key version in use."""
+    """Erase the pseudonyms given and, for a presented ``card``, its pseudonyms under every key version in use.
+
+    ``signer`` signs the erasure's statement once the full list of pseudonyms is known (a card's pseudonyms
+    are found here); the signature authenticates ``requester`` and goes into the audit record.
+    """
     wanted = list(pseudonyms)
     with _vault_engine(settings) as engine:
         if card is not None:
@@ -70,6 +79,8 @@ def erase_subject(
             wanted += lookup_candidates(pseudonymiser, card.strip(), versions)
         if not wanted:
             raise ConfigError("name the data subject: --pseudonym tok<v>_... or --card-from-stdin")
+        if signer is not None:
+            requester = replace(requester, signed=signer(erasure_statement(requester.name, reason, wanted)))
         return erase_pseudonyms(
             wanted,
             requester=requester,
@@ -77,6 +88,7 @@ def erase_subject(
             stores=personal_stores(store, engine, captures),
             audit=AuditLog(engine),
             pseudonymiser=pseudonymiser,
+            require_signature=require_signature,
         )
 
 

@@ -1,4 +1,4 @@
-"""Who may do what in the vault: the principals file (TOML) naming each person's vault permissions.
+"""Who may do what in the vault: the principals file (TOML) naming each person's permissions and public keys.
 
 ``<home>/vault-principals.toml`` unless ``--principals FILE`` names another::
 
@@ -8,10 +8,19 @@
     bob   = ["vault.approve"]                   # may approve someone else's reveal request
     carol = ["vault.reveal", "vault.approve"]   # may do both, but never approve her own request
 
+    # each person's Ed25519 public key(s) (chargeguard vault keygen); a list keeps retired keys, so that
+    # vault verify still checks the signatures they made
+    [keys]
+    alice = "ed25519:3q2+7w..."
+    bob   = ["ed25519:AAAA...", "ssh-ed25519 AAAAC3Nza... bob@laptop"]
+
+The CLI authenticates every reveal and erasure step: the person signs it with their private key
+(``--key FILE``), and a name without a public key here cannot act (``chargeguard.vault.signatures``).
+
 Permissions: ``vault.reveal`` (request and run a reveal), ``vault.approve`` (approve another person's
 request), ``vault.erase`` (erasure on request). The file grants power, so it must be a regular file owned by
 the running user and writable by nobody else (no group/other write bit); a missing file grants nothing.
-Unknown permissions or malformed entries are refused rather than ignored.
+Unknown permissions, keys of people without permissions, or malformed entries are refused rather than ignored.
 """
 
 from __future__ import annotations
@@ -20,12 +29,15 @@ import os
 import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from chargeguard.errors import ConfigError
 from chargeguard.vault.retention import PERMISSION_ERASE
 from chargeguard.vault.sealed import PERMISSION_APPROVE, PERMISSION_REVEAL, Principal
+from chargeguard.vault.signatures import parse_public_key
 
 PERMISSIONS = frozenset({PERMISSION_REVEAL, PERMISSION_APPROVE, PERMISSION_ERASE})
 PRINCIPALS_FILE = "vault-principals.toml"
@@ -37,12 +49,18 @@ class Principals:
     """The principals of a deployment; ``principal(name)`` grants nothing to a name not listed."""
 
     grants: Mapping[str, frozenset[str]]
+    keys: Mapping[str, tuple[Ed25519PublicKey, ...]] = field(default_factory=dict)
 
     def principal(self, name: str) -> Principal:
         name = name.strip()
         if not name or len(name) > MAX_NAME_CHARS or not name.isprintable():
             raise ConfigError(f"--by must name a person (1..{MAX_NAME_CHARS} printable characters)")
-        return Principal(name, self.grants.get(name.casefold(), frozenset()))
+        key = name.casefold()
+        return Principal(name, self.grants.get(key, frozenset()), self.keys.get(key, ()))
+
+    def public_keys(self) -> Mapping[str, tuple[Ed25519PublicKey, ...]]:
+        """Every listed public key by (case-folded) name: what ``vault verify`` checks signatures with."""
+        return dict(self.keys)
 
 
 def _check_file(path: Path) -> None:
@@ -70,9 +88,9 @@ def load_principals(path: Path) -> Principals:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"principals file {path} is not valid TOML: {exc}") from exc
     table = data.get("principals", {})
-    if not isinstance(table, dict) or set(data) - {"principals"}:
+    if not isinstance(table, dict) or set(data) - {"principals", "keys"}:
         raise ConfigError(
-            f"principals file {path}: expected only a [principals] table of name = [permissions]"
+            f"principals file {path}: expected a [principals] table of name = [permissions] and a [keys] table"
         )
     grants: dict[str, frozenset[str]] = {}
     for name, perms in table.items():
@@ -88,4 +106,23 @@ def load_principals(path: Path) -> Principals:
         if key in grants:
             raise ConfigError(f"principals file {path}: {name} appears twice")
         grants[key] = frozenset(perms)
-    return Principals(grants)
+    return Principals(grants, _keys(path, data.get("keys", {}), grants))
+
+
+def _keys(
+    path: Path, table: object, grants: Mapping[str, frozenset[str]]
+) -> dict[str, tuple[Ed25519PublicKey, ...]]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"principals file {path}: [keys] must be a table of name = public key(s)")
+    keys: dict[str, tuple[Ed25519PublicKey, ...]] = {}
+    for name, value in table.items():
+        lines = [value] if isinstance(value, str) else value
+        if not isinstance(lines, list) or not lines or not all(isinstance(v, str) for v in lines):
+            raise ConfigError(f"principals file {path}: keys.{name} must be a public key or a list of them")
+        key = name.strip().casefold()
+        if key in keys:
+            raise ConfigError(f"principals file {path}: keys.{name} appears twice")
+        if key not in grants:
+            raise ConfigError(f"principals file {path}: keys.{name} names nobody in [principals]")
+        keys[key] = tuple(parse_public_key(v, where=f"principals file {path}: keys.{name}") for v in lines)
+    return keys

@@ -29,6 +29,7 @@ from chargeguard.vault.datakinds import DataKind
 from chargeguard.vault.pseudonyms import Pseudonymiser
 from chargeguard.vault.rotation import lookup_candidates
 from chargeguard.vault.sealed import Principal, SealedVault
+from chargeguard.vault.signatures import authentication_problem, statement, stored_reason
 
 log = structlog.get_logger(__name__)
 
@@ -134,6 +135,16 @@ def apply_retention(
     return removed
 
 
+def erasure_subjects(pseudonyms: Sequence[str]) -> list[str]:
+    """The pseudonyms an erasure removes, as its audit record and its signed statement name them."""
+    return sorted({p.strip().lower() for p in pseudonyms})
+
+
+def erasure_statement(requester: str, reason: str, pseudonyms: Sequence[str]) -> bytes:
+    """What the person erasing signs: who, why, and exactly which pseudonyms."""
+    return statement("erase", requester, reason=stored_reason(reason), subjects=erasure_subjects(pseudonyms))
+
+
 def erase_pseudonyms(
     pseudonyms: Sequence[str],
     *,
@@ -143,8 +154,22 @@ def erase_pseudonyms(
     audit: AuditLog,
     pseudonymiser: Pseudonymiser,
     sealed: SealedVault | None = None,
+    require_signature: bool = False,
 ) -> ErasureReceipt:
-    """Erase everything linked to the pseudonyms (one data subject) and write the audit record."""
+    """Erase everything linked to the pseudonyms (one data subject) and write the audit record.
+
+    With ``require_signature`` the requester must carry a signature over ``erasure_statement`` that verifies
+    under its public key; a signature that is present is checked either way, and goes into the audit record.
+    """
+    problem = authentication_problem(
+        requester.signed,
+        requester.public_keys,
+        erasure_statement(requester.name, reason, pseudonyms),
+        required=require_signature,
+    )
+    if problem is not None:
+        audit.append(requester.name or "?", "erasure.refused", reason=f"{requester.name}: {problem}")
+        raise VaultError(f"erasure refused: {requester.name}: {problem}")
     if not requester.can(PERMISSION_ERASE):
         audit.append(
             requester.name or "?", "erasure.refused", reason=f"lacks the {PERMISSION_ERASE} permission"
@@ -152,7 +177,7 @@ def erase_pseudonyms(
         raise VaultError(f"erasure refused: {requester.name} lacks the {PERMISSION_ERASE} permission")
     if len(reason.strip()) < 10:
         raise VaultError("erasure refused: a reason (for example the request reference) is required")
-    wanted = sorted({p.strip().lower() for p in pseudonyms})
+    wanted = erasure_subjects(pseudonyms)
     bad = [p for p in wanted if pseudonymiser.version_of(p) is None]
     if bad or not wanted:
         raise VaultError(
@@ -171,7 +196,11 @@ def erase_pseudonyms(
         "erasure.done",
         pseudonym=wanted[0],
         reason=reason.strip(),
-        detail={"pseudonyms": wanted, "removed": removed},
+        detail={
+            "pseudonyms": wanted,
+            "removed": removed,
+            **(requester.signed.audit_detail() if requester.signed is not None else {}),
+        },
     )
     log.info("vault.erasure.done", actor=requester.name, removed=removed)
     return ErasureReceipt(wanted, removed, record.seq)

@@ -12,6 +12,11 @@ Reveal (for example to block a confirmed cloned card at the eMSP) takes three st
 ``request_reveal`` (permission ``vault.reveal`` and a reason), ``approve_reveal`` by a *different* principal
 with ``vault.approve``, and ``reveal`` by the requester, once, before the request expires. Every step, and
 every refusal, writes an audit record; the reveal's audit record commits before the token is returned.
+
+With ``require_signatures`` (what the CLI sets) each step must come from an authenticated principal: one whose
+``signed`` statement for exactly this step (``chargeguard.vault.signatures.statement``: action, name, request
+id, pseudonym, reason) verifies under one of the principal's public keys from the principals file. The
+signature goes into the step's audit record, where ``vault verify --principals`` checks it again.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 
 import structlog
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -34,6 +40,7 @@ from chargeguard.vault.audit import AuditLog, Clock, utc_now
 from chargeguard.vault.keys import KeyProvider, LocalKeyFileProvider, WrappedKey
 from chargeguard.vault.pseudonyms import Pseudonymiser
 from chargeguard.vault.sealed_table import SealedTokenTable
+from chargeguard.vault.signatures import Signed, authentication_problem, statement, stored_reason
 from chargeguard.vault.tables import create_vault_tables, reveal_requests, sealed_tokens
 
 log = structlog.get_logger(__name__)
@@ -47,10 +54,13 @@ DEFAULT_REQUEST_TTL = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated person (or service) and the vault permissions granted to it."""
+    """A person (or service), the vault permissions granted to it, its public keys and, once it has signed
+    the statement of one step, that signature (``dataclasses.replace(principal, signed=...)``)."""
 
     name: str
     permissions: frozenset[str] = frozenset()
+    public_keys: tuple[Ed25519PublicKey, ...] = ()
+    signed: Signed | None = None
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -80,7 +90,9 @@ class SealedVault:
         *,
         clock: Clock = utc_now,
         request_ttl: timedelta = DEFAULT_REQUEST_TTL,
+        require_signatures: bool = False,
     ) -> None:
+        self._require_signatures = require_signatures
         self._engine = engine
         self._provider = provider
         self._pseudonymiser = pseudonymiser
@@ -232,9 +244,33 @@ class SealedVault:
         log.warning("vault.reveal.refused", actor=actor.name, why=why)
         return VaultError(f"reveal refused: {why}")
 
-    def request_reveal(self, pseudonym: str, requester: Principal, reason: str) -> str:
-        """Open a reveal request; returns its id. Needs ``vault.reveal`` and a reason."""
+    def _authenticate(
+        self, who: Principal, action: str, pseudonym: str, reason: str, request_id: str
+    ) -> dict[str, str]:
+        """Refuse (audited) a step whose principal has not signed exactly this statement; the audit detail."""
+        expected = statement(
+            action, who.name, reason=stored_reason(reason), request=request_id, pseudonym=pseudonym
+        )
+        problem = authentication_problem(
+            who.signed, who.public_keys, expected, required=self._require_signatures
+        )
+        if problem is not None:
+            raise self._refuse(who, pseudonym, f"{who.name}: {problem}", request_id)
+        return who.signed.audit_detail() if who.signed is not None else {}
+
+    def request_reveal(
+        self, pseudonym: str, requester: Principal, reason: str, *, request_id: str | None = None
+    ) -> str:
+        """Open a reveal request; returns its id. Needs ``vault.reveal`` and a reason.
+
+        ``request_id`` (32 hex digits) lets a signing requester name the request in the statement it signs.
+        """
         pseudonym = pseudonym.strip().lower()
+        if request_id is None:
+            request_id = secrets.token_hex(16)
+        elif len(request_id) != 32 or any(c not in "0123456789abcdef" for c in request_id):
+            raise VaultError("a reveal request id is 32 lower-case hex digits")
+        evidence = self._authenticate(requester, "reveal.request", pseudonym, reason, request_id)
         if not requester.can(PERMISSION_REVEAL):
             raise self._refuse(
                 requester, pseudonym, f"{requester.name} lacks the {PERMISSION_REVEAL} permission"
@@ -252,7 +288,6 @@ class SealedVault:
             raise VaultError(
                 "no sealed token exists for this pseudonym (sealing was off when it was recorded)"
             )
-        request_id = secrets.token_hex(16)
         now = self._clock()
         with self._engine.begin() as conn:
             conn.execute(
@@ -270,10 +305,15 @@ class SealedVault:
                 "reveal.requested",
                 pseudonym=pseudonym,
                 reason=reason.strip(),
-                detail={"request": request_id},
+                detail={"request": request_id, **evidence},
                 conn=conn,
             )
         return request_id
+
+    def request_details(self, request_id: str) -> tuple[str, str, str]:
+        """(pseudonym, requester, reason) of a request: what an approver reads, and signs, before approving."""
+        req = self._request(request_id)
+        return str(req["pseudonym"]), str(req["requester"]), str(req["reason"])
 
     def _request(self, request_id: str) -> dict[str, Any]:
         with self._engine.connect() as conn:
@@ -288,6 +328,7 @@ class SealedVault:
         """Approve a pending request; the approver must hold ``vault.approve`` and not be the requester."""
         req = self._request(request_id)
         pseudonym = str(req["pseudonym"])
+        evidence = self._authenticate(approver, "reveal.approve", pseudonym, str(req["reason"]), request_id)
         if not approver.can(PERMISSION_APPROVE):
             raise self._refuse(
                 approver, pseudonym, f"{approver.name} lacks the {PERMISSION_APPROVE} permission", request_id
@@ -314,7 +355,7 @@ class SealedVault:
                 "reveal.approved",
                 pseudonym=pseudonym,
                 reason=str(req["reason"]),
-                detail={"request": request_id, "requester": str(req["requester"])},
+                detail={"request": request_id, "requester": str(req["requester"]), **evidence},
                 conn=conn,
             )
 
@@ -322,6 +363,7 @@ class SealedVault:
         """Return the raw token of an approved request, once; audited before the token leaves the vault."""
         req = self._request(request_id)
         pseudonym = str(req["pseudonym"])
+        evidence = self._authenticate(requester, "reveal.run", pseudonym, str(req["reason"]), request_id)
         if requester.key != str(req["requester"]).strip().casefold():
             raise self._refuse(
                 requester, pseudonym, "only the requester may carry out the reveal", request_id
@@ -351,7 +393,7 @@ class SealedVault:
                 "reveal.done",
                 pseudonym=pseudonym,
                 reason=str(req["reason"]),
-                detail={"request": request_id, "approved_by": str(req["approved_by"])},
+                detail={"request": request_id, "approved_by": str(req["approved_by"]), **evidence},
                 conn=conn,
             )
         log.warning("vault.reveal.done", actor=requester.name, approved_by=str(req["approved_by"]))

@@ -184,12 +184,24 @@ def _ttl(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.vault_request_ttl_s)
 
 
-def open_reveal_vault(settings: Settings, engine: Engine, pseudonymiser: Pseudonymiser) -> SealedVault:
-    """The sealed vault for reveal requests on ``engine``; needs the master key that sealed the tokens."""
+def open_reveal_vault(
+    settings: Settings, engine: Engine, pseudonymiser: Pseudonymiser, *, require_signatures: bool = False
+) -> SealedVault:
+    """The sealed vault for reveal requests on ``engine``; needs the master key that sealed the tokens.
+
+    ``require_signatures``: every step must come from a principal that signed it (what the CLI sets).
+    """
     if settings.master_key_file is None:
         raise ConfigError(
             "no master key is configured (master_key_file / CHARGEGUARD_MASTER_KEY_FILE): this deployment "
             "has no sealed tokens to reveal"
         )
     provider = LocalKeyFileProvider(settings.master_key_file)
-    return SealedVault(engine, provider, pseudonymiser, AuditLog(engine), request_ttl=_ttl(settings))
+    return SealedVault(
+        engine,
+        provider,
+        pseudonymiser,
+        AuditLog(engine),
+        request_ttl=_ttl(settings),
+        require_signatures=require_signatures,
+    )

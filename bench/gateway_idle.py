@@ -79,7 +79,14 @@ def _csms_process(ready: Any, port_out: Any) -> None:
     _pin(1)
 
     async def main() -> None:
-        server = await serve(_answer, "127.0.0.1", 0, subprotocols=["ocpp1.6"], backlog=4096)  # type: ignore[list-item]
+        server = await serve(
+            _answer,
+            "127.0.0.1",
+            0,
+            subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+            backlog=4096,
+            open_timeout=120,  # a loaded shared machine: do not drop handshakes the gateway is waiting for
+        )
         port_out.value = server.sockets[0].getsockname()[1]
         ready.set()
         await server.serve_forever()
@@ -173,12 +180,27 @@ async def _reconnect(index: int, port: int, rng: random.Random) -> tuple[ClientC
     return None, 30
 
 
-async def _connect_all(indexes: list[int], ports: list[int], messages: list[str]) -> list[ClientConnection]:
-    """Stations connect in parallel batches (a deployment's stations do not queue behind each other either)."""
+async def _first_connect(index: int, port: int, message: str, retries: list[int]) -> ClientConnection:
+    """A station's first connection; refused or failed attempts are retried after a second, and counted."""
+    for _ in range(20):
+        try:
+            return await _station(index, port, message)
+        except (OSError, InvalidHandshake, ConnectionClosed, TimeoutError):
+            retries.append(index)
+            await asyncio.sleep(1.0)
+    raise RuntimeError(f"station {index} could not connect")
+
+
+async def _connect_all(
+    indexes: list[int], ports: list[int], messages: list[str], retries: list[int]
+) -> list[ClientConnection]:
+    """Stations connect in parallel batches of 250 (a deployment's stations do not queue behind each other)."""
     clients: list[ClientConnection] = []
-    for batch in range(0, len(indexes), 500):
-        chunk = indexes[batch : batch + 500]
-        clients += await asyncio.gather(*(_station(i, ports[i % len(ports)], messages[i]) for i in chunk))
+    for batch in range(0, len(indexes), 250):
+        chunk = indexes[batch : batch + 250]
+        clients += await asyncio.gather(
+            *(_first_connect(i, ports[i % len(ports)], messages[i], retries) for i in chunk)
+        )
     return clients
 
 
@@ -204,7 +226,8 @@ async def main(stations: int, rest_s: float, compression: str, gateways: int) ->
     before = sum(_rss_kib(process.pid) for process, _, _ in running)
     boot = [orjson.dumps([2, f"boot-{i}", "BootNotification", BOOT]).decode() for i in range(stations)]
     started = time.perf_counter()
-    clients = await _connect_all(list(range(stations)), ports, boot)
+    retries: list[int] = []
+    clients = await _connect_all(list(range(stations)), ports, boot, retries)
     connect_s = time.perf_counter() - started
     compressed = sum(
         "permessage-deflate" in (c.response.headers.get("Sec-WebSocket-Extensions") or "") for c in clients
@@ -240,7 +263,7 @@ async def main(stations: int, rest_s: float, compression: str, gateways: int) ->
         f"compression={compression}, negotiated on {compressed} station legs"
     )
     print(f"load average (1/5/15 min) at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"connect + BootNotification for all: {connect_s:.1f} s")
+    print(f"connect + BootNotification for all: {connect_s:.1f} s ({len(retries)} attempts retried)")
     print(f"gateway RSS {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB: "
           f"{(after - before) / stations:.1f} KiB per station (station leg + CSMS leg)")  # fmt: skip
     print(

@@ -373,6 +373,8 @@ class Session:
 
     def check_overdue(self, now: float) -> None:
         """Called periodically by the gateway: a station CALL unanswered for ``call_timeout_s`` ends the session."""
+        if not self._call_started:  # idle (the common case, for every session every second)
+            return
         outstanding = self.state.sides[Direction.STATION].outstanding
         for message_id in [m for m in self._call_started if m not in outstanding]:
             del self._call_started[message_id]

@@ -219,6 +219,27 @@ def test_compression_per_leg(
     asyncio.run(scenario())
 
 
+def test_compression_without_context_takeover_keeps_no_state_between_messages(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness(upstream_compression=True, deflate_context_takeover=False) as h:
+            ws = await h.connect("CP-1", password=PW16, compression="deflate")
+            for n in range(3):  # every message compressed afresh, both ways, on both legs
+                await ws.send(f'[2,"{n}","Heartbeat",{{}}]')
+                assert '"currentTime"' in str(await ws.recv())
+            for response in (ws.response, h.csms.connections[0].response):
+                agreed = response.headers.get("Sec-WebSocket-Extensions") or ""
+                assert "server_no_context_takeover" in agreed and "client_no_context_takeover" in agreed
+            session = h.gateway.sessions["CP-1"]
+            for leg in (session.station, session.upstream):
+                deflate = leg.protocol.extensions[0]
+                assert not hasattr(deflate, "encoder") and not hasattr(
+                    deflate, "decoder"
+                )  # no idle zlib state
+            await ws.close()
+
+    asyncio.run(scenario())
+
+
 def test_metrics_only_for_allowed_networks(harness: Any) -> None:
     async def scenario() -> None:
         async with harness(listen={"metrics_from": ["10.0.0.0/8"]}) as h:

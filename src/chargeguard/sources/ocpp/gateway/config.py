@@ -149,6 +149,8 @@ class PolicyConfig(_Strict):
     upstream_compression: bool = False
     deflate_window_bits: int = Field(default=10, ge=9, le=15)
     deflate_mem_level: int = Field(default=1, ge=1, le=9)
+    # false: no zlib state kept between messages (less memory per idle station, see bench/gateway_idle.py)
+    deflate_context_takeover: bool = True
     max_message_id_chars: int = 36
     seen_message_ids: int = Field(default=1024, ge=16)
     max_pipelined_calls_16: int = Field(

@@ -88,14 +88,21 @@ def station_deflate(policy: PolicyConfig) -> list[ServerExtensionFactory]:
 
     The station is asked to keep its window to ``deflate_window_bits`` when it offers the parameter (a station
     that does not still gets compression, with its own window; inflated sizes are bounded by ``max_size``).
+    With ``deflate_context_takeover = false`` both ends start every message afresh (RFC 7692 section 7.1.1):
+    an idle connection then holds no zlib state at all, for a few microseconds per message and a lower ratio.
     """
     if not policy.compression:
         return []
     bits = policy.deflate_window_bits
     settings = {"memLevel": policy.deflate_mem_level}
+    fresh = not policy.deflate_context_takeover
     return [
         ServerPerMessageDeflateFactory(
-            server_max_window_bits=bits, client_max_window_bits=bits, compress_settings=settings
+            server_no_context_takeover=fresh,
+            client_no_context_takeover=fresh,
+            server_max_window_bits=bits,
+            client_max_window_bits=bits,
+            compress_settings=settings,
         )
     ]
 
@@ -107,9 +114,14 @@ def upstream_deflate(policy: PolicyConfig) -> list[ClientExtensionFactory]:
         return []
     bits = policy.deflate_window_bits
     settings = {"memLevel": policy.deflate_mem_level}
+    fresh = not policy.deflate_context_takeover
     return [
         ClientPerMessageDeflateFactory(
-            server_max_window_bits=bits, client_max_window_bits=bits, compress_settings=settings
+            server_no_context_takeover=fresh,
+            client_no_context_takeover=fresh,
+            server_max_window_bits=bits,
+            client_max_window_bits=bits,
+            compress_settings=settings,
         )
     ]
 

@@ -143,7 +143,7 @@ def keygen(
     out: Annotated[Path, typer.Option("--out", help="where to write your private key (created, mode 0600)")],
     name: Annotated[str, typer.Option("--name", help="your name as the principals file lists it")],
 ) -> None:
-    """Create your Ed25519 signing key; prints the line to add under [keys] in the principals file.
+    """Create your Ed25519 signing key; prints the line to add to the keys table of the principals file.
 
     The key is encrypted with the passphrase in $CHARGEGUARD_VAULT_KEY_PASSPHRASE when that is set.
     """

@@ -141,7 +141,7 @@ def scan(
                 on_event=sink.on_event if sink else None,
             )
             if loaded is not None:
-                merge_into(pipeline, loaded.events)
+                merge_into(pipeline, loaded.events())
             report = _run_with_progress(pipeline, captures, err)
             if vault is not None:
                 vault.close()  # seals what is still queued

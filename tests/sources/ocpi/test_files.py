@@ -62,14 +62,17 @@ def test_load_orders_events_maps_stations_and_reports_bad_records(tmp_path: Path
         locations=[_write(tmp_path / "l.json", [LOCATION])],
     )
     load = load_ocpi(inputs, P, mode="evse_id")
-    types = [type(e) for e in load.events]
+    assert load.objects == {"tariff": 1, "token": 1, "location": 1}  # sessions and CDRs wait, raw
+    events = list(load.events())
+    assert list(load.events()) == []  # consumed once
+    types = [type(e) for e in events]
     assert types == [TariffKnown, TokenStatus, SessionReported, CdrReceived, CdrReceived]
-    assert [e.ts for e in load.events] == sorted(e.ts for e in load.events)
-    first_cdr = load.events[3]
+    assert [e.ts for e in events] == sorted(e.ts for e in events)
+    first_cdr = events[3]
     assert isinstance(first_cdr, CdrReceived) and first_cdr.station == "BE*BEC*EEVSE-A"  # CDR's own evse_id
-    session = load.events[2]
+    session = events[2]
     assert isinstance(session, SessionReported) and session.station == "BE*BEC*EEVSE-C"  # from the Location
-    token = load.events[1]
+    token = events[1]
     assert isinstance(token, TokenStatus) and token.token_ref == P.pseudonymise(BLOCKED)
     assert token.received_at is not None and token.received_at.isoformat() == "2026-03-02T00:30:00+00:00"
     assert load.objects == {"cdr": 2, "session": 1, "tariff": 1, "token": 1, "location": 1}
@@ -138,7 +141,7 @@ def _cdr(seconds: float) -> CdrReceived:
 @pytest.mark.parametrize("batched", [False, True])
 def test_merged_engine_interleaves_side_events_in_time_order(batched: bool) -> None:
     recorder = _Recorder()
-    engine = MergedEngine(Engine([recorder]), [_cdr(15), _cdr(5), _cdr(30), _cdr(10)])
+    engine = MergedEngine(Engine([recorder]), iter([_cdr(5), _cdr(10), _cdr(15), _cdr(30)]))
     frames = [_frame(0), _frame(10), _frame(10), _frame(20)]
     if batched:
         engine.process_many(frames[:3])
@@ -152,3 +155,20 @@ def test_merged_engine_interleaves_side_events_in_time_order(batched: bool) -> N
         ("CdrReceived", 15), ("FrameSeen", 20), ("CdrReceived", 30),
     ]  # fmt: skip
     assert engine.side_events == 4 and engine.stats.events == 8
+
+
+def test_merged_engine_pulls_a_long_side_stream_lazily_in_chunks() -> None:
+    recorder = _Recorder()
+    pulled: list[float] = []
+
+    def stream() -> Iterable[CdrReceived]:
+        for i in range(3000):
+            pulled.append(i)
+            yield _cdr(i)
+
+    engine = MergedEngine(Engine([recorder]), stream())
+    assert len(pulled) == 1  # one event of lookahead, nothing more
+    engine.process(_frame(1500.5))
+    assert len(recorder.seen) == 1502 and len(pulled) == 1502
+    engine.finish()
+    assert [t for _, t in recorder.seen] == [*range(1501), 1500.5, *range(1501, 3000)]

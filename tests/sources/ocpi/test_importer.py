@@ -135,3 +135,27 @@ def test_unreadable_file_is_an_input_error(tmp_path: Path) -> None:
     broken.write_bytes(b'[{"id": 1},')
     with pytest.raises(InputError, match="not a JSON array"):
         import_file(broken, "cdr", P)
+
+
+def test_jsonl_shapes_streamed_with_line_numbers(tmp_path: Path) -> None:
+    from chargeguard.sources.ocpi.importer import iter_located
+
+    big = a_cdr(
+        1, remark="x" * 200, charging_periods=[a_cdr(1)["charging_periods"][0]] * 400
+    )  # > 64 KiB line
+    path = tmp_path / "crlf.jsonl"
+    path.write_bytes(
+        b"\r\n\r\n" + orjson.dumps(big) + b"\r\n  \r\n" + orjson.dumps(a_cdr(2)) + b"\r\n{broken"
+    )
+    located = list(iter_located(path))
+    assert [(i, where.rsplit("/", 1)[1]) for i, _, where in located] == [
+        (0, "crlf.jsonl:3 record 0"), (1, "crlf.jsonl:5 record 1"), (2, "crlf.jsonl:6 record 2"),
+    ]  # fmt: skip
+    assert all(not raw.endswith(b"\r") for _, raw, _ in located)
+    assert [c.id for c in import_file(path, "cdr", P).objects] == ["CDR1", "CDR2"]
+    single = tmp_path / "one.json"
+    single.write_bytes(b"\n" + orjson.dumps(a_cdr(3)) + b"\n\n")
+    assert [c.id for c in import_file(single, "cdr", P).objects] == ["CDR3"]
+    pretty = tmp_path / "pretty.json"
+    pretty.write_bytes(orjson.dumps([a_cdr(4), a_cdr(5)], option=orjson.OPT_INDENT_2))
+    assert [c.id for c in import_file(pretty, "cdr", P).objects] == ["CDR4", "CDR5"]

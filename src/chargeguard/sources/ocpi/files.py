@@ -4,6 +4,8 @@ Every file is read with the importer (JSON array, OCPI envelope, one object, or 
 before anything else sees them). A bad record is named by file, line (JSON Lines) and record index, counted, and
 the rest go on; a file that cannot be read at all is reported and the other files still go through. Locations are
 read first: they give the station mapping (``StationMapping``) and the time zones the other objects need.
+Sessions and CDRs - the big files - are indexed by event time and kept as raw JSON until the scan consumes them, one
+decoded object at a time.
 
 Token records in files may carry a chargeguard extension field ``received_at`` (RFC 3339): when the CPO received
 that version of the token (from its push log). Without it the version counts as received at its ``last_updated``.
@@ -11,8 +13,9 @@ that version of the token (from its push log). Without it the version counts as 
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +27,7 @@ import structlog
 from chargeguard.errors import InputError
 from chargeguard.sources.ocpi.events import CdrReceived, SessionReported, TariffKnown, TokenStatus
 from chargeguard.sources.ocpi.importer import ObjectKind, TokenPseudonymiser, decode_record, iter_located
-from chargeguard.sources.ocpi.models import Cdr, Location, Session, Tariff, Token
+from chargeguard.sources.ocpi.models import Cdr, Location, Session, Tariff, Token, utc
 from chargeguard.sources.ocpi.normalize import (
     MappingMode,
     StationMapping,
@@ -38,14 +41,19 @@ log = structlog.get_logger("chargeguard.sources.ocpi.files")
 
 OcpiEvent: TypeAlias = CdrReceived | SessionReported | TariffKnown | TokenStatus
 MAX_EXAMPLES = 5
-_ORDER: tuple[ObjectKind, ...] = ("location", "tariff", "token", "session", "cdr")
 
 
 class _Received(msgspec.Struct):
     received_at: datetime | None = None
 
 
+class _Times(msgspec.Struct):
+    last_updated: datetime
+    end_date_time: datetime | None = None
+
+
 _received = msgspec.json.Decoder(_Received)
+_times = msgspec.json.Decoder(_Times)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +79,17 @@ class OcpiInputs:
         return any(self.by_kind().values())
 
 
+_Pending = tuple[datetime, int, int, ObjectKind, bytes, str, int, str]
+
+
 @dataclass(slots=True)
 class OcpiLoad:
-    """What the OCPI files gave: events sorted by ``ts``, Locations, counts, and the problems met."""
+    """What the OCPI files gave: Locations, the event stream (:meth:`events`), counts, and the problems met.
 
-    events: list[OcpiEvent] = field(default_factory=list)
+    Counts and bad records of Sessions and CDRs are complete once :meth:`events` has been consumed.
+    """
+
+    pseudonymiser: TokenPseudonymiser
     locations: list[Location] = field(default_factory=list)
     mapping: StationMapping = field(default_factory=StationMapping)
     files: list[str] = field(default_factory=list)
@@ -84,9 +98,30 @@ class OcpiLoad:
     bad_examples: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
 
+    _early: list[OcpiEvent] = field(default_factory=list)
+    _pending: list[_Pending] = field(default_factory=list)
+
     @property
     def bad_total(self) -> int:
         return sum(self.bad.values())
+
+    def events(self) -> Iterator[OcpiEvent]:
+        """Every event in ``ts`` order, Sessions and CDRs decoded one at a time; can be consumed once."""
+        early, self._early = self._early, []
+        pending, self._pending = self._pending, []
+        return heapq.merge(early, self._decoded(pending), key=lambda e: e.ts)
+
+    def _decoded(self, pending: list[_Pending]) -> Iterator[OcpiEvent]:
+        for _, _, _, kind, raw, where, index, path in pending:
+            try:
+                obj, _ = _decode(raw, kind, self.pseudonymiser, where)
+            except InputError as exc:
+                _bad(self, kind, Path(path), index, exc)
+                continue
+            self.objects[kind] += 1
+            event = _event(obj, None, self.mapping)
+            if event is not None:
+                yield event
 
 
 def _decode(raw: bytes, kind: ObjectKind, p: TokenPseudonymiser, where: str) -> tuple[Any, datetime | None]:
@@ -101,24 +136,44 @@ def _decode(raw: bytes, kind: ObjectKind, p: TokenPseudonymiser, where: str) -> 
     return obj, received
 
 
-def _read(path: Path, kind: ObjectKind, p: TokenPseudonymiser, load: OcpiLoad) -> list[tuple[Any, Any]]:
-    """(object, received_at) of every good record of one file; problems go to ``load``."""
+def _bad(load: OcpiLoad, kind: str, path: Path, index: int, exc: InputError) -> None:
+    load.bad[kind] += 1
+    if len(load.bad_examples) < MAX_EXAMPLES:
+        load.bad_examples.append(str(exc))
+    log.warning("ocpi.import.bad_record", file=str(path), record=index, kind=kind)
+
+
+def _records(path: Path, kind: ObjectKind, load: OcpiLoad) -> Iterator[tuple[int, bytes, str]]:
     load.files.append(str(path))
-    good: list[tuple[Any, Any]] = []
     try:
-        for index, raw, where in iter_located(path):
-            try:
-                good.append(_decode(raw, kind, p, where))
-            except InputError as exc:
-                load.bad[kind] += 1
-                if len(load.bad_examples) < MAX_EXAMPLES:
-                    load.bad_examples.append(str(exc))
-                log.warning("ocpi.import.bad_record", file=str(path), record=index, kind=kind)
+        yield from iter_located(path)
     except InputError as exc:  # the file as a whole: unreadable, or not JSON at all
         load.unreadable.append(str(exc))
         log.warning("ocpi.import.unreadable", file=str(path), kind=kind)
-    load.objects[kind] += len(good)
-    return good
+
+
+def _event(obj: Any, received: datetime | None, mapping: StationMapping) -> OcpiEvent | None:
+    if isinstance(obj, Tariff):
+        return tariff_event(obj)
+    if isinstance(obj, Token):
+        return token_event(obj, received)
+    if isinstance(obj, Session):
+        return session_event(obj, mapping)
+    if isinstance(obj, Cdr):
+        return cdr_event(obj, mapping)
+    return None
+
+
+def _peek_ts(raw: bytes, kind: ObjectKind) -> datetime | None:
+    """The event time of a session or CDR record without decoding it (None when it cannot be read)."""
+    try:
+        times = _times.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    ts = utc(times.last_updated)
+    if kind == "cdr" and times.end_date_time is not None:
+        ts = max(ts, utc(times.end_date_time))
+    return ts
 
 
 def load_ocpi(
@@ -128,26 +183,45 @@ def load_ocpi(
     mode: MappingMode = "evse_uid",
     table: Mapping[str, str] | None = None,
 ) -> OcpiLoad:
-    """Read every file of ``inputs`` (Locations first) into one time-ordered list of OCPI events."""
-    load = OcpiLoad()
-    read: dict[str, list[tuple[Any, Any]]] = {}
-    for kind, paths in inputs.by_kind().items():
-        for path in paths:
-            read.setdefault(kind, []).extend(_read(Path(path), kind, pseudonymiser, load))
-    load.locations = [obj for obj, _ in read.get("location", ()) if isinstance(obj, Location)]
+    """Read the Locations, Tariffs and Tokens of ``inputs``, and index its Sessions and CDRs by event time.
+
+    Sessions and CDRs stay raw JSON (a fraction of their decoded size) until :meth:`OcpiLoad.events` decodes them
+    one at a time in event-time order.
+    """
+    load = OcpiLoad(pseudonymiser=pseudonymiser)
+    by_kind = inputs.by_kind()
+    decoded: list[tuple[Any, datetime | None]] = []
+    small: tuple[ObjectKind, ...] = ("location", "tariff", "token")
+    for kind in small:
+        for path in by_kind[kind]:
+            for index, raw, where in _records(Path(path), kind, load):
+                try:
+                    decoded.append(_decode(raw, kind, pseudonymiser, where))
+                    load.objects[kind] += 1
+                except InputError as exc:
+                    _bad(load, kind, Path(path), index, exc)
+    load.locations = [obj for obj, _ in decoded if isinstance(obj, Location)]
     load.mapping = StationMapping.from_locations(load.locations, mode=mode, table=table)
-    events: list[OcpiEvent] = []
-    for kind in _ORDER:
-        for obj, received in read.get(kind, ()):
-            if isinstance(obj, Tariff):
-                events.append(tariff_event(obj))
-            elif isinstance(obj, Token):
-                events.append(token_event(obj, received))
-            elif isinstance(obj, Session):
-                events.append(session_event(obj, load.mapping))
-            elif isinstance(obj, Cdr):
-                events.append(cdr_event(obj, load.mapping))
+    early = [e for e in (_event(obj, received, load.mapping) for obj, received in decoded) if e is not None]
+    big: tuple[ObjectKind, ...] = ("session", "cdr")
+    for rank, kind in enumerate(big):
+        for path in by_kind[kind]:
+            for index, raw, where in _records(Path(path), kind, load):
+                ts = _peek_ts(raw, kind)
+                if ts is not None:
+                    load._pending.append((ts, rank, len(load._pending), kind, raw, where, index, str(path)))
+                    continue
+                try:  # no readable time: decoding it says what is wrong
+                    obj, _ = _decode(raw, kind, pseudonymiser, where)
+                except InputError as exc:
+                    _bad(load, kind, Path(path), index, exc)
+                    continue
+                load.objects[kind] += 1
+                event = _event(obj, None, load.mapping)
+                if event is not None:
+                    early.append(event)
     # stable: at equal times tariffs and tokens come before the sessions and CDRs that need them
-    events.sort(key=lambda e: e.ts)
-    load.events = events
+    early.sort(key=lambda e: e.ts)
+    load._early = early
+    load._pending.sort(key=lambda p: p[:3])
     return load

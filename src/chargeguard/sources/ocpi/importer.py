@@ -9,10 +9,11 @@ about a Token names it by its pseudonym, never by its uid.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import IO, Any, Generic, Literal, Protocol, TypeVar
 
 import msgspec
 import structlog
@@ -61,9 +62,15 @@ def iter_records(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def iter_located(path: Path) -> Iterator[tuple[int, bytes, str]]:
     """(index, raw JSON, where) of every record; ``where`` is ``file:line record i`` for JSON Lines, else
-    ``file record i``."""
+    ``file record i``. JSON Lines are streamed line by line (memory stays flat however big the file); arrays and
+    envelopes are read whole."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            consumed, nonblank = _head_lines(stream)
+            if len(nonblank) == 2 and nonblank[0].startswith(b"{") and nonblank[0].endswith(b"}"):
+                yield from _lines(path, itertools.chain(consumed, stream))
+                return
+            data = b"".join(consumed) + stream.read()
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", source=str(path)) from exc
     head = data.lstrip()[:1]
@@ -81,8 +88,27 @@ def iter_located(path: Path) -> Iterator[tuple[int, bytes, str]]:
         for i, item in enumerate(items):
             yield i, bytes(item), f"{path} record {i}"
         return
+    yield from _lines(path, data.splitlines())
+
+
+def _head_lines(stream: IO[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """The lines read up to and including the second non-blank one, and those non-blank lines (stripped)."""
+    consumed: list[bytes] = []
+    nonblank: list[bytes] = []
+    while len(nonblank) < 2:
+        line = stream.readline()
+        if not line:
+            break
+        consumed.append(line)
+        if line.strip():
+            nonblank.append(line.strip())
+    return consumed, nonblank
+
+
+def _lines(path: Path, lines: Iterable[bytes]) -> Iterator[tuple[int, bytes, str]]:
     index = 0
-    for number, line in enumerate(data.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip(b"\r\n")
         if line.strip():
             yield index, line, f"{path}:{number} record {index}"
             index += 1

@@ -2,13 +2,14 @@
 
 ``merge_into(pipeline, events)`` replaces the pipeline's engine by a :class:`MergedEngine` with the same detectors,
 allow-list and callbacks: before each capture event it feeds the OCPI events whose ``ts`` is not later, and at end
-of stream the rest, then finishes. The pipeline itself is unchanged; a scan without OCPI files does not use this.
+of stream the rest, then finishes. ``events`` must come in ``ts`` order (``OcpiLoad.events()`` does); they are
+pulled one at a time, so a lazy stream stays lazy. The pipeline itself is unchanged; a scan without OCPI files
+does not use this.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, cast
 
@@ -16,6 +17,8 @@ from chargeguard.engine import Engine
 from chargeguard.events import Event
 from chargeguard.pipeline import ScanPipeline
 from chargeguard.sources.ocpi.files import OcpiEvent
+
+_BATCH = 1024
 
 
 class MergedEngine(Engine):
@@ -31,8 +34,9 @@ class MergedEngine(Engine):
             on_open=base.on_open,
             on_close=base.on_close,
         )
-        self._side: deque[OcpiEvent] = deque(sorted(side, key=lambda e: e.ts))
-        self._next: datetime | None = self._side[0].ts if self._side else None
+        self._side: Iterator[OcpiEvent] = iter(side)
+        self._head: OcpiEvent | None = next(self._side, None)
+        self._next: datetime | None = None if self._head is None else self._head.ts
         self.side_events = 0
         self._inside = False
 
@@ -58,19 +62,28 @@ class MergedEngine(Engine):
             self._inside = False
 
     def _drain(self, until: datetime | None) -> None:
-        side = self._side
-        batch: list[Any] = []
-        while side and (until is None or side[0].ts <= until):
-            # OCPI events extend the event vocabulary without being part of the shared union (see
-            # chargeguard.sources.ocpi.events); the engine routes them by type like any other
-            batch.append(side.popleft())
-        self._next = side[0].ts if side else None
-        self.side_events += len(batch)
+        # OCPI events extend the event vocabulary without being part of the shared union (see
+        # chargeguard.sources.ocpi.events); the engine routes them by type like any other
         inside, self._inside = self._inside, True
         try:
-            super().process_many(cast(list[Event], batch))
+            batch: list[Any] = []
+            head = self._head
+            while head is not None and (until is None or head.ts <= until):
+                batch.append(head)
+                if len(batch) >= _BATCH:
+                    self._feed(batch)
+                    batch = []
+                head = next(self._side, None)
+            self._head = head
+            self._next = None if head is None else head.ts
+            if batch:
+                self._feed(batch)
         finally:
             self._inside = inside
+
+    def _feed(self, batch: list[Any]) -> None:
+        self.side_events += len(batch)
+        super().process_many(cast(list[Event], batch))
 
     def finish(self) -> None:
         self._drain(None)

@@ -1,6 +1,8 @@
 """The shared nouns: normalised events that sources produce and detectors consume, and the Alert.
 
-Every event is a frozen ``msgspec.Struct`` (cheap to build: a scan makes millions) with no I/O.
+Every event is a frozen ``msgspec.Struct`` (cheap to build: a scan makes millions) with no I/O, declared
+``gc=False``: an event never references anything that could reference it back (its fields are scalars, strings,
+datetimes and plain JSON data), so the cyclic garbage collector need not track it.
 Two clocks travel on events:
 
 * ``ts`` - transport time: when the frame or connection event was seen (the capture's ``ts``). The engine orders
@@ -50,7 +52,7 @@ class Direction(StrEnum):
 # ------------------------------------------------------------------ transport
 
 
-class FrameSeen(msgspec.Struct, frozen=True):
+class FrameSeen(msgspec.Struct, frozen=True, gc=False):
     """Any OCPP-J frame that crossed the wire, well-formed or not (rate and protocol baselines)."""
 
     ts: datetime
@@ -62,7 +64,7 @@ class FrameSeen(msgspec.Struct, frozen=True):
     size: int
 
 
-class ConnectionEvent(msgspec.Struct, frozen=True):
+class ConnectionEvent(msgspec.Struct, frozen=True, gc=False):
     """What the transport saw: ``connect``, ``disconnect``, ``auth_failed`` or a gateway ``action``."""
 
     ts: datetime
@@ -73,7 +75,7 @@ class ConnectionEvent(msgspec.Struct, frozen=True):
     detail: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-class ProtocolViolation(msgspec.Struct, frozen=True):
+class ProtocolViolation(msgspec.Struct, frozen=True, gc=False):
     """A frame that broke OCPP-J framing or its schema (evidence for ``ocpp.malformed``).
 
     ``reason`` is a stable machine name: not_json, bad_shape, bad_message_type, unknown_action, schema,
@@ -94,7 +96,7 @@ class ProtocolViolation(msgspec.Struct, frozen=True):
 # ------------------------------------------------------------------ tokens and authorization
 
 
-class AuthorizationRequested(msgspec.Struct, frozen=True):
+class AuthorizationRequested(msgspec.Struct, frozen=True, gc=False):
     """A station asked the central system about a token (Authorize CALL)."""
 
     ts: datetime
@@ -103,7 +105,7 @@ class AuthorizationRequested(msgspec.Struct, frozen=True):
     ocpp: str
 
 
-class AuthorizationDecision(msgspec.Struct, frozen=True):
+class AuthorizationDecision(msgspec.Struct, frozen=True, gc=False):
     """The central system's verdict on a token, from any answer carrying idTagInfo / idTokenInfo.
 
     ``context``: Authorize, StartTransaction, StopTransaction, TransactionEvent. ``status`` verbatim from the wire
@@ -129,7 +131,7 @@ class AuthorizationDecision(msgspec.Struct, frozen=True):
 # ------------------------------------------------------------------ transactions
 
 
-class TransactionStarted(msgspec.Struct, frozen=True):
+class TransactionStarted(msgspec.Struct, frozen=True, gc=False):
     """A charging transaction began (1.6 StartTransaction answered; 2.0.1 TransactionEvent Started).
 
     ``connector`` is ``"<connectorId>"`` for 1.6 and ``"<evseId>/<connectorId>"`` for 2.0.1 (``"<evseId>"`` when
@@ -148,7 +150,7 @@ class TransactionStarted(msgspec.Struct, frozen=True):
     auth_status: str | None = None
 
 
-class MeterSample(msgspec.Struct, frozen=True):
+class MeterSample(msgspec.Struct, frozen=True, gc=False):
     """One sampled reading of a connector's meter (MeterValues, TransactionEvent meterValue).
 
     ``energy_wh`` is the Energy.Active.Import.Register converted to Wh; ``power_w`` Power.Active.Import in W.
@@ -167,7 +169,7 @@ class MeterSample(msgspec.Struct, frozen=True):
     queued: bool = False
 
 
-class TransactionEnded(msgspec.Struct, frozen=True):
+class TransactionEnded(msgspec.Struct, frozen=True, gc=False):
     """A charging transaction ended, with what the assembler saw of it from start to stop.
 
     ``energy_wh`` is the energy the station reported for billing: meterStop - meterStart (1.6) or the last
@@ -209,7 +211,7 @@ class TransactionEnded(msgspec.Struct, frozen=True):
         return (self.at - self.started_at).total_seconds()
 
 
-class ConnectorStatus(msgspec.Struct, frozen=True):
+class ConnectorStatus(msgspec.Struct, frozen=True, gc=False):
     """A connector or EVSE status change (StatusNotification; 2.0.1 connectorStatus / 1.6 status)."""
 
     ts: datetime
@@ -223,7 +225,7 @@ class ConnectorStatus(msgspec.Struct, frozen=True):
 # ------------------------------------------------------------------ station identity and configuration
 
 
-class StationBooted(msgspec.Struct, frozen=True):
+class StationBooted(msgspec.Struct, frozen=True, gc=False):
     """BootNotification: who the station says it is."""
 
     ts: datetime
@@ -237,7 +239,7 @@ class StationBooted(msgspec.Struct, frozen=True):
     status: str | None = None
 
 
-class ConfigurationChange(msgspec.Struct, frozen=True):
+class ConfigurationChange(msgspec.Struct, frozen=True, gc=False):
     """The central system set a configuration value (ChangeConfiguration, SetVariables, SetNetworkProfile).
 
     ``key`` is the 1.6 key or ``"<Component>.<Variable>"`` for 2.0.1 (instance appended with ``/``). Secret values
@@ -255,7 +257,7 @@ class ConfigurationChange(msgspec.Struct, frozen=True):
     details: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-class ConfigurationReport(msgspec.Struct, frozen=True):
+class ConfigurationReport(msgspec.Struct, frozen=True, gc=False):
     """A configuration value the station reported (GetConfiguration result, NotifyReport, GetVariables)."""
 
     ts: datetime
@@ -265,7 +267,7 @@ class ConfigurationReport(msgspec.Struct, frozen=True):
     value: str | None
 
 
-class SecurityEventReported(msgspec.Struct, frozen=True):
+class SecurityEventReported(msgspec.Struct, frozen=True, gc=False):
     """SecurityEventNotification (1.6 security whitepaper and 2.0.1): ``event_type`` verbatim."""
 
     ts: datetime
@@ -276,7 +278,7 @@ class SecurityEventReported(msgspec.Struct, frozen=True):
     tech_info: str | None = None
 
 
-class FirmwareStatusReported(msgspec.Struct, frozen=True):
+class FirmwareStatusReported(msgspec.Struct, frozen=True, gc=False):
     """FirmwareStatusNotification / SignedFirmwareStatusNotification."""
 
     ts: datetime
@@ -285,7 +287,7 @@ class FirmwareStatusReported(msgspec.Struct, frozen=True):
     status: str
 
 
-class ClockReading(msgspec.Struct, frozen=True):
+class ClockReading(msgspec.Struct, frozen=True, gc=False):
     """A station timestamp next to the transport time it arrived at (Heartbeat-free messages carry one).
 
     ``queued`` when the message is known to come from the offline queue (2.0.1 ``offline``) or arrived in the
@@ -302,7 +304,7 @@ class ClockReading(msgspec.Struct, frozen=True):
 # ------------------------------------------------------------------ commands from the central system
 
 
-class CommandIssued(msgspec.Struct, frozen=True):
+class CommandIssued(msgspec.Struct, frozen=True, gc=False):
     """A CALL from the central system to a station.
 
     ``urls`` are the locations it points at with credentials removed (``url_credentials`` says whether any were
@@ -324,7 +326,7 @@ class CommandIssued(msgspec.Struct, frozen=True):
     details: Mapping[str, Any] = msgspec.field(default_factory=dict)
 
 
-class CommandAnswered(msgspec.Struct, frozen=True):
+class CommandAnswered(msgspec.Struct, frozen=True, gc=False):
     """The station's answer to a command (status verbatim, or ``CALLERROR:<code>``)."""
 
     ts: datetime

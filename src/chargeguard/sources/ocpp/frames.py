@@ -36,7 +36,7 @@ def callerror_code(version: str, code: str) -> str:
     return code
 
 
-class Frame(msgspec.Struct, frozen=True):
+class Frame(msgspec.Struct, frozen=True, gc=False):
     message_type: int
     message_id: str
     action: str | None = None

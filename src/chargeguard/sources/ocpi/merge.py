@@ -54,7 +54,12 @@ class MergedEngine(Engine):
             return
         self._inside = True
         try:
-            for event in events:
+            batch = events if isinstance(events, list | tuple) else list(events)
+            upcoming = self._next
+            if all(event.ts < upcoming for event in batch):  # the usual case: nothing to interleave
+                super().process_many(batch)
+                return
+            for event in batch:
                 if self._next is not None and self._next <= event.ts:
                     self._drain(event.ts)
                 super().process_many((event,))

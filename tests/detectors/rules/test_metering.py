@@ -287,6 +287,23 @@ def test_meter_stop_below_meter_start() -> None:
     ]
 
 
+def test_meter_stop_below_the_transactions_own_samples_in_16() -> None:
+    events: list[Event] = [
+        start("1", 0, meter=50_000.0),
+        sample("1", 20, 56_000.0),
+        sample("1", 40, 62_000.0),
+        end("1", 0, 60, meter_start=50_000.0, meter_stop=59_500.0, samples=2, first=56_000.0, last=62_000.0),
+    ]
+    alerts = run(Rollback, events)
+    assert [(a.ts, a.evidence["check"], a.evidence["drop_wh"]) for a in alerts] == [
+        (at(60), "stop_below_sample", 2500.0)
+    ]
+    # near misses: a stop at or above the last sample (or within rounding of it) is how registers end
+    for stop in (62_000.0, 61_995.0, 63_100.0):
+        fine = [*events[:3], end("1", 0, 60, meter_start=50_000.0, meter_stop=stop, samples=2)]
+        assert run(Rollback, fine) == [], stop
+
+
 def test_rollback_near_misses() -> None:
     rounding = [start("1", 0, meter=1000.0), sample("1", 5, 2000.0), sample("1", 6, 1991.0)]
     assert run(Rollback, rounding) == []
@@ -622,6 +639,45 @@ def test_phantom_not_judged_on_station_habits_alone_when_the_transaction_said_ch
     assert [a.evidence["signals"][-3:] for a in alerts] == [
         ["too_short", "station_reports_charging_elsewhere", "charging_state_claimed"]
     ]
+
+
+def sampled_session(tx: str, minute: float, *, ocpp: str = "2.0.1", connector: str = "1/1") -> list[Event]:
+    """A real session at a station that samples every 5 minutes while it charges."""
+    readings = [
+        sample(tx, minute + m, 100.0 * m, ocpp=ocpp, connector=connector, power_w=6000.0)
+        for m in range(5, 30, 5)
+    ]
+    return [
+        status(minute - 1, "Occupied", connector=connector),
+        start(tx, minute, ocpp=ocpp, connector=connector, meter=0.0),
+        *readings,
+        end(
+            tx, minute, minute + 30, ocpp=ocpp, connector=connector, meter_stop=3000.0, samples=len(readings)
+        ),
+    ]
+
+
+def test_phantom_that_claims_charging_but_sent_no_sample_for_many_intervals() -> None:
+    claimed = lifeless(
+        "2", 60, 90, 12_000.0, ocpp="2.0.1", connector="1/1"
+    )  # 90 min: 18 intervals, no sample
+    claimed[-1] = msgspec.structs.replace(claimed[-1], charging_seen=True)
+    alerts = run(Phantom, [*sampled_session("1", 0), *claimed], context=WITH_INVENTORY)
+    assert [(a.ts, a.transactions) for a in alerts] == [(at(150), ("2",))]
+    assert alerts[0].evidence["signals"][-2:] == ["charging_state_claimed", "no_sample_while_claimed"]
+    # near misses: shorter than three of the station's intervals (a short DC top-up between two samples) ...
+    short = lifeless("3", 60, 14, 3_000.0, ocpp="2.0.1", connector="1/1")
+    short[-1] = msgspec.structs.replace(short[-1], charging_seen=True)
+    assert run(Phantom, [*sampled_session("1", 0), *short], context=WITH_INVENTORY) == []
+    # ... or a station whose sample interval was never seen (one sample per session teaches none)
+    assert (
+        run(
+            Phantom,
+            [*normal_session("1", 0, ocpp="2.0.1", connector="1/1"), *claimed],
+            context=WITH_INVENTORY,
+        )
+        == []
+    )
 
 
 def test_phantom_on_an_unavailable_connector_or_in_too_short_a_time() -> None:

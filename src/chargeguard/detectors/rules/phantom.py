@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
+from chargeguard.detectors.rules.intervals import MIN_GAP_S
 from chargeguard.detectors.rules.registers import BOUNDARY_CONTEXTS, capacity_kw
 from chargeguard.detectors.rules.txbook import TxBook, connector_key
 from chargeguard.detectors.state import BoundedState
@@ -37,6 +38,8 @@ class PhantomConfig:
     plug_lead_s: a plugged-in status this long before the start still counts (1.6 Preparing, 2.0.1 Occupied).
     default_max_kw / tolerance: the connector rating (inventory first) that makes a duration too short for the
       energy billed.
+    unsampled_intervals: a transaction that said Charging yet sent no sample while it ran, at a station that
+      samples while charging, is judged on the station's habits once it lasted this many of its sample intervals.
     """
 
     min_energy_wh: float = 1000.0
@@ -45,6 +48,7 @@ class PhantomConfig:
     plug_lead_s: float = 1800.0
     default_max_kw: float = 400.0
     tolerance: float = 0.10
+    unsampled_intervals: float = 3.0
 
 
 @dataclass(slots=True)
@@ -58,6 +62,9 @@ class _Life:
     powered: bool = False
     plugged: bool = False
     out_of_service: str | None = None
+    running_samples: int = 0  # readings taken while it ran (not the Begin/End boundary readings)
+    last_running_at: float | None = None
+    gap_s: float | None = None  # shortest time between two of those readings
 
 
 class Phantom(Detector[PhantomConfig]):
@@ -78,11 +85,14 @@ class Phantom(Detector[PhantomConfig]):
     reported them); transactions replayed from the offline queue, whose status changes are usually lost, fire
     only when the connector was out of service or the duration is too short. A transaction in which the station
     said Charging (``charging_seen``: a Charging status, or 2.0.1 ``chargingState`` Charging) is not flagged on
-    the station's habits alone, only when too short or out of service. Real data: at the EPFL DC station
-    (1,878 sessions) a 9-minute 18.9 kWh session sent only its Begin/End registers (samples every 15 min),
-    and the previous car's unplug (Available) landed 25 s before its start, after its own plug-in - yet its
-    TransactionEvent said Charging; judged on the station's habits alone it was a false alarm. Perth (66,664
-    sessions) had 17 such alerts, all short 2.0.1 sessions with only Begin/End registers: now none.
+    the station's habits alone, only when too short or out of service - or when it sent not one sample while it
+    ran although it lasted ``unsampled_intervals`` of the sample interval the station showed in transactions
+    that really charged (a fabricated transaction can claim Charging; it has no meter behind it). Real data:
+    at the EPFL DC station (1,878 sessions) a 9-minute 18.9 kWh session sent only its Begin/End registers
+    (samples every 15 min), and the previous car's unplug (Available) landed 25 s before its start, after its
+    own plug-in - yet its TransactionEvent said Charging; judged on the station's habits alone it was a false
+    alarm. Perth (66,664 sessions) had 17 such alerts, all short 2.0.1 sessions with only Begin/End registers:
+    now none.
 
     References: OCPP 1.6 §4.9 StatusNotification, §4.7 MeterValues, §4.10 StopTransaction; OCPP 2.0.1 G01
     (connector status), E02, J01; DOMAIN.md #20.
@@ -112,9 +122,13 @@ class Phantom(Detector[PhantomConfig]):
         )
         self._open: BoundedState[tuple[str, str], str] = BoundedState(limits.max_keys, limits.ttl_s)
         self._reporting: BoundedState[str, bool] = BoundedState(limits.max_keys, limits.ttl_s)
+        # the sample interval a station showed in a transaction that really charged
+        self._interval: BoundedState[str, float] = BoundedState(limits.max_keys, limits.ttl_s)
 
     def state_size(self) -> int:
-        return len(self._tx) + len(self._status) + len(self._open) + len(self._reporting)
+        return (
+            len(self._tx) + len(self._status) + len(self._open) + len(self._reporting) + len(self._interval)
+        )
 
     def process(self, event: Event) -> Iterable[Finding]:
         if type(event) is MeterSample:
@@ -157,8 +171,16 @@ class Phantom(Detector[PhantomConfig]):
 
     def _sample(self, event: MeterSample) -> None:
         life = self._tx.for_sample(event.station, event.transaction_id, event.connector, event.ts)
-        if life is None or (life.rising and life.powered):
-            return  # everything a sample can show is known
+        if life is None:
+            return
+        if event.context not in BOUNDARY_CONTEXTS:
+            at = event.at.timestamp()
+            last = life.last_running_at
+            if last is not None and at - last >= MIN_GAP_S and (life.gap_s is None or at - last < life.gap_s):
+                life.gap_s = at - last
+            life.last_running_at, life.running_samples = at, life.running_samples + 1
+        if life.rising and life.powered:
+            return  # everything else a sample can show is known
         if event.power_w is not None and event.power_w >= self.config.min_power_w:
             life.powered = True
         if event.energy_wh is None:
@@ -178,6 +200,8 @@ class Phantom(Detector[PhantomConfig]):
             self._open.pop((event.station, life.unit))
         if life.rising or life.powered or life.plugged:
             self._reporting.put(event.station, True, event.ts)
+            if life.gap_s is not None:
+                self._interval.put(event.station, life.gap_s, event.ts)
             return []
         cfg = self.config
         energy = event.energy_wh
@@ -193,7 +217,18 @@ class Phantom(Detector[PhantomConfig]):
         # the station said Charging (a Charging status or 2.0.1 chargingState): that answers the "it reports
         # signs elsewhere" argument, not a duration too short for the energy or a connector out of service
         claimed = event.charging_seen
-        if not (too_short or life.out_of_service or (reporting and not event.queued and not claimed)):
+        # ...unless the station, which samples every interval while it charges, sent no sample at all during
+        # a transaction that lasted several intervals: a claim with no meter behind it
+        interval = self._interval.get(event.station)
+        unsampled = (
+            claimed
+            and life.running_samples == 0
+            and interval is not None
+            and duration is not None
+            and duration >= cfg.unsampled_intervals * interval + 60.0
+        )
+        habits = reporting and not event.queued and (not claimed or unsampled)
+        if not (too_short or life.out_of_service or habits):
             return []
         signals = ["no_register_rise", "no_power", "no_plugged_status"]
         if life.out_of_service:
@@ -204,6 +239,8 @@ class Phantom(Detector[PhantomConfig]):
             signals.append("station_reports_charging_elsewhere")
         if claimed:
             signals.append("charging_state_claimed")
+        if unsampled:
+            signals.append("no_sample_while_claimed")
         confidence = 0.95 if life.out_of_service else (0.9 if too_short and reporting else 0.8)
         reason = (
             f"on a connector reported {life.out_of_service}"

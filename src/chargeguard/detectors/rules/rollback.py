@@ -39,7 +39,8 @@ class Rollback(Detector[RollbackConfig]):
 
     Catches, beyond ``tolerance_wh``: a sample lower than the highest earlier reading (meterStart or a sample, in
     station time) of the same transaction - compared with the highest, not the previous reading, so a slow
-    rollback of many small steps is caught once their sum passes the tolerance; meterStop lower than meterStart;
+    rollback of many small steps is caught once their sum passes the tolerance; meterStop lower than meterStart,
+    or lower than the highest sample of its transaction (a register set back while the car charged);
     and a transaction that starts below where the previous transaction on the same connector / EVSE stopped
     (set back between sessions, or restarted near zero) - unless that connector meters every transaction from
     zero. Samples and transactions that arrive late but carry an earlier station time are not decreases.
@@ -168,8 +169,21 @@ class Rollback(Detector[RollbackConfig]):
             at = event.at.timestamp()
             if last is None or at >= last.at:
                 self._stops.put(key, _LastStop(event.transaction_id, start, register, at), event.ts)
-        if start is not None and stop is not None and stop < start - self.config.tolerance_wh:
+        tol = self.config.tolerance_wh
+        if start is not None and stop is not None and stop < start - tol:
             return [self._finding(event, readings, event.transaction_id, "stop_below_start", start, stop, {})]
+        peak, peak_at = readings.peak_wh, readings.peak_at
+        if (
+            stop is not None
+            and readings.samples
+            and peak is not None
+            and peak_at is not None
+            and event.at.timestamp() >= peak_at
+            and stop < peak - tol
+            and "sample" not in readings.fired
+        ):
+            # 1.6 meterStop is no sample: a stop below the register the transaction's own samples reached
+            return [self._finding(event, readings, event.transaction_id, "stop_below_sample", peak, stop, {})]
         return []
 
     def _finding(

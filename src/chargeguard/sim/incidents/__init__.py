@@ -71,6 +71,7 @@ CATALOGUE: tuple[IncidentSpec, ...] = (
     IncidentSpec("meter.rollback", "between_transactions", partial(metering.rollback_between, to_zero=False)),
     IncidentSpec("meter.rollback", "reset_to_zero", partial(metering.rollback_between, to_zero=True)),
     IncidentSpec("meter.rollback", "slow_within_transaction", metering.slow_rollback),
+    IncidentSpec("meter.rollback", "stop_below_samples", metering.stop_below_samples),
     IncidentSpec(
         "meter.inconsistent",
         "stop_inflated",
@@ -85,6 +86,7 @@ CATALOGUE: tuple[IncidentSpec, ...] = (
     IncidentSpec("session.overlap", "remote_start_on_busy_connector", partial(metering.overlap, remote=True)),
     IncidentSpec("session.phantom", "no_plug_in", partial(metering.phantom, unavailable=False)),
     IncidentSpec("session.phantom", "connector_unavailable", partial(metering.phantom, unavailable=True)),
+    IncidentSpec("session.phantom", "claims_charging_without_meter", metering.phantom_claiming_charging),
     IncidentSpec("station.auth_failure", "password_guessing", station.password_guessing),
     IncidentSpec("station.auth_failure", "identity_spraying", station.identity_spraying),
     IncidentSpec("station.duplicate_connection", "impostor", station.impostor),

@@ -216,6 +216,39 @@ def slow_rollback(scene: Scene, t: float) -> Injection | None:
     )
 
 
+def stop_below_samples(scene: Scene, t: float) -> Injection | None:
+    """The register at the stop (1.6 meterStop, 2.0.1 Ended reading) is below the last sample of the same
+    transaction, yet above its start: the meter was set back while the car charged, hiding part of the energy
+    from the bill. Its next transaction carries on from the lowered register."""
+    station = _station(scene, t, t + 4 * 3600)
+    if station is None:
+        return None
+    rng = scene.rng
+    connector = scene.connector(station)
+    minutes = rng.uniform(60, 150)
+    energy = min(70_000.0, rng.uniform(0.4, 0.7) * connector.max_kw * 1000 * minutes / 60)
+    plan = make_plan(scene, station, connector, new_token(rng), t, minutes, energy)
+    emits = emits_of(scene, station, plan)
+    stop = _stop_line(emits)
+    readings = [v for _, ln in emits if ln is not stop and (v := register_of(ln)) is not None]
+    if len(readings) < 4:
+        return None
+    peak = max(readings)
+    cut = min(rng.uniform(500, 5_000), 0.5 * (peak - plan.meter_start_wh))
+    if cut < 200:
+        return None
+    _set_stop(stop, peak - cut)
+    connector.register_wh = peak - cut
+    return inject(
+        "meter.rollback",
+        [(station, emits)],
+        f"register at the stop {cut / 1000:.1f} kWh below the transaction's last sample",
+        plans=(plan,),
+        completing=stop,
+        also=("meter.inconsistent",),
+    )
+
+
 def inflated_stop(
     scene: Scene, t: float, *, ratio: tuple[float, float], interval_s: float
 ) -> Injection | None:
@@ -301,6 +334,29 @@ def overlap(scene: Scene, t: float, *, remote: bool) -> Injection | None:
         plans=(first, second),
         completing=completing,
         also=("meter.rollback",),
+    )
+
+
+def phantom_claiming_charging(scene: Scene, t: float) -> Injection | None:
+    """2.0.1: a fabricated transaction of plausible length and energy whose TransactionEvents say Charging, but
+    no cable was plugged (no Occupied status) and the meter sent nothing while it ran."""
+    found = scene.idle_station(t, t + 4 * 3600, lambda s: s.ocpp != "1.6")
+    if not found:
+        return None
+    station = found[0]
+    rng = scene.rng
+    connector = scene.connector(station)
+    minutes = rng.uniform(40, 120)
+    energy = min(60_000.0, rng.uniform(0.3, 0.6) * connector.max_kw * 1000 * minutes / 60)
+    plan = make_plan(scene, station, connector, new_token(rng), t, minutes, energy, sample_interval_s=None)
+    emits = without_action(emits_of(scene, station, plan), "StatusNotification")
+    return inject(
+        "session.phantom",
+        [(station, emits)],
+        f"{energy / 1000:.1f} kWh billed over {minutes:.0f} min; the transaction says Charging, yet no plug-in "
+        "and no meter sample while it ran",
+        plans=(plan,),
+        completing=_stop_line(emits),
     )
 
 

@@ -1,6 +1,7 @@
 """The full canary proof (issue 4): the whole product on captures seeded with canary tokens, then every byte written.
 
-One run drives, each as its own process through the real CLI with ``CHARGEGUARD_LOG_LEVEL=debug``:
+One run drives, each as its own process through the real CLI with ``CHARGEGUARD_LOG_LEVEL=debug`` (forked
+from a server that imported the CLI once, ``vault/canary_zygote.py``: the import is most of a start's CPU):
 
 * ``chargeguard scan`` of a seeded capture into SQLite (WAL mode; the WAL is snapshotted while a writer has it
   open) and into PostgreSQL (``CHARGEGUARD_TEST_PG_URL``; skipped when unset unless ``CHARGEGUARD_REQUIRE_PG=1``),
@@ -32,8 +33,6 @@ import gzip
 import os
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -71,6 +70,7 @@ from vault.canary_partners import (
     write_reconcile_inputs,
     write_serve_inputs,
 )
+from vault.canary_zygote import Zygote
 
 STATION_PASSWORD = "0123456789abcdef0123456789abcdef01234567"
 SECRETS = ("00112233445566778899AABBCCDDEEFF", "hunter2pass", STATION_PASSWORD)
@@ -79,20 +79,6 @@ VENDOR_FIELD_CARD = "04DEADBEEF0042"  # a card that slipped into a vendor-specif
 CANARIES = [
     *scenario.BENIGN_TOKENS, scenario.CLONED, scenario.BLOCKED, *GATEWAY_TOKENS, *OCPI_CANARIES, *SECRETS
 ]  # fmt: skip
-
-# every CLI process runs through this wrapper; CANARY_IDENTITY=1 (set only by this test) switches
-# pseudonymisation off inside that process, which is how the test proves the search can fail
-RUNNER = """
-import os, sys
-if os.environ.get("CANARY_IDENTITY") == "1":
-    from chargeguard.vault import pseudonyms
-    pseudonyms.Pseudonymiser.pseudonymise = pseudonyms.Pseudonymiser.__call__ = lambda self, raw: raw
-from chargeguard.cli import app
-if not any(c.name == "gateway" for c in app.registered_commands):
-    from chargeguard.cli import gateway
-    gateway.register(app)
-app(sys.argv[1:], prog_name="chargeguard")
-"""
 
 
 def _capture_lines() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -146,9 +132,12 @@ def _free_port() -> int:
 
 
 class Run:
-    """One run of the product into ``out``; collects every process's output as files under ``out``."""
+    """One run of the product into ``out``; collects every process's output as files under ``out``.
 
-    runner_code = RUNNER
+    Each command is its own process forked from one fork server that imported the CLI once
+    (``vault/canary_zygote.py``); ``CANARY_IDENTITY=1`` in the environment switches pseudonymisation off in
+    those processes, which is how the test proves the search can fail.
+    """
 
     def __init__(self, out: Path, *, identity: bool) -> None:
         self.out = out
@@ -167,6 +156,7 @@ class Run:
         self.calls = 0
         self._lock = threading.Lock()
         self.timings: dict[str, float] = {}
+        self.zygote = Zygote(self.env)
 
     def next_call(self) -> int:
         """The number of the next process (its output files are procNN.stdout / procNN.stderr)."""
@@ -182,21 +172,17 @@ class Run:
         finally:
             self.timings[step] = round(time.monotonic() - started, 1)
 
+    def spawn(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, Path]:
+        """Start ``chargeguard ARGS``; returns its pid and the file its exit code goes to."""
+        return self.zygote.spawn(list(args), env or self.env, self.out, self.next_call())
+
     def command(self, *args: str, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> bytes:
-        n = self.next_call()
-        result = subprocess.run(
-            [sys.executable, "-c", RUNNER, *args],
-            capture_output=True,
-            env=env or self.env,
-            timeout=300,
-            check=False,
-        )
-        (self.out / f"proc{n:02d}.stdout").write_bytes(result.stdout)
-        (self.out / f"proc{n:02d}.stderr").write_bytes(result.stderr)
-        assert result.returncode in ok, (
-            f"{args[0]}: exit {result.returncode}: {result.stderr.decode()[-1500:]}"
-        )
-        return result.stdout
+        """Run ``chargeguard ARGS`` to its end; returns its stdout."""
+        pid, rc = self.spawn(*args, env=env)
+        code = self.zygote.wait(pid, rc)
+        stderr = rc.with_suffix(".stderr").read_bytes()
+        assert code in ok, f"{args[0]}: exit {code}: {stderr.decode(errors='replace')[-1500:]}"
+        return rc.with_suffix(".stdout").read_bytes()
 
 
 def _write_inputs(inputs: Path) -> tuple[Path, Path, Path]:
@@ -302,28 +288,14 @@ async def _serve_csms_and_drive(run: Run, gw_config: Path, port: int) -> None:
         f'password_hash = "{hash_password(STATION_PASSWORD, n=2**10)}"\n',
         encoding="utf-8",
     )
-    n = run.next_call()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        RUNNER,
-        "gateway",
-        "--config",
-        str(gw_config),
-        env=run.env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    pid, rc = run.spawn("gateway", "--config", str(gw_config))
     try:
         await _drive_gateway(port)
     finally:
-        proc.terminate()
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+        code = await asyncio.to_thread(run.zygote.stop, pid, rc)  # the loop keeps serving the CSMS meanwhile
         server.close()
         await server.wait_closed()
-    (run.out / f"proc{n:02d}.stdout").write_bytes(stdout)
-    (run.out / f"proc{n:02d}.stderr").write_bytes(stderr)
-    assert proc.returncode in (0, -15), stderr.decode()[-1500:]
+    assert code in (0, None), rc.with_suffix(".stderr").read_text(errors="replace")[-1500:]
 
 
 def run_product(tmp_path: Path, *, identity: bool) -> tuple[Run, CanaryReport]:
@@ -393,6 +365,7 @@ def run_product(tmp_path: Path, *, identity: bool) -> tuple[Run, CanaryReport]:
     with sqlite3.connect(db) as conn:
         conn.execute("VACUUM INTO ?", (str(out / "backup.db"),))
         (out / "sqlite-dump.sql").write_text("\n".join(conn.iterdump()), encoding="utf-8")
+    run.zygote.close()
     with run.timed("search"):
         report = search_tree([out], CANARIES)
     return run, report

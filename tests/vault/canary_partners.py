@@ -11,8 +11,6 @@ knows the raw tokens, the product must not echo them).
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ from chargeguard.sources.ocpi.connector.config import load_serve_config
 from chargeguard.sources.ocpi.connector.headers import encode_token
 from chargeguard.sources.ocpi.connector.store import PartnerStore
 from chargeguard.vault.keys import LocalKeyFileProvider, write_new_master_key_file
+from vault.canary_zygote import Zygote
 
 # canaries that only the OCPI partner and the reconcile files carry
 PUSHED_UID = "04CA7A10C0FFEE"  # a token the partner (as eMSP) pushes to the platform's CPO interface
@@ -60,12 +59,9 @@ class Runner(Protocol):
     """What the canary test's ``Run`` offers: a process wrapper writing each process's output under ``out``."""
 
     out: Path
-    env: dict[str, str]
-    runner_code: str
+    zygote: Zygote
 
-    def next_call(self) -> int: ...
-
-    def command(self, *args: str, env: dict[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> bytes: ...
+    def spawn(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, Path]: ...
 
 
 def _token(uid: str, contract: str, party: tuple[str, str], visual: str | None = None) -> dict[str, Any]:
@@ -220,11 +216,11 @@ class _Recorder:
         self.target.close()
 
 
-def _wait_until_serving(base_url: str, proc: subprocess.Popen[bytes]) -> None:
+def _wait_until_serving(base_url: str, pid: int) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"chargeguard serve exited with {proc.returncode}")
+        if not Zygote.alive(pid):
+            raise AssertionError("chargeguard serve exited before serving")
         try:
             httpx.get(base_url + "/ocpi/versions", timeout=2)
             return
@@ -248,26 +244,16 @@ def _invite(config: Path) -> str:
 def drive_ocpi(run: Runner, config: Path, port: int) -> list[int]:
     """Invite a partner, serve, and run the partner's session against the platform; returns the HTTP statuses."""
     token_a = _invite(config)
-    n = run.next_call()
     base_url = f"http://127.0.0.1:{port}"
-    with (
-        (run.out / f"proc{n:02d}.stdout").open("wb") as out,
-        (run.out / f"proc{n:02d}.stderr").open("wb") as err,
-    ):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", run.runner_code, "serve", "--config", str(config)],
-            env=run.env,
-            stdout=out,
-            stderr=err,
-        )
-        send = _Recorder(base_url, run.out / "ocpi-responses.jsonl")
-        try:
-            _wait_until_serving(base_url, proc)
-            _partner_session(send, token_a)
-        finally:
-            send.close()
-            proc.terminate()
-            proc.wait(timeout=30)
+    pid, rc = run.spawn("serve", "--config", str(config))
+    send = _Recorder(base_url, run.out / "ocpi-responses.jsonl")
+    try:
+        _wait_until_serving(base_url, pid)
+        _partner_session(send, token_a)
+    finally:
+        send.close()
+        code = run.zygote.stop(pid, rc)
+    assert code in (0, None), rc.with_suffix(".stderr").read_text(errors="replace")[-1500:]
     return send.statuses
 
 
@@ -321,8 +307,8 @@ def _partner_session(send: _Recorder, token_a: str) -> None:
     # requests the connector refuses, each with a canary where a careless error message would echo it
     unknown = f"{BASE}/cpo/tokens/{PARTY[0]}/{PARTY[1]}/{PUSHED_UID}FF"
     assert _refused(send("GET", unknown, token_c, type="RFID"))
-    too_long = _token(PUSHED_UID * 3, PUSHED_CONTRACT, PARTY)  # uid over CiString(36): answered either way
-    send("PUT", f"{BASE}/cpo/tokens/NL/PTN/{PUSHED_UID * 3}", token_c, too_long, type="RFID")
+    too_long = _token(PUSHED_UID * 3, PUSHED_CONTRACT, PARTY)  # uid over CiString(36)
+    assert _refused(send("PUT", f"{BASE}/cpo/tokens/NL/PTN/{PUSHED_UID * 3}", token_c, too_long, type="RFID"))
     broken = orjson.dumps(pushed)[:60]  # cut off inside the object, after the uid
     assert _refused(send("PUT", path, token_c, broken, type="RFID"))
     other = _token(SESSION_UID, PUSHED_CONTRACT, PARTY)

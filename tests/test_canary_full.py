@@ -366,6 +366,7 @@ def run_product(tmp_path: Path, *, identity: bool) -> tuple[Run, CanaryReport]:
         conn.execute("VACUUM INTO ?", (str(out / "backup.db"),))
         (out / "sqlite-dump.sql").write_text("\n".join(conn.iterdump()), encoding="utf-8")
     run.zygote.close()
+    run.timings["CPU s of the product's commands"] = round(run.zygote.cpu_s, 1)
     with run.timed("search"):
         report = search_tree([out], CANARIES)
     return run, report

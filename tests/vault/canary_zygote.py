@@ -7,8 +7,10 @@ of the CLI (about 5 CPU-seconds on the shared development machine, for every sta
 pseudonymisation to identity before running, which is how the test proves the search can fail.
 
 Protocol: one JSON object per line on the server's stdin (``args``, ``env``, ``stdout``, ``stderr``, ``rc``);
-the server answers with the child's pid. The child writes its exit code to ``rc`` when it ends by itself; a
-child stopped by a signal writes none. Children are reaped by the kernel (SIGCHLD ignored).
+the server answers with the child's pid. The child writes its exit code and its CPU seconds to ``rc`` when it
+ends by itself (or after a graceful shutdown on SIGTERM); a child killed by a signal writes none. Children are
+reaped by the kernel (SIGCHLD ignored), so their CPU time is not in the test process's ``rusage``: ``cpu_s``
+sums what they report.
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ def child(req):
         try:
             sys.stdout.flush()
             sys.stderr.flush()
+            times = os.times()
             with open(req["rc"], "w") as handle:
-                handle.write(str(code))
+                handle.write(f"{code} {times.user + times.system:.3f}")
         finally:
             os._exit(code)
 
@@ -81,6 +84,7 @@ class Zygote:
             [sys.executable, "-c", SERVER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         self._lock = threading.Lock()
+        self.cpu_s = 0.0  # CPU seconds of the commands that reported it (the server's own start not included)
 
     def spawn(self, args: list[str], env: dict[str, str], out: Path, n: int) -> tuple[int, Path]:
         """Start ``chargeguard ARGS`` as process ``n`` (output in out/procNN.*); returns (pid, rc file)."""
@@ -115,12 +119,18 @@ class Zygote:
             if rc.exists() and rc.read_text():
                 while self.alive(pid) and time.monotonic() < deadline:  # rc is written just before exit
                     time.sleep(0.01)
-                return int(rc.read_text())
+                return self._code(rc)
             if not self.alive(pid):
-                return int(rc.read_text()) if rc.exists() and rc.read_text() else None
+                return self._code(rc) if rc.exists() and rc.read_text() else None
             time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)
         raise AssertionError(f"process {pid} did not end within {timeout_s} s")
+
+    def _code(self, rc: Path) -> int:
+        code, cpu = rc.read_text().split()
+        with self._lock:
+            self.cpu_s += float(cpu)
+        return int(code)
 
     def stop(self, pid: int, rc: Path) -> int | None:
         """SIGTERM, then the exit code (0 after a graceful shutdown, None when the signal ended it)."""

@@ -92,6 +92,8 @@ def test_without_locations_no_rating_and_ocpi_alone_still_scans(case: Case, tmp_
     assert "cdr.orphan" not in kinds
     empty = CliRunner().invoke(app, ["scan"], env={"CHARGEGUARD_HOME": str(tmp_path / "c")})
     assert empty.exit_code == 2 and "nothing to scan" in empty.output
+    unreadable, _ = _scan(["--cdrs", str(tmp_path / "missing.json")], tmp_path / "d" / "home")
+    assert unreadable.exit_code == 1 and "cannot read" in unreadable.output
 
 
 def test_bad_records_are_named_counted_and_the_rest_go_on(tmp_path: Path) -> None:

@@ -111,6 +111,7 @@ def attach_detection(
     station inventory.
     """
     detection = config.detection
+    store.mark_pseudonymised([pseudonymiser.current_version])  # alerts carry pseudonyms of this key
     sink = StoreSink(store)
     closers: list[Callable[[], None]] = [sink.close]
 

@@ -50,7 +50,7 @@ def benign(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("attacked")
-    simulate(SimConfig(stations=30, days=1.5, seed=4, incidents=incident_set("tuning")), out)
+    simulate(SimConfig(stations=36, days=1.5, seed=4, incidents=incident_set("tuning")), out)
     return out
 
 

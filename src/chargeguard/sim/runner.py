@@ -375,7 +375,7 @@ class Simulation:
         return stats
 
 
-def _event_time(t: float, line: Line) -> float:
+def event_time(t: float, line: Line) -> float:
     """The event time of a line: its payload timestamp when it has a plausible one (the station's clock within
     a few seconds of the transport), else the transport time."""
     frame = line.get("frame")
@@ -407,5 +407,5 @@ def _spanning(truth: Truth, stream: Iterator[Emit], completing: Line | None) -> 
         if t > truth.end:
             truth.end = t
         if line is completing:
-            truth.detectable_at = _event_time(t, line)
+            truth.detectable_at = event_time(t, line)
         yield item

@@ -10,6 +10,7 @@ BootNotification, NotifyReport (reported configuration), SecurityEventNotificati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -80,90 +81,127 @@ def _id_token(payload: dict[str, Any]) -> Any:
 def on_call(
     norm: Normaliser, rec: FrameRecord, action: str, payload: dict[str, Any], queued: bool, out: list[Event]
 ) -> None:
-    v16 = rec.ocpp == "1.6"
-    if action == "Authorize":
-        raw = payload.get("idTag") if v16 else _id_token(payload)
-        out.append(AuthorizationRequested(rec.ts, rec.station, norm.token(raw), rec.ocpp))
-    elif action == "MeterValues":
-        _meter_values(norm, rec, payload, queued, out, v16=v16)
-    elif action == "StopTransaction" and v16:
+    """Events of one station CALL (``queued``: it arrived in a replay window)."""
+    handler = CALL_HANDLERS.get(action)
+    if handler is not None:
+        handler(norm, rec, action, payload, queued, out)
+
+
+def _authorize(
+    norm: Normaliser, rec: FrameRecord, action: str, payload: dict[str, Any], queued: bool, out: list[Event]
+) -> None:
+    raw = payload.get("idTag") if rec.ocpp == "1.6" else _id_token(payload)
+    out.append(AuthorizationRequested(rec.ts, rec.station, norm.token(raw), rec.ocpp))
+
+
+def _meter_values_call(
+    norm: Normaliser, rec: FrameRecord, action: str, payload: dict[str, Any], queued: bool, out: list[Event]
+) -> None:
+    _meter_values(norm, rec, payload, queued, out, v16=rec.ocpp == "1.6")
+
+
+def _stop_transaction_call(
+    norm: Normaliser, rec: FrameRecord, action: str, payload: dict[str, Any], queued: bool, out: list[Event]
+) -> None:
+    if rec.ocpp == "1.6":
         _stop_transaction(norm, rec, payload, queued, out)
-    elif action == "TransactionEvent":
-        _transaction_event(norm, rec, payload, queued, out)
-    elif action == "StatusNotification":
-        at = _at(payload.get("timestamp"), rec)
-        if "timestamp" in payload:
-            _clock(norm, rec, action, at, queued, out)
-        if v16:
-            connector = str(payload["connectorId"])
-            status = str(payload["status"])
-            error = _str(payload.get("errorCode"))
-        else:
-            connector = f"{payload['evseId']}/{payload['connectorId']}"
-            status = str(payload["connectorStatus"])
-            error = None
-        if status in ("Charging", "Occupied"):
-            tx = norm.transactions.on_connector(rec.station, connector)
-            if tx is None and not v16:
-                tx = norm.transactions.on_connector(rec.station, connector.split("/", 1)[0])
-            if tx is not None and status == "Charging":
-                tx.charging_seen = True
-        out.append(ConnectorStatus(rec.ts, at, rec.station, connector, status, error))
-    elif action == "BootNotification":
-        if v16:
-            out.append(
-                StationBooted(
-                    rec.ts,
-                    rec.station,
-                    rec.ocpp,
-                    vendor=_str(payload.get("chargePointVendor")),
-                    model=_str(payload.get("chargePointModel")),
-                    serial=_str(
-                        payload.get("chargePointSerialNumber") or payload.get("chargeBoxSerialNumber")
-                    ),
-                    firmware=_str(payload.get("firmwareVersion")),
-                )
-            )
-        else:
-            cs = payload.get("chargingStation") or {}
-            out.append(
-                StationBooted(
-                    rec.ts,
-                    rec.station,
-                    rec.ocpp,
-                    vendor=_str(cs.get("vendorName")),
-                    model=_str(cs.get("model")),
-                    serial=_str(cs.get("serialNumber")),
-                    firmware=_str(cs.get("firmwareVersion")),
-                    reason=_str(payload.get("reason")),
-                )
-            )
-    elif action == "SecurityEventNotification":
-        at = _at(payload.get("timestamp"), rec)
+
+
+def _transaction_event_call(
+    norm: Normaliser, rec: FrameRecord, action: str, payload: dict[str, Any], queued: bool, out: list[Event]
+) -> None:
+    _transaction_event(norm, rec, payload, queued, out)
+
+
+def _status_notification(
+    norm: Normaliser, rec: FrameRecord, action: str, payload: dict[str, Any], queued: bool, out: list[Event]
+) -> None:
+    v16 = rec.ocpp == "1.6"
+    at = _at(payload.get("timestamp"), rec)
+    if "timestamp" in payload:
         _clock(norm, rec, action, at, queued, out)
-        tech = payload.get("techInfo")
+    if v16:
+        connector = str(payload["connectorId"])
+        status = str(payload["status"])
+        error = _str(payload.get("errorCode"))
+    else:
+        connector = f"{payload['evseId']}/{payload['connectorId']}"
+        status = str(payload["connectorStatus"])
+        error = None
+    if status in ("Charging", "Occupied"):
+        tx = norm.transactions.on_connector(rec.station, connector)
+        if tx is None and not v16:
+            tx = norm.transactions.on_connector(rec.station, connector.split("/", 1)[0])
+        if tx is not None and status == "Charging":
+            tx.charging_seen = True
+    out.append(ConnectorStatus(rec.ts, at, rec.station, connector, status, error))
+
+
+def _boot_notification(
+    norm: Normaliser, rec: FrameRecord, action: str, payload: dict[str, Any], queued: bool, out: list[Event]
+) -> None:
+    if rec.ocpp == "1.6":
         out.append(
-            SecurityEventReported(
+            StationBooted(
                 rec.ts,
-                at,
                 rec.station,
                 rec.ocpp,
-                str(payload.get("type"))[:50],
-                norm.redact_text(str(tech)[:255]) if tech is not None else None,
+                vendor=_str(payload.get("chargePointVendor")),
+                model=_str(payload.get("chargePointModel")),
+                serial=_str(payload.get("chargePointSerialNumber") or payload.get("chargeBoxSerialNumber")),
+                firmware=_str(payload.get("firmwareVersion")),
             )
         )
-    elif action in ("FirmwareStatusNotification", "SignedFirmwareStatusNotification"):
-        out.append(FirmwareStatusReported(rec.ts, rec.station, rec.ocpp, str(payload.get("status"))[:50]))
-    elif action == "NotifyReport":
-        for item in payload.get("reportData") or ():
-            key = _component_key(item)
-            for attr in item.get("variableAttribute") or ():
-                if attr.get("type", "Actual") == "Actual" and "value" in attr:
-                    out.append(
-                        ConfigurationReport(
-                            rec.ts, rec.station, rec.ocpp, key, config_value(key, attr["value"])
-                        )
-                    )
+    else:
+        cs = payload.get("chargingStation") or {}
+        out.append(
+            StationBooted(
+                rec.ts,
+                rec.station,
+                rec.ocpp,
+                vendor=_str(cs.get("vendorName")),
+                model=_str(cs.get("model")),
+                serial=_str(cs.get("serialNumber")),
+                firmware=_str(cs.get("firmwareVersion")),
+                reason=_str(payload.get("reason")),
+            )
+        )
+
+
+def _security_event(
+    norm: Normaliser, rec: FrameRecord, action: str, payload: dict[str, Any], queued: bool, out: list[Event]
+) -> None:
+    at = _at(payload.get("timestamp"), rec)
+    _clock(norm, rec, action, at, queued, out)
+    tech = payload.get("techInfo")
+    out.append(
+        SecurityEventReported(
+            rec.ts,
+            at,
+            rec.station,
+            rec.ocpp,
+            str(payload.get("type"))[:50],
+            norm.redact_text(str(tech)[:255]) if tech is not None else None,
+        )
+    )
+
+
+def _firmware_status(
+    norm: Normaliser, rec: FrameRecord, action: str, payload: dict[str, Any], queued: bool, out: list[Event]
+) -> None:
+    out.append(FirmwareStatusReported(rec.ts, rec.station, rec.ocpp, str(payload.get("status"))[:50]))
+
+
+def _notify_report(
+    norm: Normaliser, rec: FrameRecord, action: str, payload: dict[str, Any], queued: bool, out: list[Event]
+) -> None:
+    for item in payload.get("reportData") or ():
+        key = _component_key(item)
+        for attr in item.get("variableAttribute") or ():
+            if attr.get("type", "Actual") == "Actual" and "value" in attr:
+                out.append(
+                    ConfigurationReport(rec.ts, rec.station, rec.ocpp, key, config_value(key, attr["value"]))
+                )
 
 
 def _component_key(item: dict[str, Any]) -> str:
@@ -340,47 +378,81 @@ def on_result(
     result: dict[str, Any],
     out: list[Event],
 ) -> None:
+    """Events of the central system's answer to a station CALL."""
+    handler = RESULT_HANDLERS.get(action)
+    if handler is not None:
+        handler(norm, rec, action, call, result, out)
+
+
+def _authorize_result(
+    norm: Normaliser,
+    rec: FrameRecord,
+    action: str,
+    call: dict[str, Any],
+    result: dict[str, Any],
+    out: list[Event],
+) -> None:
     v16 = rec.ocpp == "1.6"
-    if action == "Authorize":
-        info = result.get("idTagInfo") if v16 else result.get("idTokenInfo")
-        raw = call.get("idTag") if v16 else _id_token(call)
-        if isinstance(info, dict):
-            at = rec.ts
-            out.append(
-                AuthorizationDecision(
-                    rec.ts, at, rec.station, norm.token(raw), str(info.get("status")), "Authorize", rec.ocpp
-                )
-            )
-    elif action == "StartTransaction" and v16:
-        tx_id = str(result["transactionId"])
-        status = str((result.get("idTagInfo") or {}).get("status"))
-        at = _at(call.get("timestamp"), rec)
-        token_ref = norm.token(call.get("idTag"))
-        connector = str(call.get("connectorId"))
-        meter = call.get("meterStart")
-        meter_start = float(meter) if isinstance(meter, int | float) and not isinstance(meter, bool) else None
-        link = norm.links.get(rec.station)
-        queued = (
-            link is not None
-            and rec.t <= link.replay_until
-            and (rec.ts - at).total_seconds() > norm.config.queued_lag_s
-        )
-        out.append(ClockReading(rec.ts, at, rec.station, "StartTransaction", queued))
+    info = result.get("idTagInfo") if v16 else result.get("idTokenInfo")
+    raw = call.get("idTag") if v16 else _id_token(call)
+    if isinstance(info, dict):
+        at = rec.ts
         out.append(
             AuthorizationDecision(
-                rec.ts, at, rec.station, token_ref, status, "StartTransaction", rec.ocpp, tx_id, connector
+                rec.ts, at, rec.station, norm.token(raw), str(info.get("status")), "Authorize", rec.ocpp
             )
         )
-        tx = OpenTransaction(
-            rec.station, rec.ocpp, tx_id, connector, token_ref, at, meter_start, status, queued=queued
+
+
+def _start_transaction_result(
+    norm: Normaliser,
+    rec: FrameRecord,
+    action: str,
+    call: dict[str, Any],
+    result: dict[str, Any],
+    out: list[Event],
+) -> None:
+    if rec.ocpp != "1.6":
+        return
+    tx_id = str(result["transactionId"])
+    status = str((result.get("idTagInfo") or {}).get("status"))
+    at = _at(call.get("timestamp"), rec)
+    token_ref = norm.token(call.get("idTag"))
+    connector = str(call.get("connectorId"))
+    meter = call.get("meterStart")
+    meter_start = float(meter) if isinstance(meter, int | float) and not isinstance(meter, bool) else None
+    link = norm.links.get(rec.station)
+    queued = (
+        link is not None
+        and rec.t <= link.replay_until
+        and (rec.ts - at).total_seconds() > norm.config.queued_lag_s
+    )
+    out.append(ClockReading(rec.ts, at, rec.station, "StartTransaction", queued))
+    out.append(
+        AuthorizationDecision(
+            rec.ts, at, rec.station, token_ref, status, "StartTransaction", rec.ocpp, tx_id, connector
         )
-        norm.transactions.start(tx, rec.t)
-        out.append(
-            TransactionStarted(
-                rec.ts, at, rec.station, rec.ocpp, tx_id, connector, token_ref, meter_start, queued, status
-            )
+    )
+    tx = OpenTransaction(
+        rec.station, rec.ocpp, tx_id, connector, token_ref, at, meter_start, status, queued=queued
+    )
+    norm.transactions.start(tx, rec.t)
+    out.append(
+        TransactionStarted(
+            rec.ts, at, rec.station, rec.ocpp, tx_id, connector, token_ref, meter_start, queued, status
         )
-    elif action == "StopTransaction" and v16:
+    )
+
+
+def _stop_transaction_result(
+    norm: Normaliser,
+    rec: FrameRecord,
+    action: str,
+    call: dict[str, Any],
+    result: dict[str, Any],
+    out: list[Event],
+) -> None:
+    if rec.ocpp == "1.6":
         info = result.get("idTagInfo")
         if isinstance(info, dict) and call.get("idTag"):
             out.append(
@@ -395,26 +467,58 @@ def on_result(
                     str(call.get("transactionId")),
                 )
             )
-    elif action == "TransactionEvent":
-        info = result.get("idTokenInfo")
-        raw = _id_token(call)
-        if isinstance(info, dict) and raw:
-            tx_id = str(call["transactionInfo"]["transactionId"])
-            open_tx = norm.transactions.get(rec.station, tx_id)
-            if open_tx is not None and open_tx.auth_status is None:
-                open_tx.auth_status = str(info.get("status"))
-            out.append(
-                AuthorizationDecision(
-                    rec.ts,
-                    _at(call.get("timestamp"), rec),
-                    rec.station,
-                    norm.token(raw),
-                    str(info.get("status")),
-                    "TransactionEvent",
-                    rec.ocpp,
-                    tx_id,
-                    open_tx.connector if open_tx else None,
-                )
+
+
+def _transaction_event_result(
+    norm: Normaliser,
+    rec: FrameRecord,
+    action: str,
+    call: dict[str, Any],
+    result: dict[str, Any],
+    out: list[Event],
+) -> None:
+    info = result.get("idTokenInfo")
+    raw = _id_token(call)
+    if isinstance(info, dict) and raw:
+        tx_id = str(call["transactionInfo"]["transactionId"])
+        open_tx = norm.transactions.get(rec.station, tx_id)
+        if open_tx is not None and open_tx.auth_status is None:
+            open_tx.auth_status = str(info.get("status"))
+        out.append(
+            AuthorizationDecision(
+                rec.ts,
+                _at(call.get("timestamp"), rec),
+                rec.station,
+                norm.token(raw),
+                str(info.get("status")),
+                "TransactionEvent",
+                rec.ocpp,
+                tx_id,
+                open_tx.connector if open_tx else None,
             )
-    elif action == "BootNotification":
-        pass  # registration status is visible in FrameSeen; identity came with the CALL
+        )
+
+
+_CallHandler = Callable[["Normaliser", FrameRecord, str, dict[str, Any], bool, list[Event]], None]
+_ResultHandler = Callable[["Normaliser", FrameRecord, str, dict[str, Any], dict[str, Any], list[Event]], None]
+
+# action -> handler; actions without events of their own (Heartbeat, DataTransfer, ...) are absent, and the
+# BootNotification answer too (registration status is visible in FrameSeen; identity came with the CALL)
+CALL_HANDLERS: dict[str, _CallHandler] = {
+    "Authorize": _authorize,
+    "MeterValues": _meter_values_call,
+    "StopTransaction": _stop_transaction_call,
+    "TransactionEvent": _transaction_event_call,
+    "StatusNotification": _status_notification,
+    "BootNotification": _boot_notification,
+    "SecurityEventNotification": _security_event,
+    "FirmwareStatusNotification": _firmware_status,
+    "SignedFirmwareStatusNotification": _firmware_status,
+    "NotifyReport": _notify_report,
+}
+RESULT_HANDLERS: dict[str, _ResultHandler] = {
+    "Authorize": _authorize_result,
+    "StartTransaction": _start_transaction_result,
+    "StopTransaction": _stop_transaction_result,
+    "TransactionEvent": _transaction_event_result,
+}

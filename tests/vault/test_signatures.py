@@ -150,3 +150,9 @@ def test_a_signature_for_one_request_does_not_approve_another(tmp_path: Path) ->
     swapped = AuditLog(engine).verify(public_keys={"alice": public["bob"], "bob": public["alice"]})
     assert len(swapped.problems) == 4
     engine.dispose()
+
+
+def test_principals_stay_hashable_with_public_keys(tmp_path: Path) -> None:
+    public = parse_public_key(generate_signing_key(tmp_path / "k.pem"), where="test")
+    bob = Principal("bob", frozenset({PERMISSION_APPROVE}), (public,))
+    assert {bob: 1}[Principal("bob", frozenset({PERMISSION_APPROVE}))] == 1

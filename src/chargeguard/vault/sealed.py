@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,8 @@ class Principal:
 
     name: str
     permissions: frozenset[str] = frozenset()
-    public_keys: tuple[Ed25519PublicKey, ...] = ()
+    # key objects are not hashable: a principal is compared and hashed by name, permissions and signature
+    public_keys: tuple[Ed25519PublicKey, ...] = field(default=(), compare=False, hash=False)
     signed: Signed | None = None
 
     def can(self, permission: str) -> bool:

@@ -156,3 +156,17 @@ def test_principals_stay_hashable_with_public_keys(tmp_path: Path) -> None:
     public = parse_public_key(generate_signing_key(tmp_path / "k.pem"), where="test")
     bob = Principal("bob", frozenset({PERMISSION_APPROVE}), (public,))
     assert {bob: 1}[Principal("bob", frozenset({PERMISSION_APPROVE}))] == 1
+
+
+def test_verify_counts_unsigned_steps_and_can_require_signatures(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    audit = AuditLog(engine)
+    audit.append(
+        "bob", "reveal.approved", pseudonym="tok1_x", reason="cloned card 9", detail={"request": "r"}
+    )
+    audit.append("ops", "retention.applied", reason="retention policy")
+    report = audit.verify(public_keys={})
+    assert report.ok and report.unsigned == 1 and report.signatures_ok == 0
+    strict = audit.verify(public_keys={}, require_signatures=True)
+    assert strict.problems == ["record 1: reveal.approved by bob carries no signature"]
+    engine.dispose()

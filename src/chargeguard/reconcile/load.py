@@ -75,6 +75,29 @@ def _is_array(path: Path) -> bool:
         raise InputError(f"cannot read: {exc.strerror}", source=str(path)) from exc
 
 
+def _skip_lines(buf: bytes, pos: int, k: int, width: float) -> int:
+    """Where the line ``k`` lines after the one starting at ``pos`` starts, or -1 when ``buf`` ends before.
+
+    Jumps ``k * width`` bytes, counts the newlines jumped over, then steps over the few it missed or overshot.
+    """
+    if k <= 0:
+        return pos
+    guess = min(len(buf), pos + int(k * width))
+    seen = buf.count(b"\n", pos, guess)
+    if seen >= k:  # the k-th newline is before the guess: step back over the extra ones
+        end = guess
+        for _ in range(seen - k + 1):
+            end = buf.rfind(b"\n", pos, end)
+        return end + 1
+    at = guess
+    for _ in range(k - seen):
+        nl = buf.find(b"\n", at)
+        if nl < 0:
+            return -1
+        at = nl + 1
+    return at
+
+
 def _scan(path: Path, wanted: Iterable[int], *, count: bool) -> tuple[int | None, dict[int, bytes]]:
     """The lines at the given 0-based positions of a file, and (``count``) its number of lines.
 
@@ -93,12 +116,22 @@ def _scan(path: Path, wanted: Iterable[int], *, count: bool) -> tuple[int | None
             if not targets or line + ends < targets[-1]:  # the next wanted line starts after this chunk
                 line += ends
                 continue
-            parts = (carry + chunk).split(b"\n")
-            for part in parts[:-1]:
-                if targets and line == targets[-1]:
-                    found[targets.pop()] = part
-                line += 1
-            carry = parts[-1] if targets and line == targets[-1] else b""
+            last_line = line + ends  # the line in progress at the end of this chunk
+            buf = carry + chunk if carry else chunk
+            width = len(buf) / max(ends, 1)  # mean line length, to jump near a wanted line
+            pos = 0  # start of line ``line`` in buf
+            while targets:
+                start = _skip_lines(buf, pos, targets[-1] - line, width)
+                if start < 0:
+                    break
+                pos, line = start, targets[-1]
+                nl = buf.find(b"\n", pos)
+                if nl < 0:  # the wanted line goes on in the next chunk
+                    break
+                found[targets.pop()] = buf[pos:nl]
+                pos, line = nl + 1, line + 1
+            line = last_line
+            carry = buf[buf.rfind(b"\n") + 1 :] if targets and line == targets[-1] else b""
     if targets and line == targets[-1] and carry:
         found[targets.pop()] = carry
     return (line + (0 if last == b"\n" else 1) if count else None), found
@@ -109,11 +142,13 @@ def lines_at(path: Path, wanted: Iterable[int]) -> dict[int, bytes]:
     return _scan(path, wanted, count=False)[1]
 
 
-def _is_object(raw: bytes) -> bool:
+def _object(raw: bytes) -> dict[str, object] | None:
+    """``raw`` as a JSON object, or None when it is not one."""
     try:
-        return isinstance(orjson.loads(raw), dict)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return False
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _fast_source(kind: ObjectKind, literal: str) -> str:
@@ -162,7 +197,7 @@ def _slow_source(con: duckdb.DuckDBPyConnection, side: str, kind: ObjectKind, pa
     paths = "[" + ", ".join(f"'{p}'" for p in _PATHS[kind]) + "]"
     con.execute(f"""
         CREATE TEMP TABLE s_{side} AS
-        SELECT line IS NULL AS blank,
+        SELECT line IS NULL OR trim(line, ' \t\r') = '' AS blank,
                CASE WHEN starts_with(ltrim(line), '{{') THEN TRY(json_extract_string(line, {paths})) END AS v
         FROM ({query})
     """)
@@ -232,15 +267,19 @@ def _read(
         else:
             rows = con.execute(f"SELECT rowid FROM v_{side} WHERE reason = ?", [_MISSING_ID]).fetchall()
             lines, raw = _scan(path, (int(r[0]) for r in rows), count=True)  # one pass: count and re-read
-            if con.execute(f"SELECT count(*) FROM v_{side}").fetchone() == (lines,):
-                broken = [i for i, line in raw.items() if not _is_object(line)]
+            parsed = {i: _object(line) for i, line in raw.items()}
+            if con.execute(f"SELECT count(*) FROM v_{side}").fetchone() == (lines,) and not any(
+                o is not None and all(o.get(k) is not None for k in ("country_code", "party_id", "id"))
+                for o in parsed.values()  # a re-read line that has its id: rows and lines are not aligned
+            ):
+                broken = [i for i, o in parsed.items() if o is None]
                 if broken:
                     con.execute(
                         f"UPDATE v_{side} SET reason = 'not a JSON object' WHERE rowid IN (SELECT unnest(?))",
                         [broken],
                     )
                 return "line"
-            con.execute(f"DROP TABLE v_{side}")  # a line read_json skipped (empty): positions would shift
+            con.execute(f"DROP TABLE v_{side}")  # e.g. an empty line read_json skipped: positions would shift
     source = _slow_source(con, side, kind, path, array)
     con.execute(_validated(side, source, kind, options))
     con.execute(f"DROP TABLE s_{side}")
@@ -290,7 +329,11 @@ def finish(con: duckdb.DuckDBPyConnection, sides: Sequence[str], pseudonymiser: 
     go back as one separated string, which DuckDB splits - far cheaper than a list parameter (uids with control
     characters were rejected by validation).
     """
-    distinct = " UNION ".join(f"SELECT uid FROM v_{side} WHERE reason IS NULL" for side in sides)
+    distinct = (
+        "SELECT DISTINCT uid FROM ("
+        + " UNION ALL ".join(f"SELECT uid FROM v_{side} WHERE reason IS NULL" for side in sides)
+        + ")"
+    )
     uids = [row[0] for row in con.execute(distinct).fetchall()]
     refs = [pseudonymiser.pseudonymise(u) for u in uids]
     con.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -11,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chargeguard.errors import CaptureError
-from chargeguard.sources.capture import BadLine, ConnectionRecord, FrameRecord, parse_line, read_capture
+from chargeguard.sources.capture import (
+    BadLine,
+    ConnectionRecord,
+    FrameRecord,
+    parse_line,
+    parse_ts,
+    read_capture,
+)
 
 GOOD = {
     "ts": "2026-03-01T08:00:00.123Z",
@@ -118,3 +126,32 @@ def test_line_parser_never_raises_on_arbitrary_bytes(data: bytes) -> None:
 def test_line_parser_never_raises_on_capture_shaped_objects(obj: dict[str, object]) -> None:
     item = parse_line(orjson.dumps(obj), "fuzz:1")
     assert isinstance(item, FrameRecord | ConnectionRecord | BadLine)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-03-01T08:00:00.123Z",
+        "2026-03-01T08:00:59.999999Z",
+        "2026-03-01t08:00:00Z",
+        "2026-03-01 23:59:59.5+00:00",
+        "2026-03-01T08:00:00.123+05:30",
+        "1969-12-31T23:59:59.999Z",
+        "9999-12-31T23:59:59.999999Z",
+    ],
+)
+def test_record_epoch_equals_timestamp_of_its_time(text: str) -> None:
+    line = orjson.dumps({**GOOD, "ts": text})
+    first = parse_line(line, "t:1")
+    again = parse_line(line, "t:2")  # the second parse of the minute comes from the cache
+    assert isinstance(first, FrameRecord) and isinstance(again, FrameRecord)
+    assert first.t == first.ts.timestamp() and again.t == first.t
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9999, 1, 1), timezones=st.just(UTC)))
+@settings(max_examples=300, deadline=None)
+def test_epoch_matches_timestamp_bit_for_bit(moment: datetime) -> None:
+    text = moment.isoformat().replace("+00:00", "Z")
+    parsed = parse_ts(text)
+    assert parsed is not None
+    assert parsed[0] == moment and parsed[1] == moment.timestamp()

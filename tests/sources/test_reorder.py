@@ -41,3 +41,12 @@ def test_records_later_than_the_lateness_are_released_at_once_and_counted() -> N
 def test_zero_lateness_passes_straight_through() -> None:
     items = [(T0 + timedelta(seconds=s), s) for s in (5, 1, 3)]
     assert list(reorder(items, 0, _key)) == items
+
+
+def test_epoch_seconds_keys_order_like_datetimes() -> None:
+    times = [T0 + timedelta(seconds=s) for s in (0, 3, 1, 2, 10, 9, 30)]
+    items = [(t, i) for i, t in enumerate(times)]
+    by_dt = list(reorder(items, 5.0, _key))
+    by_t = list(reorder(items, 5.0, lambda item: item[0].timestamp()))
+    assert by_dt == by_t
+    assert [x[0] for x in by_t] == sorted(times)

@@ -176,8 +176,9 @@ def parse_ts(value: object) -> tuple[datetime, float] | None:
     if ts is None:
         return None
     text: str = value  # type: ignore[assignment]  # parse_rfc3339 accepted it, so it is a str
-    if ts.tzinfo is UTC and text[13] == ":" and text[16] == ":":
-        # "YYYY-MM-DD?HH:MM:..." in UTC: the first 16 characters name the minute exactly
+    if text[-1] in "Zz" and text[13] == ":" and text[16] == ":":
+        # "YYYY-MM-DD?HH:MM:...Z": written in UTC, so the first 16 characters name the minute exactly (a time
+        # with an offset was converted to UTC by the parser: its text names another minute)
         minute = text[:16]
         base = _MINUTES.get(minute)
         if base is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ CASES: list[tuple[dict[str, Any] | bytes, str | None]] = [
 ]
 
 
-def _jsonl(records: list[dict[str, Any] | bytes]) -> bytes:
+def _jsonl(records: Sequence[dict[str, Any] | bytes]) -> bytes:
     return b"\n".join(r if isinstance(r, bytes) else orjson.dumps(r) for r in records) + b"\n"
 
 
@@ -105,6 +106,10 @@ def test_every_record_is_kept_or_named_with_its_reason(fast: Reconciliation) -> 
     # nothing else lost: every line is a record or a named error
     assert fast.counts["cpo_records"] == good
     assert fast.counts["cpo_records"] + fast.counts["errors_cpo"] == len(CASES)
+    assert (fast.counts["emsp_records"], fast.counts["errors_emsp"]) == (
+        good,
+        len(CASES) - good,
+    )  # same rules
     ids = {pos: ident for pos, ident, _ in _errors(fast)}
     assert ids[9 + 1] is None  # no id to name
     assert ids[len(CASES) - 1] == "NL*ABC*CDR000000004"
@@ -228,3 +233,25 @@ def test_lines_at_matches_a_plain_split(monkeypatch: pytest.MonkeyPatch, tmp_pat
         expected = {i: split[i] for i in wanted if i < len(split)}
         assert lines_at(path, wanted) == expected
         assert load_module._scan(path, wanted, count=True) == (len(split), expected)
+
+
+def test_currency_conflicts_are_disputes_naming_the_record_and_never_summed(tmp_path: Path) -> None:
+    cpo_records = [cdr(1, total_cost__excl_vat=10.0), cdr(2, total_cost__excl_vat=7.0),
+                   cdr(3, currency="USD", total_cost__excl_vat=5.0)]  # fmt: skip
+    emsp_records = [cdr(1, currency="USD", total_cost__excl_vat=10.0), cdr(2, total_cost__excl_vat=7.0),
+                    cdr(9, id="CDR000000002")]  # fmt: skip
+    cpo, emsp = tmp_path / "cpo.jsonl", tmp_path / "emsp.jsonl"
+    cpo.write_bytes(_jsonl(cpo_records))
+    emsp.write_bytes(_jsonl(emsp_records))
+    r = reconcile(cpo, emsp, P)
+    disputes = r.disputes()
+    assert [(d["cpo_key"], d["emsp_key"], d["reasons"], d["stake"], d["currency"]) for d in disputes] == [
+        ("BE*BEC*CDR000000001", "BE*BEC*CDR000000001", "currency", Decimal("10"), "EUR")
+    ]
+    # ids are unique per party only: the eMSP's NL*ABC*CDR000000002 is not the CPO's DE*ALL*CDR000000002
+    assert r.errors() == []
+    assert [u["key"] for u in r.unmatched("emsp")] == ["NL*ABC*CDR000000002"]
+    assert [(u["key"], u["currency"]) for u in r.unmatched("cpo")] == [("NL*ABC*CDR000000003", "USD")]
+    totals = {(c, scope): (n, a) for c, scope, _, n, a in r.stakes}
+    assert totals[("EUR", "total")] == (2, Decimal("10") + Decimal(str(cdr(9)["total_cost"]["excl_vat"])))
+    assert totals[("USD", "total")] == (1, Decimal("5"))

@@ -194,6 +194,15 @@ def test_duplicate_connection_after_a_missed_reconnect_the_station_still_holds_i
     alerts = run_detector(make_detector(DuplicateConnection), events)
     assert [(a.ts, a.severity) for a in alerts] == [(at(2000.5), Severity.MEDIUM)]
     assert alerts[0].evidence["open_remote_hosts"] == ["198.51.100.7"]
+    # the same when the disconnect lines name no address: the station was last connected from its own
+    unnamed = [
+        conn(0, "connect", remote="198.51.100.7:5000"),
+        conn(0.5, "disconnect", remote=None),
+        conn(0.7, "connect", remote="198.51.100.7:5001"),
+        conn(1, "disconnect", remote=None),
+        *events[2:],
+    ]
+    assert [a.ts for a in run_detector(make_detector(DuplicateConnection), unnamed)] == [at(2000.5)]
     # near miss: silent after the disconnect (no frames), then a connect from a new address is a clean reconnect
     quiet = [events[0], events[1], conn(2000.5, "connect", remote="203.0.113.66:6000")]
     assert run_detector(make_detector(DuplicateConnection), quiet) == []

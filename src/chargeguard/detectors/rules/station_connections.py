@@ -21,7 +21,7 @@ class _Connections:
     open_hosts: dict[str | None, float] = field(default_factory=dict)
     last_frame: datetime | None = None  # kept as the event's datetime: converted only when a connect needs it
     history: EventWindow[str] | None = None
-    last_host: str | None = None  # the remote host of the last disconnect
+    last_host: str | None = None  # the remote host the station was last connected from
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,8 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
     alert: the old connection was dead).
 
     A station that keeps sending frames after its last ``disconnect`` with no ``connect`` in between (a capture
-    that missed the reconnect) is taken to be connected again from the address it disconnected from.
+    that missed the reconnect) is taken to be connected again from the address it was last connected from
+    (the disconnect's own address, or its connect's when the disconnect line names none).
 
     False positives: a reconnect after a clean disconnect, or from the same address (the old TCP connection
     was half-dead), never fires. Stations with two uplinks (LTE failover) may alternate addresses: allow-list
@@ -206,6 +207,8 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
                 )
         st.open_hosts.pop(host, None)
         st.open_hosts[host] = now
+        if host is not None:
+            st.last_host = host
         while len(st.open_hosts) > self._MAX_OPEN:
             del st.open_hosts[next(iter(st.open_hosts))]
         return out

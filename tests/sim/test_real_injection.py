@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chargeguard.cli import app
+from chargeguard.errors import InputError
 from chargeguard.eval.metrics import evaluate
 from chargeguard.eval.records import load_alerts, load_truth
 from chargeguard.sim.catalogue import incident_set
@@ -141,3 +142,21 @@ def _by_kind(path: Path) -> dict[str, int]:
     for line in path.read_text().splitlines():
         counts[json.loads(line)["kind"]] += 1
     return dict(counts)
+
+
+def test_the_frozen_holdout_set_injects_its_own_variants(tmp_path: Path) -> None:
+    write_import(_dataset(stations=12, days=4), tmp_path, RenderOptions(ocpp="mix", seed=5), [])
+    result = inject_station_incidents(tmp_path, per_kind=1, seed=5, incidents="holdout")
+    holdout = {s.variant: s.kind for s in incident_set("holdout") if real_kinds(s)}
+    truths = [json.loads(line) for line in (tmp_path / "truth.jsonl").read_text().splitlines()]
+    assert truths and all(holdout.get(t["variant"]) == t["kind"] for t in truths)
+    assert len({t["kind"] for t in truths}) + len(result.skipped) == len(set(holdout.values()))
+    lines = _read(tmp_path / "capture.jsonl")
+    assert [line["ts"] for line in lines] == sorted(line["ts"] for line in lines)
+
+
+def test_an_empty_capture_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "capture.jsonl").write_bytes(b"")
+    (tmp_path / "stations.csv").write_text("station,latitude,longitude,max_kw,connectors\n")
+    with pytest.raises(InputError, match="empty capture"):
+        inject_station_incidents(tmp_path, per_kind=1, seed=1)

@@ -231,7 +231,7 @@ def inject_station_incidents(
     seed: int,
     incidents: str = "tuning",
     kinds: Sequence[str] | None = None,
-    sample_interval_s: float = 300.0,
+    sample_interval_s: float | None = None,
 ) -> RealInjection:
     """Add ``per_kind`` incidents of every station/command/protocol kind (and session.phantom) of incident set
     ``incidents`` to ``directory``'s capture.jsonl, beside the real traffic; append their truth to truth.jsonl.
@@ -244,6 +244,10 @@ def inject_station_incidents(
     real = read_capture(capture, inventory)
     if not real.stations:
         raise ConfigError(f"{capture}: no station traffic to inject beside")
+    if sample_interval_s is None:
+        report = directory / "import-report.json"
+        found = orjson.loads(report.read_bytes()).get("sample_interval_s") if report.exists() else None
+        sample_interval_s = float(found) if isinstance(found, int | float) else 300.0
     specs = [s for s in incident_set(incidents) if real_kinds(s) and (kinds is None or s.kind in kinds)]
     injector = _Injector(real, seed=seed, sample_interval_s=sample_interval_s)
     rng = injector.rng

@@ -5,7 +5,8 @@ returned as ground truth: CDRs the eMSP never received (``missing_at_emsp``), CD
 (``only_at_emsp``), CDRs the eMSP stored under another id (matched by token, EVSE, start and energy:
 ``renamed``), price disputes (``price``), energy disputes (``energy``), a currency conflict (``currency``), and
 bad records on the CPO side: malformed JSON, negative energy and duplicate ids (``bad_*``). Tokens are raw-looking
-card numbers, as partners would send them; the reconciler pseudonymises them on read.
+card numbers, as partners would send them; the reconciler pseudonymises them on read. Every CDR is priced by
+``tariff()``, so the tariff engine backs the CPO on every planted price dispute.
 """
 
 from __future__ import annotations

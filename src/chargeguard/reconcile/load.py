@@ -26,7 +26,7 @@ from chargeguard.vault.pseudonyms import Pseudonymiser
 
 ObjectKind = Literal["cdr", "session"]
 
-# the source columns every reading path yields (all text), and where each comes from in an OCPI object
+# the source columns every reading path yields (text; the fast path reads the DateTimes typed), and their OCPI paths
 _NAMES = ("cc", "pid", "id", "uid", "tcc", "tpid", "evse", "start_s", "end_s", "energy_s", "cost_s", "currency",
           "flag_s")  # fmt: skip
 _PATHS: dict[str, tuple[str, ...]] = {
@@ -57,7 +57,7 @@ def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that never spills to disk (raw tokens pass through it before pseudonymisation)."""
     con = duckdb.connect(":memory:")
     con.execute("SET temp_directory = ''")
-    con.execute("SET preserve_insertion_order = true")  # row_number() OVER () is the position in the file
+    con.execute("SET preserve_insertion_order = true")  # a staging table's rowid is the position in the file
     con.execute("SET TimeZone = 'UTC'")  # OCPI DateTimes without an offset are UTC
     con.execute("SET enable_progress_bar = false")
     return con

@@ -71,30 +71,13 @@ def _energy_ok(a: str, b: str, o: MatchOptions) -> str:
     )
 
 
-def match(con: duckdb.DuckDBPyConnection, options: MatchOptions) -> None:
-    """Build ``pairs``, ``disputes`` and ``unmatched`` from the tables ``cpo`` and ``emsp``."""
-    o = options
-    con.execute(
-        "CREATE TABLE pairs AS SELECT c.idx AS cidx, e.idx AS eidx, 'id' AS how FROM cpo c JOIN emsp e USING (key)"
-    )
-    con.execute(f"""
-        INSERT INTO pairs
-        WITH cu AS (SELECT * FROM cpo ANTI JOIN pairs p ON cpo.idx = p.cidx),
-             eu AS (SELECT * FROM emsp ANTI JOIN pairs p ON emsp.idx = p.eidx),
-             cand AS (
-                SELECT c.idx AS cidx, e.idx AS eidx, abs(epoch(c.start_ts) - epoch(e.start_ts)) AS dt
-                FROM cu c JOIN eu e ON c.token_ref = e.token_ref AND c.evse = e.evse
-                WHERE abs(epoch(c.start_ts) - epoch(e.start_ts)) <= {o.start_tolerance_s} AND {_energy_ok("c", "e", o)}
-                  AND c.credit = e.credit
-             ),
-             best AS (SELECT * FROM cand QUALIFY row_number() OVER (PARTITION BY cidx ORDER BY dt, eidx) = 1)
-        SELECT cidx, eidx, 'token+evse+start+energy' FROM best
-        QUALIFY row_number() OVER (PARTITION BY eidx ORDER BY dt, cidx) = 1
-    """)
-    # filter first (a pair is disputed when any reason holds), then build the text columns for those pairs only
-    con.execute(f"""
-        CREATE TABLE disputes AS
-        SELECT p.how, c.key AS cpo_key, e.key AS emsp_key, c.party AS cpo_party, c.token_party AS emsp_party,
+def _disputes(o: MatchOptions, how: str, source: str) -> str:
+    """The dispute rows of the pairs ``source`` yields as ``c`` (CPO) and ``e`` (eMSP), matched as ``how`` says.
+
+    Filtered first (a pair is disputed when any reason holds), so the text columns are built for those pairs only.
+    """
+    return f"""
+        SELECT {how} AS how, c.key AS cpo_key, e.key AS emsp_key, c.party AS cpo_party, c.token_party AS emsp_party,
                c.token_ref, c.evse, strftime(c.start_ts, '%Y-%m-%dT%H:%M:%SZ') AS start,
                c.energy AS cpo_kwh, e.energy AS emsp_kwh, c.cost AS cpo_cost, e.cost AS emsp_cost,
                c.currency AS cpo_currency, e.currency AS emsp_currency, c.idx AS cpo_idx, e.idx AS emsp_idx,
@@ -108,21 +91,59 @@ def match(con: duckdb.DuckDBPyConnection, options: MatchOptions) -> None:
                     WHEN c.energy > 0 THEN round(abs(c.cost) * abs(c.energy - e.energy) / c.energy, 4)
                     ELSE 0 END::DECIMAL(18, 4) AS stake,
                c.currency AS currency
-        FROM pairs p JOIN cpo c ON c.idx = p.cidx JOIN emsp e ON e.idx = p.eidx
+        FROM {source}
         WHERE c.currency <> e.currency OR abs(c.cost - e.cost) > {o.money_tolerance}
               OR NOT ({_energy_ok("c", "e", o)})
-    """)
-    con.execute("""
-        CREATE TABLE unmatched AS
-        SELECT 'cpo' AS side, key, party AS cpo_party, token_party AS emsp_party, token_ref, evse,
+    """
+
+
+def _unmatched(side: str, table: str) -> str:
+    return f"""
+        SELECT '{side}' AS side, key, party AS cpo_party, token_party AS emsp_party, token_ref, evse,
                strftime(start_ts, '%Y-%m-%dT%H:%M:%SZ') AS start, energy AS kwh, cost, currency,
                abs(cost)::DECIMAL(18, 4) AS stake, idx
-        FROM cpo ANTI JOIN pairs p ON cpo.idx = p.cidx
-        UNION ALL
-        SELECT 'emsp', key, party, token_party, token_ref, evse, strftime(start_ts, '%Y-%m-%dT%H:%M:%SZ'), energy, cost,
-               currency, abs(cost)::DECIMAL(18, 4), idx
-        FROM emsp ANTI JOIN pairs p ON emsp.idx = p.eidx
+        FROM {table}
+    """
+
+
+def match(con: duckdb.DuckDBPyConnection, options: MatchOptions) -> None:
+    """Build ``pairs``, ``disputes`` and ``unmatched`` from the tables ``cpo`` and ``emsp``.
+
+    The one join of both sides on the id gives the id pairs and their disputes; what is left on each side is kept
+    aside once (few records), for the second pass and the unmatched records.
+    """
+    o = options
+    con.execute(
+        "CREATE TABLE pairs AS SELECT c.idx AS cidx, e.idx AS eidx, 'id' AS how FROM cpo c JOIN emsp e USING (key)"
+    )
+    con.execute("CREATE TABLE disputes AS " + _disputes(o, "'id'", "cpo c JOIN emsp e USING (key)"))
+    con.execute("CREATE TEMP TABLE cu AS SELECT * FROM cpo ANTI JOIN pairs p ON cpo.idx = p.cidx")
+    con.execute("CREATE TEMP TABLE eu AS SELECT * FROM emsp ANTI JOIN pairs p ON emsp.idx = p.eidx")
+    con.execute(f"""
+        CREATE TEMP TABLE fuzzy AS
+        WITH cand AS (
+                SELECT c.idx AS cidx, e.idx AS eidx, abs(epoch(c.start_ts) - epoch(e.start_ts)) AS dt
+                FROM cu c JOIN eu e ON c.token_ref = e.token_ref AND c.evse = e.evse
+                WHERE abs(epoch(c.start_ts) - epoch(e.start_ts)) <= {o.start_tolerance_s} AND {_energy_ok("c", "e", o)}
+                  AND c.credit = e.credit
+             ),
+             best AS (SELECT * FROM cand QUALIFY row_number() OVER (PARTITION BY cidx ORDER BY dt, eidx) = 1)
+        SELECT cidx, eidx, 'token+evse+start+energy' AS how FROM best
+        QUALIFY row_number() OVER (PARTITION BY eidx ORDER BY dt, cidx) = 1
     """)
+    con.execute("INSERT INTO pairs SELECT * FROM fuzzy")
+    con.execute(
+        "INSERT INTO disputes "
+        + _disputes(o, "p.how", "fuzzy p JOIN cu c ON c.idx = p.cidx JOIN eu e ON e.idx = p.eidx")
+    )
+    con.execute(f"""
+        CREATE TABLE unmatched AS
+        {_unmatched("cpo", "cu ANTI JOIN fuzzy p ON cu.idx = p.cidx")}
+        UNION ALL
+        {_unmatched("emsp", "eu ANTI JOIN fuzzy p ON eu.idx = p.eidx")}
+    """)
+    for table in ("cu", "eu", "fuzzy"):
+        con.execute(f"DROP TABLE {table}")
 
 
 def _stakes(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, int, Decimal]]:

@@ -95,7 +95,14 @@ def _csms_process(ready: Any, port_out: Any) -> None:
 
 
 def _gateway_process(
-    csms_port: int, listen_port: int, stations: int, compression: str, ready: Any, port_out: Any, stop: Any
+    csms_port: int,
+    listen_port: int,
+    stations: int,
+    compression: str,
+    ready: Any,
+    port_out: Any,
+    stop: Any,
+    tuning: dict[str, Any],
 ) -> None:
     _raise_nofile()
     _pin(0)
@@ -124,6 +131,7 @@ def _gateway_process(
                 "address_call_burst": 1e9,
                 "compression": compression != "off",
                 "upstream_compression": compression == "both",
+                **tuning,
             },
         },
         env={},
@@ -142,10 +150,10 @@ def _gateway_process(
 
 
 def _start_gateway(
-    ctx: Any, csms_port: int, listen_port: int, stations: int, compression: str
+    ctx: Any, csms_port: int, listen_port: int, stations: int, compression: str, tuning: dict[str, Any]
 ) -> tuple[Any, Any, int]:
     ready, stop, port = ctx.Event(), ctx.Event(), ctx.Value("i", 0)
-    args = (csms_port, listen_port, stations, compression, ready, port, stop)
+    args = (csms_port, listen_port, stations, compression, ready, port, stop, tuning)
     process = ctx.Process(target=_gateway_process, args=args)
     process.start()
     if not ready.wait(120):
@@ -204,7 +212,9 @@ async def _connect_all(
     return clients
 
 
-async def main(stations: int, rest_s: float, compression: str, gateways: int) -> None:
+async def main(
+    stations: int, rest_s: float, compression: str, gateways: int, tuning: dict[str, Any], storm: bool
+) -> None:
     hard = _raise_nofile()
     _pin(1)
     # each gateway process holds two descriptors per station; where the hard limit is lower than that (a container
@@ -220,7 +230,9 @@ async def main(stations: int, rest_s: float, compression: str, gateways: int) ->
     csms = ctx.Process(target=_csms_process, args=(csms_ready, csms_port), daemon=True)
     csms.start()
     csms_ready.wait(60)
-    running = [_start_gateway(ctx, csms_port.value, 0, stations, compression) for _ in range(gateways)]
+    running = [
+        _start_gateway(ctx, csms_port.value, 0, stations, compression, tuning) for _ in range(gateways)
+    ]
     ports = [port for _, _, port in running]
     await asyncio.sleep(0.5)
     before = sum(_rss_kib(process.pid) for process, _, _ in running)
@@ -238,6 +250,27 @@ async def main(stations: int, rest_s: float, compression: str, gateways: int) ->
     await asyncio.sleep(rest_s)
     cpu_rest = (sum(_cpu_s(process.pid) for process, _, _ in running) - cpu_before) / rest_s
 
+    print(
+        f"stations={stations} over {gateways} gateway process(es) pinned to core 0 (open-file hard limit {hard}); "
+        f"compression={compression}, negotiated on {compressed} station legs; policy {tuning or 'defaults'}"
+    )
+    print(f"load average (1/5/15 min) after the connects: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"connect + BootNotification for all: {connect_s:.1f} s ({len(retries)} attempts retried)")
+    print(f"gateway RSS {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB: "
+          f"{(after - before) / stations:.1f} KiB per station (station leg + CSMS leg)")  # fmt: skip
+    print(
+        f"gateway CPU at rest: {100 * cpu_rest:.2f}% of one core over {rest_s:.0f} s (all gateway processes)",
+        flush=True,
+    )
+    if not storm:
+        for process, stop, _ in running:
+            stop.set()
+            process.join(60)
+        for ws in clients:
+            ws.transport.abort()
+        csms.terminate()
+        return
+
     # restart: stop the gateways (every station leg closes), start new ones on the same ports, storm back
     for process, stop, _ in running:
         stop.set()
@@ -245,7 +278,7 @@ async def main(stations: int, rest_s: float, compression: str, gateways: int) ->
     for ws in clients:
         ws.transport.abort()
     storm_start = time.perf_counter()
-    running = [_start_gateway(ctx, csms_port.value, port, stations, compression) for port in ports]
+    running = [_start_gateway(ctx, csms_port.value, port, stations, compression, tuning) for port in ports]
     rng = random.Random(1)
     results = await asyncio.gather(*(_reconnect(i, ports[i % len(ports)], rng) for i in range(stations)))
     storm_s = time.perf_counter() - storm_start
@@ -258,17 +291,6 @@ async def main(stations: int, rest_s: float, compression: str, gateways: int) ->
         process.join(60)
     csms.terminate()
 
-    print(
-        f"stations={stations} over {gateways} gateway process(es) pinned to core 0 (open-file hard limit {hard}); "
-        f"compression={compression}, negotiated on {compressed} station legs"
-    )
-    print(f"load average (1/5/15 min) at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"connect + BootNotification for all: {connect_s:.1f} s ({len(retries)} attempts retried)")
-    print(f"gateway RSS {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB: "
-          f"{(after - before) / stations:.1f} KiB per station (station leg + CSMS leg)")  # fmt: skip
-    print(
-        f"gateway CPU at rest: {100 * cpu_rest:.2f}% of one core over {rest_s:.0f} s (all gateway processes)"
-    )
     print(f"reconnect storm after restart: all back in {storm_s:.1f} s (back-off 1 s + U(0,2) s, doubling); "
           f"{len(back)} / {stations} answered, lost CALLs: {stations - len(back)}, "
           f"max attempts {max(attempts)}")  # fmt: skip
@@ -287,5 +309,14 @@ if __name__ == "__main__":
     parser.add_argument(
         "--gateways", type=int, default=1, help="gateway processes sharing the stations (open-file limit)"
     )
+    parser.add_argument("--ping-interval", type=float, default=20.0, help="keepalive seconds, 0 = none")
+    parser.add_argument("--no-context-takeover", action="store_true", help="no zlib state between messages")
+    parser.add_argument("--no-storm", action="store_true", help="skip the restart / reconnect storm")
     args = parser.parse_args()
-    asyncio.run(main(args.stations, args.rest, args.compression, args.gateways))
+    tuning: dict[str, Any] = {}
+    if args.ping_interval != 20.0:
+        interval = args.ping_interval or None
+        tuning = {"station_ping_interval_s": interval, "upstream_ping_interval_s": interval}
+    if args.no_context_takeover:
+        tuning["deflate_context_takeover"] = False
+    asyncio.run(main(args.stations, args.rest, args.compression, args.gateways, tuning, not args.no_storm))

@@ -240,6 +240,20 @@ def test_compression_without_context_takeover_keeps_no_state_between_messages(ha
     asyncio.run(scenario())
 
 
+def test_keepalive_pings_per_leg(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness(station_ping_interval_s=None, upstream_ping_interval_s=7.0) as h:
+            ws = await h.connect("CP-1", password=PW16)
+            await ws.send('[2,"1","Heartbeat",{}]')
+            await ws.recv()
+            session = h.gateway.sessions["CP-1"]
+            assert session.station.ping_interval is None and session.station.keepalive_task is None
+            assert session.upstream.ping_interval == 7.0 and session.upstream.ping_timeout == 7.0
+            await ws.close()
+
+    asyncio.run(scenario())
+
+
 def test_metrics_only_for_allowed_networks(harness: Any) -> None:
     async def scenario() -> None:
         async with harness(listen={"metrics_from": ["10.0.0.0/8"]}) as h:

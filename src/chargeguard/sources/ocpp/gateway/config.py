@@ -168,6 +168,10 @@ class PolicyConfig(_Strict):
     lockout_base_s: float = Field(default=30.0, gt=0)
     lockout_max_s: float = Field(default=3600.0, gt=0)
     duplicate_ping_timeout_s: float = Field(default=2.0, gt=0)
+    # WebSocket keepalive pings (and the time a pong may take) per leg; None: no pings on that leg. Pings are most
+    # of the gateway's CPU at rest (bench/gateway_idle.py); the duplicate-connection policy pings on demand anyway
+    station_ping_interval_s: float | None = Field(default=20.0, gt=0)
+    upstream_ping_interval_s: float | None = Field(default=20.0, gt=0)
     identity_must_equal_serial: bool = False
     drain_timeout_s: float = Field(default=10.0, ge=0)
     max_denied_per_minute: int = Field(default=120, ge=1)  # then the station connection is closed with 1008

@@ -160,6 +160,8 @@ class Gateway:
             "extensions": station_deflate(self.config.policy),
             "open_timeout": self.config.upstream.open_timeout_s + 5.0,
             "server_header": None,
+            "ping_interval": self.config.policy.station_ping_interval_s,
+            "ping_timeout": self.config.policy.station_ping_interval_s,
         }
         if listen.plain_port is not None:
             server = await serve(

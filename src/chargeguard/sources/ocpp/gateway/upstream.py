@@ -67,6 +67,8 @@ async def open_upstream(
             extensions=upstream_deflate(policy) or None,  # [] would send an empty header
             proxy=None,
             user_agent_header=None,
+            ping_interval=policy.upstream_ping_interval_s,
+            ping_timeout=policy.upstream_ping_interval_s,
         )
     except InvalidStatus as exc:
         status = exc.response.status_code

@@ -5,7 +5,8 @@ exists only on the OCPI side. What each record is for:
 
 * tx on EVSE-A 08:00 billed by C1 and again by C1-AGAIN (90 s later start, same energy) -> cdr.duplicate
 * tx on EVSE-A 12:00 (10 kWh) billed by C2 with 15 kWh -> cdr.energy_mismatch
-* C3 on EVSE-A 16:00 with no transaction behind it -> cdr.orphan
+* CDR000003 on EVSE-A 16:00 with no transaction behind it -> cdr.orphan (a 9-character id: its key must survive
+  the redaction net, which blanks eMAID shapes such as BE*BEC*CDR000003)
 * tx on EVSE-B 14:00 (6 kWh, 1.50 EUR at the published tariff T1) billed 4.00 by C4 -> cdr.price_mismatch
 * tx on EVSE-B 09:00 (8 kWh) never billed -> session.unbilled; also meter.exceeds_capacity, because the Location
   rates EVSE-B at 3.68 kW (proof that Locations serve as the inventory)
@@ -158,7 +159,7 @@ def cdrs() -> list[dict[str, Any]]:
         a_cdr("C1", "EVSE-A", T0 + 8 * h, 60, 20.0, 5.0),
         a_cdr("C1-AGAIN", "EVSE-A", T0 + 8 * h + timedelta(seconds=90), 60, 20.0, 5.0),
         a_cdr("C2", "EVSE-A", T0 + 12 * h, 60, 15.0, 3.75),
-        a_cdr("C3", "EVSE-A", T0 + 16 * h, 60, 12.0, 3.0),
+        a_cdr("CDR000003", "EVSE-A", T0 + 16 * h, 60, 12.0, 3.0),
         a_cdr("C4", "EVSE-B", T0 + 14 * h, 30, 6.0, 4.0),
         a_cdr("C5", "EVSE-X", T0 + 10 * h, 30, 4.0, 1.0, party=("FR", "EVL")),
         a_cdr("C6", "EVSE-B", T0 + 18 * h, 30, 5.0, 1.25, token=BLOCKED),

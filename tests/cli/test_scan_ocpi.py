@@ -18,12 +18,12 @@ from cli.ocpi_case import BLOCKED, RAW_TOKENS, T0, Case, a_cdr, write_case
 from test_canary import _encodings
 
 BILLING = {
-    "cdr.duplicate": ["BE*BEC*C1", "BE*BEC*C1-AGAIN"],
-    "cdr.energy_mismatch": ["BE*BEC*C2", "103"],
-    "cdr.orphan": ["BE*BEC*C3"],
-    "cdr.price_mismatch": ["BE*BEC*C4"],
-    "cdr.party_mismatch": ["FR*EVL*C5"],
-    "token.unauthorized_charging": ["BE*BEC*C6"],
+    "cdr.duplicate": ["BE*BEC/C1", "BE*BEC/C1-AGAIN"],
+    "cdr.energy_mismatch": ["BE*BEC/C2", "103"],
+    "cdr.orphan": ["BE*BEC/CDR000003"],
+    "cdr.price_mismatch": ["BE*BEC/C4"],
+    "cdr.party_mismatch": ["FR*EVL/C5"],
+    "token.unauthorized_charging": ["BE*BEC/C6"],
 }
 
 
@@ -50,7 +50,7 @@ def test_every_billing_kind_fires_from_scan_and_lands_in_the_store(case: Case, t
     for kind, transactions in BILLING.items():
         assert [a["transactions"] for a in by_kind.get(kind, [])] == [transactions], kind
     unbilled = sorted(a["transactions"][0] for a in by_kind["session.unbilled"])
-    assert unbilled == ["102", "BE*BEC*S8"]  # the OCPP transaction and the OCPI session nobody billed
+    assert unbilled == ["102", "BE*BEC/S8"]  # the OCPP transaction and the OCPI session nobody billed
     (unauthorized,) = by_kind["token.unauthorized_charging"]
     evidence = unauthorized["evidence"]
     assert evidence["source"] == "ocpi" and evidence["blame"] == "cpo"

@@ -101,7 +101,7 @@ def test_duplicate_fires_on_same_charging_under_another_id() -> None:
         make_detector(CdrDuplicate), [a_cdr("C1"), a_cdr("C2", start=T0 + timedelta(seconds=90))]
     )
     assert [a.kind for a in alerts] == ["cdr.duplicate"]
-    assert alerts[0].evidence["first"] == "BE*BEC*C1" and alerts[0].token_ref == TOKEN
+    assert alerts[0].evidence["first"] == "BE*BEC/C1" and alerts[0].token_ref == TOKEN
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def test_credit_and_reissue_are_legitimate() -> None:
 def test_orphan_fires_when_the_station_reports_transactions_but_none_behind_the_cdr() -> None:
     events = [a_transaction(T0 - timedelta(hours=5)), a_cdr("C1")]
     alerts = run_detector(make_detector(CdrOrphan), events)
-    assert [a.kind for a in alerts] == ["cdr.orphan"] and alerts[0].transactions == ("BE*BEC*C1",)
+    assert [a.kind for a in alerts] == ["cdr.orphan"] and alerts[0].transactions == ("BE*BEC/C1",)
 
 
 def test_orphan_near_misses() -> None:

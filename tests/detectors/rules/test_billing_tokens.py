@@ -85,7 +85,7 @@ def test_evidence_summary_and_credit_cdrs() -> None:
     alerts = alerts_for(status(False, "ALLOWED", T0 - HOUR), kwh=12.5)
     (alert,) = alerts
     assert alert.token_ref == TOKEN and alert.station == "EVSE-1"
-    assert alert.transactions == ("BE*BEC*C1",)
+    assert alert.transactions == ("BE*BEC/C1",)
     assert "12.50 kWh" in alert.summary and "blame: CPO" in alert.summary
     assert alert.evidence["source"] == "ocpi" and alert.evidence["invalid_since"] == (T0 - HOUR).isoformat()
     credit = alerts_for(status(False, "ALLOWED", T0 - HOUR), credit=True, credit_reference_id="C0")

@@ -110,7 +110,7 @@ def test_array_and_envelope_and_pseudonyms(tmp_path: Path) -> None:
     assert {c.cdr_token.uid for c in cdrs} == {P.pseudonymise(RAW_UID)}
     assert {c.cdr_token.contract_id for c in cdrs} == {P.pseudonymise(RAW_CONTRACT)}
     event = cdr_event(cdrs[0], StationMapping())
-    assert event.station == "3256" and event.key == "BE*BEC*CDR1" and event.token_party == "DE*TNM"
+    assert event.station == "3256" and event.key == "BE*BEC/CDR1" and event.token_party == "DE*TNM"
     assert event.energy_wh == pytest.approx(15342.0)
     assert RAW_UID not in repr(event) and RAW_CONTRACT not in repr(event)
     assert cdr_event(cdrs[0], StationMapping(mode="evse_id")).station == "BE*BEC*E041503003"

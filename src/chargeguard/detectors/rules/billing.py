@@ -28,6 +28,7 @@ from chargeguard.detectors.rules.billing_tokens import OcpiUnauthorizedCharging
 from chargeguard.detectors.state import BoundedState
 from chargeguard.events import Event, Finding, Severity, TransactionEnded
 from chargeguard.sources.ocpi.events import CdrReceived, SessionReported
+from chargeguard.sources.ocpi.normalize import object_key
 
 _OCPI = "OCPI 2.2.1 mod_cdrs"
 
@@ -53,7 +54,7 @@ class CdrDuplicate(Detector[DuplicateConfig]):
     """The same charging billed again under another CDR id.
 
     Catches: two CDRs for one token on one station (EVSE) whose starts lie within ``start_window_s`` and whose
-    energies agree within tolerance, under different ``country_code*party_id*id`` keys (CDR ids are unique only
+    energies agree within tolerance, under different ``country_code*party_id/id`` keys (CDR ids are unique only
     per party, so the same id from two parties is two CDRs, and the same key sent twice is one CDR re-sent).
 
     Why it matters: a CPO (or a hub re-routing CDRs) billing one session twice - the second bill looks perfectly
@@ -97,7 +98,7 @@ class CdrDuplicate(Detector[DuplicateConfig]):
         bucket = self._seen.setdefault((event.token_ref, event.station), list, event.ts)
         if event.credit:
             if event.credit_reference_id:
-                original = f"{event.party}*{event.credit_reference_id}"
+                original = object_key(event.party, event.credit_reference_id)
                 self._credited.put(original, True, event.ts)
                 for billed in bucket:
                     if billed.key == original:
@@ -362,7 +363,7 @@ class SessionUnbilled(Detector[UnbilledConfig]):
     def _billed(self, cdr: CdrView) -> None:
         waiting = self._pending.get(cdr.station)
         if cdr.session_id is not None:
-            session_key = f"{cdr.party}*{cdr.session_id}"
+            session_key = object_key(cdr.party, cdr.session_id)
             self._billed_sessions.put(session_key, True, cdr.ts)
             if waiting is not None:
                 waiting.pop(session_key, None)

@@ -17,6 +17,7 @@ from chargeguard.detectors.state import BoundedState
 from chargeguard.events import TransactionEnded
 from chargeguard.sources.ocpi.events import CdrReceived, SessionReported
 from chargeguard.sources.ocpi.models import Cdr
+from chargeguard.sources.ocpi.normalize import object_key
 
 MAX_PER_STATION = 64
 
@@ -107,7 +108,7 @@ class MeteredBook:
     def candidates(self, cdr: CdrView, slack_s: float) -> list[Metered]:
         """Metered sessions behind ``cdr``: its OCPI session by id first, else those overlapping its window."""
         if cdr.session_id is not None:
-            by_id = self._session_keys.get(f"{cdr.party}*{cdr.session_id}")
+            by_id = self._session_keys.get(object_key(cdr.party, cdr.session_id))
             if by_id is not None:
                 return [by_id]
         found = [

@@ -20,7 +20,7 @@ from chargeguard.sources.ocpi.models import Cdr, Tariff
 
 
 class CdrReceived(msgspec.Struct, frozen=True):
-    """A CDR as issued by a CPO. ``key`` is ``country_code*party_id*id`` (CDR ids are unique only per party)."""
+    """A CDR as issued by a CPO. ``key`` is ``country_code*party_id/id`` (CDR ids are unique only per party)."""
 
     ts: datetime
     station: str

@@ -31,6 +31,12 @@ def party_of(country_code: str, party_id: str) -> str:
     return f"{country_code.upper()}*{party_id.upper()}"
 
 
+def object_key(party: str, ident: str) -> str:
+    """``CC*PID/id``: a CDR or Session id made unique (ids are unique per party only). Not ``CC*PID*id``: with a
+    9-character id that is an eMAID's shape, and the redaction net would blank it out of alerts."""
+    return f"{party}/{ident}"
+
+
 @dataclass(frozen=True, slots=True)
 class StationMapping:
     mode: MappingMode = "evse_uid"
@@ -72,7 +78,7 @@ def cdr_event(cdr: Cdr, mapping: StationMapping) -> CdrReceived:
     return CdrReceived(
         ts=max(utc(cdr.last_updated), end),
         station=mapping.station(loc.id, loc.evse_uid, loc.evse_id),
-        key=f"{party_of(cdr.country_code, cdr.party_id)}*{cdr.id}",
+        key=object_key(party_of(cdr.country_code, cdr.party_id), cdr.id),
         party=party_of(cdr.country_code, cdr.party_id),
         token_party=party_of(cdr.cdr_token.country_code, cdr.cdr_token.party_id),
         token_ref=cdr.cdr_token.uid,
@@ -98,7 +104,7 @@ def session_event(session: Session, mapping: StationMapping) -> SessionReported:
     return SessionReported(
         ts=utc(session.last_updated),
         station=mapping.station(session.location_id, session.evse_uid),
-        key=f"{party_of(session.country_code, session.party_id)}*{session.id}",
+        key=object_key(party_of(session.country_code, session.party_id), session.id),
         party=party_of(session.country_code, session.party_id),
         token_party=party_of(session.cdr_token.country_code, session.cdr_token.party_id),
         token_ref=session.cdr_token.uid,

@@ -80,7 +80,7 @@ def test_a_posted_cdr_raises_alerts_live_and_blocks_the_token(router: HostRouter
         assert blocked.json()["status_code"] == 1000
         (first,) = [orjson.loads(line) for line in alerts_file.read_bytes().splitlines()]
         assert first["kind"] == "token.unauthorized_charging" and first["status"] == "open"
-        assert first["token_ref"] == PSEUDONYMISER(BLOCKED_UID) and first["transactions"] == ["NL*CPO*CDR9"]
+        assert first["token_ref"] == PSEUDONYMISER(BLOCKED_UID) and first["transactions"] == ["NL*CPO/CDR9"]
         assert first["evidence"]["source"] == "ocpi" and first["evidence"]["blame"] == "cpo"
         assert [a.kind for a in store.alerts(status="open")] == ["token.unauthorized_charging"]
 

@@ -22,30 +22,33 @@ V = TypeVar("V")
 
 
 class BoundedState(Generic[K, V]):
-    """An LRU map with a key limit and an event-time TTL."""
+    """An LRU map with a key limit and an event-time TTL.
 
-    __slots__ = ("_items", "_next_sweep", "_touch_s", "evictions", "max_keys", "ttl_s")
+    Values and touch times live in two maps: ``get`` - the most frequent call, several per frame - is the values
+    dict's own C method, with no Python frame; the touch times keep the LRU order.
+    """
+
+    __slots__ = ("_next_sweep", "_stamps", "_touch_s", "_values", "evictions", "get", "max_keys", "ttl_s")
 
     def __init__(self, max_keys: int = 100_000, ttl_s: float = 86_400.0) -> None:
         if max_keys < 1:
             raise ValueError("max_keys must be positive")
         self.max_keys = max_keys
         self.ttl_s = ttl_s
-        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._values: dict[K, V] = {}
+        self._stamps: OrderedDict[K, float] = OrderedDict()  # least recently touched first
+        self.get: Callable[[K], V | None] = self._values.get
+        """The value for a key, or None (does not touch it)."""
         self.evictions = 0
         self._next_sweep = float("-inf")
         # a key touched again within this much event time keeps its old stamp (saves the reordering)
         self._touch_s = min(60.0, ttl_s / 1000)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._values)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def get(self, key: K) -> V | None:
-        item = self._items.get(key)
-        return None if item is None else item[1]
+        return key in self._values
 
     def put(self, key: K, value: V, ts: datetime) -> None:
         """Store ``value`` for ``key`` as touched at event time ``ts``, then enforce the bounds."""
@@ -60,10 +63,11 @@ class BoundedState(Generic[K, V]):
 
     def put_at(self, key: K, value: V, now: float) -> None:
         """``put`` with the event time in epoch seconds."""
-        items = self._items
-        if key in items:
-            items.move_to_end(key)
-        items[key] = (now, value)
+        stamps = self._stamps
+        if key in stamps:
+            stamps.move_to_end(key)
+        stamps[key] = now
+        self._values[key] = value
         self._expire(now)
 
     def setdefault(self, key: K, factory: Callable[[], V], ts: datetime) -> V:
@@ -79,45 +83,51 @@ class BoundedState(Generic[K, V]):
 
     def setdefault_at(self, key: K, factory: Callable[[], V], now: float) -> V:
         """``setdefault`` with the event time in epoch seconds."""
-        items = self._items
-        item = items.get(key)
-        if item is not None:
-            value = item[1]
-            if now - item[0] < self._touch_s:
+        stamps = self._stamps
+        stamp = stamps.get(key)
+        if stamp is not None:
+            value = self._values[key]
+            if now - stamp < self._touch_s:
                 return value  # touched moments ago: recency and age are still right within _touch_s
-            items.move_to_end(key)
-            items[key] = (now, value)
+            stamps.move_to_end(key)
+            stamps[key] = now
         else:
             value = factory()
-            items[key] = (now, value)
+            stamps[key] = now
+            self._values[key] = value
         self._expire(now)
         return value
 
     def pop(self, key: K) -> V | None:
-        item = self._items.pop(key, None)
-        return None if item is None else item[1]
+        if self._stamps.pop(key, None) is None:
+            return None
+        return self._values.pop(key)
 
     def _expire(self, now: float) -> None:
-        items = self._items
-        while len(items) > self.max_keys:
-            items.popitem(last=False)
+        stamps = self._stamps
+        values = self._values
+        while len(stamps) > self.max_keys:
+            del values[stamps.popitem(last=False)[0]]
             self.evictions += 1
         if now < self._next_sweep:
             return
         # age-based expiry runs at most every 1/64 of the TTL of event time: cheap, and never late by more
         self._next_sweep = now + self.ttl_s / 64
         horizon = now - self.ttl_s
-        while items:
-            first = next(iter(items.values()))
-            if first[0] >= horizon:
+        while stamps:
+            key, stamp = next(iter(stamps.items()))
+            if stamp >= horizon:
                 break
-            items.popitem(last=False)
+            del stamps[key]
+            del values[key]
             self.evictions += 1
 
     def items(self) -> Iterator[tuple[K, V]]:
-        for key, (_, value) in self._items.items():
-            yield key, value
+        values = self._values
+        for key in self._stamps:
+            yield key, values[key]
 
     def values(self) -> Iterator[V]:
-        for _, value in self._items.values():
-            yield value
+        values = self._values
+        for key in self._stamps:
+            yield values[key]

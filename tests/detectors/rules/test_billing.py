@@ -117,6 +117,17 @@ def test_duplicate_near_misses(second: CdrReceived) -> None:
     assert kinds_of(make_detector(CdrDuplicate), [a_cdr("C1"), second]) == []
 
 
+def test_duplicate_needs_the_same_window_not_one_charging_after_the_other() -> None:
+    # Dundee: a driver re-plugging a minute later, 0 kWh twice - two short sessions in a row, not a double bill
+    first = a_cdr("C1", minutes=1, kwh=0.0, cost=0.0)
+    again = a_cdr("C2", start=T0 + timedelta(minutes=2), minutes=1.5, kwh=0.0, cost=0.0)
+    assert kinds_of(make_detector(CdrDuplicate), [first, again]) == []
+    assert kinds_of(make_detector(CdrDuplicate, min_overlap=0.0), [first, again]) == ["cdr.duplicate"]
+    # the same short charging billed again under another id still fires
+    same = a_cdr("C3", start=T0 + timedelta(seconds=10), minutes=1, kwh=0.0, cost=0.0)
+    assert kinds_of(make_detector(CdrDuplicate), [first, same]) == ["cdr.duplicate"]
+
+
 def test_credit_and_reissue_are_legitimate() -> None:
     credit = a_cdr("C1-CREDIT", cost=-5.0, credit=True, credit_reference_id="C1")
     reissue = a_cdr("C1-FIX", cost=4.5)

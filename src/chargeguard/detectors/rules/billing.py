@@ -35,35 +35,49 @@ _OCPI = "OCPI 2.2.1 mod_cdrs"
 
 @dataclass(frozen=True, slots=True)
 class DuplicateConfig:
-    """start_window_s: starts this close count as the same charging; energy_abs_wh / energy_rel: energy this close."""
+    """start_window_s: starts this close count as the same charging; energy_abs_wh / energy_rel: energy this close;
+    min_overlap: the two CDRs' start..end windows must overlap by this share of the shorter one."""
 
     start_window_s: float = 300.0
     energy_abs_wh: float = 100.0
     energy_rel: float = 0.02
+    min_overlap: float = 0.5
 
 
 @dataclass(slots=True)
 class _Billed:
     key: str
     start: datetime
+    end: datetime
     energy_wh: float
     credited: bool = False
+
+
+def _overlap_share(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> float:
+    """How much of the shorter window the two windows share (0..1); windows of no length share all or nothing."""
+    shared = (min(a_end, b_end) - max(a_start, b_start)).total_seconds()
+    shorter = min((a_end - a_start).total_seconds(), (b_end - b_start).total_seconds())
+    if shorter <= 0:
+        return 1.0 if shared >= 0 else 0.0
+    return max(0.0, shared) / shorter
 
 
 class CdrDuplicate(Detector[DuplicateConfig]):
     """The same charging billed again under another CDR id.
 
-    Catches: two CDRs for one token on one station (EVSE) whose starts lie within ``start_window_s`` and whose
-    energies agree within tolerance, under different ``country_code*party_id/id`` keys (CDR ids are unique only
-    per party, so the same id from two parties is two CDRs, and the same key sent twice is one CDR re-sent).
+    Catches: two CDRs for one token on one station (EVSE) whose starts lie within ``start_window_s``, whose
+    start..end windows overlap by at least ``min_overlap`` of the shorter one, and whose energies agree within
+    tolerance, under different ``country_code*party_id/id`` keys (CDR ids are unique only per party, so the same
+    id from two parties is two CDRs, and the same key sent twice is one CDR re-sent).
 
     Why it matters: a CPO (or a hub re-routing CDRs) billing one session twice - the second bill looks perfectly
     valid on its own.
 
     False positives: credit CDRs (``credit=true`` with ``credit_reference_id``) and the corrected CDR re-issued
     after a credit are legitimate and never fire - provided the credit CDR arrives before the re-issue (the order
-    mod_cdrs prescribes); a re-issue pushed before its credit fires. Two genuinely separate short sessions within
-    the window with the same energy on one EVSE and token are very unlikely but possible.
+    mod_cdrs prescribes); a re-issue pushed before its credit fires. One charging after the other is not the same
+    charging: on the Dundee data with one honest CDR per session, 67 of 66,758 CDRs fired without the overlap
+    condition (drivers re-plugging within a minute or two, mostly 0 kWh) and none with it.
 
     References: OCPI 2.2.1 mod_cdrs (CDR object: id unique per party; credit, credit_reference_id).
     """
@@ -109,6 +123,8 @@ class CdrDuplicate(Detector[DuplicateConfig]):
         out: list[Finding] = []
         for b in bucket:
             close_start = abs((b.start - event.start).total_seconds()) <= c.start_window_s
+            if close_start and _overlap_share(b.start, b.end, event.start, event.end) < c.min_overlap:
+                continue  # one charging after the other, not the same one again
             tolerance = max(c.energy_abs_wh, c.energy_rel * max(b.energy_wh, event.energy_wh))
             if not close_start or abs(b.energy_wh - event.energy_wh) > tolerance:
                 continue
@@ -134,7 +150,7 @@ class CdrDuplicate(Detector[DuplicateConfig]):
                 )
             )
             break
-        bucket.append(_Billed(event.key, event.start, event.energy_wh))
+        bucket.append(_Billed(event.key, event.start, event.end, event.energy_wh))
         if len(bucket) > 64:
             del bucket[0]
         return out

@@ -104,7 +104,8 @@ def test_bad_records_are_named_counted_and_the_rest_go_on(tmp_path: Path) -> Non
         extra_cdr_lines=[
             b"{not json",
             orjson.dumps(broken_cdr),
-            orjson.dumps(a_cdr("C10", "EVSE-A", T0, 30, -1, 0)),
+            orjson.dumps(a_cdr("C10", "EVSE-A", T0, 30, -1, 0)),  # negative energy, not a credit
+            orjson.dumps(a_cdr("C11", "EVSE-A", T0, -30, 1, 0.25)),  # ends before it starts
         ],
     )
     tokens = case.tokens.read_bytes() + orjson.dumps({"uid": BLOCKED, "valid": "maybe"}) + b"\n"
@@ -113,14 +114,15 @@ def test_bad_records_are_named_counted_and_the_rest_go_on(tmp_path: Path) -> Non
     result, alerts = _scan([*case.args(), "--cdrs", str(missing)], tmp_path / "home")
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "bad OCPI records: 3 (cdr 2, token 1)" in out
+    assert "bad OCPI records: 5 (cdr 4, token 1)" in out
     assert f"{case.cdrs}:9 record 8: invalid OCPI cdr" in out  # line 9 of the JSON Lines file
     assert f"{case.cdrs}:10 record 9 (cdr C9): invalid OCPI cdr" in out and "total_cost" in out
+    assert f"{case.cdrs}:11 record 10 (cdr C10): invalid OCPI cdr: total_energy is negative" in out
+    assert f"{case.cdrs}:12 record 11 (cdr C11): invalid OCPI cdr: end_date_time is before start" in out
     assert f"{case.tokens}:4 record 3 (token tok1_" in out
     assert f"unreadable: {missing}: cannot read" in out
     assert BLOCKED not in out
-    # a negative energy is a valid OCPI number, but a CDR the rules skip; everything else still went through
-    assert set(BILLING) <= {a["kind"] for a in alerts}
+    assert set(BILLING) <= {a["kind"] for a in alerts}  # everything else still went through
 
 
 def test_raw_ocpi_tokens_never_appear_in_anything_written(tmp_path: Path) -> None:

@@ -159,3 +159,25 @@ def test_jsonl_shapes_streamed_with_line_numbers(tmp_path: Path) -> None:
     pretty = tmp_path / "pretty.json"
     pretty.write_bytes(orjson.dumps([a_cdr(4), a_cdr(5)], option=orjson.OPT_INDENT_2))
     assert [c.id for c in import_file(pretty, "cdr", P).objects] == ["CDR4", "CDR5"]
+
+
+def test_inconsistent_records_are_bad_but_credits_may_reverse_energy(tmp_path: Path) -> None:
+    path = tmp_path / "cdrs.json"
+    path.write_bytes(
+        orjson.dumps(
+            [
+                a_cdr(1, end_date_time="2015-06-29T20:00:00Z"),  # ends before it starts
+                a_cdr(2, total_energy=-15.342),  # negative energy on an ordinary CDR
+                a_cdr(
+                    3, total_energy=-15.342, credit=True, credit_reference_id="CDR2"
+                ),  # a credit reverses it
+                a_cdr(4, end_date_time="2015-06-29T23:37:32+02:00"),  # 21:37:32Z: an offset is an instant
+            ]
+        )
+    )
+    result = import_file(path, "cdr", P)
+    assert [c.id for c in result.objects] == ["CDR3"]
+    messages = [str(e) for e in result.errors]
+    assert "record 0 (cdr CDR1): invalid OCPI cdr: end_date_time is before start_date_time" in messages[0]
+    assert "record 1 (cdr CDR2): invalid OCPI cdr: total_energy is negative" in messages[1]
+    assert "record 3 (cdr CDR4)" in messages[2]

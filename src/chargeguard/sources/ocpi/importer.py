@@ -19,7 +19,16 @@ import msgspec
 import structlog
 
 from chargeguard.errors import InputError
-from chargeguard.sources.ocpi.models import Cdr, CdrToken, Location, Session, Tariff, Token, check_nonempty
+from chargeguard.sources.ocpi.models import (
+    Cdr,
+    CdrToken,
+    Location,
+    Session,
+    Tariff,
+    Token,
+    check_consistent,
+    check_nonempty,
+)
 
 log = structlog.get_logger("chargeguard.sources.ocpi")
 
@@ -162,10 +171,11 @@ def decode_record(raw: bytes, kind: ObjectKind, pseudonymiser: TokenPseudonymise
         where = f"{source}" + (f" ({kind} {ident})" if ident else "")
         raise InputError(f"invalid OCPI {kind}: {_safe(exc)}", source=where) from None
     empty = check_nonempty(obj)
-    if empty is not None:
+    problem = f"{empty} must not be empty" if empty is not None else check_consistent(obj)
+    if problem is not None:
         ident = _readable_id(raw, kind, pseudonymiser)
         where = f"{source}" + (f" ({kind} {ident})" if ident else "")
-        raise InputError(f"invalid OCPI {kind}: {empty} must not be empty", source=where)
+        raise InputError(f"invalid OCPI {kind}: {problem}", source=where)
     return pseudonymise(obj, pseudonymiser)
 
 

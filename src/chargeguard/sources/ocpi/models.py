@@ -348,3 +348,18 @@ def check_nonempty(obj: OcpiObject) -> str | None:
             if not evse.connectors:
                 return "evses[].connectors"
     return None
+
+
+def check_consistent(obj: OcpiObject) -> str | None:
+    """What the spec's types cannot say but no real CDR or Session does: the first problem, or None.
+
+    An end before the start, and a negative energy (allowed on a credit CDR, which reverses its original).
+    """
+    ended = obj.end_date_time if isinstance(obj, Cdr | Session) else None
+    if isinstance(obj, Cdr | Session) and ended is not None and utc(ended) < utc(obj.start_date_time):
+        return "end_date_time is before start_date_time"
+    if isinstance(obj, Cdr) and obj.total_energy < 0 and not obj.credit:
+        return "total_energy is negative on a CDR that is not a credit"
+    if isinstance(obj, Session) and obj.kwh < 0:
+        return "kwh is negative"
+    return None

@@ -18,4 +18,8 @@ Layers, in data-flow order: ``distributions`` (fitted on the public datasets by 
 ``exchange`` is the public API importers use) -> ``sessions`` and ``station_traffic`` (benign demand and station
 life) -> ``injection`` + ``incidents`` (tuning set) / ``incidents_holdout`` (frozen set) -> ``runner`` (hourly
 slices, heap merge, bounded memory) -> ``output``.
+
+``real_capture`` + ``real_injection`` run the same incident builders on a mirror of an imported real capture's
+stations and merge their traffic into it (station, command and protocol kinds and session.phantom; the
+session-level kinds are injected into the records by ``chargeguard.eval.inject``).
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -109,15 +109,33 @@ class ScanPipeline:
         for ready in self._reorder.push(item):
             self._dispatch(ready)
 
+    def _feed_all(self, items: Iterable[CaptureItem], progress: Callable[[int], None] | None) -> None:
+        """``feed`` for every item, in one loop (the per-line path of a scan)."""
+        reorder = self._reorder
+        push = reorder.push
+        push_at = reorder.push_at
+        dispatch = self._dispatch
+        count = 0
+        for item in items:
+            ready = push(item) if type(item) is BadLine else push_at(item, item.t)  # type: ignore[union-attr]
+            for released in ready:
+                dispatch(released)
+            count += 1
+            if progress is not None and count % 4096 == 0:
+                progress(4096)
+        if progress is not None:
+            progress(count % 4096)
+
     def _dispatch(self, item: CaptureItem) -> None:
         report = self.report
-        if isinstance(item, FrameRecord):
+        if type(item) is FrameRecord:  # exact type: cheaper than isinstance on the per-line path
             report.frames += 1
             events: list[Event] = self.normaliser.frame(item)
-        elif isinstance(item, ConnectionRecord):
+        elif type(item) is ConnectionRecord:
             report.connection_lines += 1
             events = self.normaliser.connection(item)
         else:
+            assert isinstance(item, BadLine)
             report.bad_lines[item.reason] += 1
             if len(report.bad_examples) < MAX_EXAMPLES:
                 report.bad_examples.append(f"{item.source}: {item.message}")
@@ -141,15 +159,7 @@ class ScanPipeline:
     def scan_file(self, path: str, progress: Callable[[int], None] | None = None) -> None:
         self.report.files.append(path)
         try:
-            items = read_capture(path, max_line_bytes=self.settings.max_line_bytes)
-            count = 0
-            for item in items:
-                self.feed(item)
-                count += 1
-                if progress is not None and count % 4096 == 0:
-                    progress(4096)
-            if progress is not None:
-                progress(count % 4096)
+            self._feed_all(read_capture(path, max_line_bytes=self.settings.max_line_bytes), progress)
         except CaptureError as exc:
             self.report.unreadable.append(str(exc))
 

@@ -68,7 +68,8 @@ class BoundedState(Generic[K, V]):
             stamps.move_to_end(key)
         stamps[key] = now
         self._values[key] = value
-        self._expire(now)
+        if now >= self._next_sweep or len(stamps) > self.max_keys:  # checked here: a call only when due
+            self._expire(now)
 
     def setdefault(self, key: K, factory: Callable[[], V], ts: datetime) -> V:
         """Return the value for ``key`` (touching it), creating it with ``factory`` when absent."""
@@ -95,7 +96,8 @@ class BoundedState(Generic[K, V]):
             value = factory()
             stamps[key] = now
             self._values[key] = value
-        self._expire(now)
+        if now >= self._next_sweep or len(stamps) > self.max_keys:
+            self._expire(now)
         return value
 
     def pop(self, key: K) -> V | None:

@@ -35,9 +35,14 @@ class Reorderer(Generic[T]):
     def push(self, item: T) -> list[T]:
         """Add one record; return every record that is now safe to release (in order)."""
         ts = self.key(item)
-        if ts is None or self.lateness_s <= 0:
+        if ts is None:
             return [item]
-        t = ts if type(ts) is float else ts.timestamp()  # type: ignore[union-attr]
+        return self.push_at(item, ts if type(ts) is float else ts.timestamp())  # type: ignore[union-attr]
+
+    def push_at(self, item: T, t: float) -> list[T]:
+        """``push`` with the record's time given in epoch seconds (the key is not called)."""
+        if self.lateness_s <= 0:
+            return [item]
         if t < self._released:
             self.late += 1
             return [item]

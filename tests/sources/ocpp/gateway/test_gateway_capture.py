@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import gzip
 import json
@@ -77,6 +78,24 @@ def test_sanitise_replaces_every_token_and_secret(pseudonymiser: Pseudonymiser) 
     assert sanitise_frame(clean[0], pseudonymiser) == clean[0]
 
 
+def test_sanitise_copies_only_what_changes_and_keeps_the_free_text_net(pseudonymiser: Pseudonymiser) -> None:
+    ts = "2026-03-01T08:00:00Z"
+    sample = {"value": "12345.6", "measurand": "Energy.Active.Import.Register"}
+    meter = [
+        2,
+        "m",
+        "MeterValues",
+        {"connectorId": 1, "meterValue": [{"timestamp": ts, "sampledValue": [sample]}]},
+    ]
+    assert sanitise_frame(meter, pseudonymiser)[3] is meter[3]  # nothing to change: no copy
+    nested = {"vendorId": "X", "data": {"note": f"{ts} card 04C10AED0CA8D1", "ok": ts}, "keep": [1, 2]}
+    frame = [2, "d", "DataTransfer", nested]
+    clean = sanitise_frame(frame, pseudonymiser)
+    assert "04C10AED0CA8D1" not in json.dumps(clean)  # a timestamp prefix does not hide a card number
+    assert clean[3]["data"]["ok"] == ts and clean[3]["keep"] is nested["keep"]
+    assert nested["data"]["note"].endswith("04C10AED0CA8D1")  # the input is not modified
+
+
 def _line(i: int, frame: list[Any]) -> dict[str, Any]:
     return {"ts": f"2026-03-01T08:00:{i:02d}.000Z", "station": "CP-1", "ocpp": "1.6", "from": "station",
             "frame": frame}  # fmt: skip
@@ -105,6 +124,27 @@ def test_writer_rotates_by_size_and_gzips(tmp_path: Path, pseudonymiser: Pseudon
     lines = _read_all(tmp_path)
     assert [line["frame"][1] for line in lines[:-1]] == [str(i) for i in range(40)]
     assert lines[-1]["event"] == "disconnect"
+    assert TOKENS[0] not in json.dumps(lines)
+
+
+def test_writer_batches_after_the_relay_step_in_order(tmp_path: Path, pseudonymiser: Pseudonymiser) -> None:
+    writer = CaptureWriter(tmp_path, pseudonymiser, batch_lines=4)
+
+    async def relay() -> None:
+        writer.on_frame(_line(0, [2, "0", "Authorize", {"idTag": TOKENS[0]}]))
+        assert writer.lines_written == 0  # still this relay step: the frame goes out first
+        await asyncio.sleep(0)
+        assert writer.lines_written == 1
+        for i in range(1, 6):  # a full batch is written at once
+            writer.on_frame(_line(i, [2, str(i), "Heartbeat", {}]))
+        assert writer.lines_written == 5
+        writer.flush()
+        assert writer.lines_written == 6
+
+    asyncio.run(relay())
+    writer.close()
+    lines = _read_all(tmp_path)
+    assert [line["frame"][1] for line in lines] == [str(i) for i in range(6)]
     assert TOKENS[0] not in json.dumps(lines)
 
 

@@ -43,7 +43,10 @@ CASES: list[tuple[dict[str, Any] | bytes, str | None]] = [
     (cdr(0), None),
     (cdr(1, start_date_time="2026-03-01T10:00:00+02:00", end_date_time="2026-03-01T09:30:00Z"), None),
     (cdr(2, total_energy="12.5", total_cost__excl_vat="4.875"), None),
-    (cdr(3, credit=True, total_cost__excl_vat=-4.0), None),
+    (
+        cdr(3, credit=True, total_cost__excl_vat=-4.0, total_energy=-2.5),
+        None,
+    ),  # a credit reverses its original
     (cdr(4, country_code="nl", party_id="abc"), None),  # upper-cased into the key
     (b'{"id": "BROKEN", "country_code": "NL"', "not a JSON object"),
     (b"[1, 2]", "not a JSON object"),
@@ -60,6 +63,7 @@ CASES: list[tuple[dict[str, Any] | bytes, str | None]] = [
     (cdr(15, total_energy=True), "missing or non-numeric energy"),
     (cdr(16, total_energy=-0.5), "negative energy"),
     (cdr(17, total_energy=5000), "absurd energy (over 1000 kWh)"),
+    (cdr(25, credit=True, total_energy=-5000), "absurd energy (over 1000 kWh)"),
     (cdr(18, total_cost=_DROP), "missing or non-numeric total_cost.excl_vat"),
     (cdr(19, total_cost__excl_vat=-3.0), "negative cost on a CDR that is not a credit"),
     (cdr(20, total_cost__excl_vat=250_000), "absurd cost (over 100000)"),
@@ -127,7 +131,7 @@ def test_values_are_typed_in_utc(fast: Reconciliation) -> None:
     by_key = {r[0]: r[1:] for r in rows}
     assert by_key["BE*BEC*CDR000000001"][0] == "2026-03-01T08:00:00"  # +02:00 read as an instant
     assert by_key["DE*ALL*CDR000000002"][1:3] == (12.5, Decimal("4.875"))  # numbers given as strings
-    assert by_key["NL*ABC*CDR000000003"][2:] == (-4, True)  # a credit may be negative
+    assert by_key["NL*ABC*CDR000000003"][1:] == (-2.5, -4, True)  # a credit may be negative
 
 
 @pytest.mark.parametrize("shape", ["array", "blank line", "whitespace line", "object over lines"])

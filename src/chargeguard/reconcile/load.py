@@ -224,8 +224,8 @@ def _validated(side: str, source: str, kind: ObjectKind, options: LoadOptions) -
             WHEN evse IS NULL THEN 'missing EVSE uid'
             WHEN start_ts IS NULL THEN 'missing or unreadable start_date_time'
             WHEN energy IS NULL THEN 'missing or non-numeric energy'
-            WHEN energy < 0 THEN 'negative energy'
-            WHEN energy > {options.max_kwh} THEN 'absurd energy (over {options.max_kwh:g} kWh)'
+            WHEN energy < 0 AND NOT credit THEN 'negative energy'  -- a credit CDR reverses its original
+            WHEN abs(energy) > {options.max_kwh} THEN 'absurd energy (over {options.max_kwh:g} kWh)'
             WHEN cost IS NULL THEN 'missing or non-numeric total_cost.excl_vat'
             WHEN cost < 0 AND NOT credit THEN 'negative cost on a CDR that is not a credit'
             WHEN abs(cost) > {options.max_cost} THEN 'absurd cost (over {options.max_cost:g})'

@@ -88,7 +88,7 @@ def _disputes(o: MatchOptions, how: str, source: str) -> str:
                    CASE WHEN NOT ({_energy_ok("c", "e", o)}) THEN 'energy' END) AS reasons,
                CASE WHEN c.currency <> e.currency THEN abs(c.cost)
                     WHEN abs(c.cost - e.cost) > {o.money_tolerance} THEN abs(c.cost - e.cost)
-                    WHEN c.energy > 0 THEN round(abs(c.cost) * abs(c.energy - e.energy) / c.energy, 4)
+                    WHEN c.energy <> 0 THEN round(abs(c.cost) * abs(c.energy - e.energy) / abs(c.energy), 4)
                     ELSE 0 END::DECIMAL(18, 4) AS stake,
                c.currency AS currency
         FROM {source}

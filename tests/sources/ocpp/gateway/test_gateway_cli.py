@@ -96,3 +96,31 @@ def test_end_to_end_capture_is_pseudonymised(
     assert (
         store.exists() and TOKEN.encode() not in store.read_bytes()
     )  # live detection persisted, pseudonymised
+
+
+def test_enforce_mode_wires_rewriter_cache_clearing_and_the_allowlist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hashes_by_password: Any
+) -> None:
+    monkeypatch.setenv("CHARGEGUARD_PSEUDONYM_KEY", "ab" * 32)
+    monkeypatch.setenv("CHARGEGUARD_HOME", str(tmp_path / "home"))
+    (tmp_path / "gw.toml").write_text(
+        '[listen]\nplain_port = 0\n[upstream]\nurl = "ws://127.0.0.1:9/csms"\n[detection]\nmode = "enforce"\n'
+        f'[stations.CP-1]\nsecurity_profile = 1\nallow_plain = true\npassword_hash = "{hashes_by_password(PW16)}"\n',
+        encoding="utf-8",
+    )
+    running = gateway_cli._observers(load_config(tmp_path / "gw.toml"), None)
+    try:
+        assert running.rewriter is not None and running.cache_clearer is not None
+        watch = running.allowlist_watch
+        assert watch is not None and running.cache_clearer.still_enforced == watch.verdict
+        live = running.observers[-1]
+        assert running.cache_clearer.on_alert in live.sinks  # closed alerts release the caches
+    finally:
+        running.close()
+    monitor = tmp_path / "monitor.toml"
+    monitor.write_text((tmp_path / "gw.toml").read_text(encoding="utf-8").replace('"enforce"', '"monitor"'))
+    running = gateway_cli._observers(load_config(monitor), None)
+    try:
+        assert running.rewriter is None and running.cache_clearer is None and running.allowlist_watch is None
+    finally:
+        running.close()

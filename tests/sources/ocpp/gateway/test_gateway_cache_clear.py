@@ -299,3 +299,34 @@ def test_the_allowlist_watch_unblocks_and_releases_from_the_store(tmp_path: Any)
     assert clearer.held_by(PSEUDO(CLONED)) == () and clearer.releases == 1
     assert len(live.engine.allowlist) == 1
     store.close()
+
+
+class SlowStation16(Cp16):
+    @on(Action16.clear_cache)
+    async def on_clear_cache(self) -> r16.ClearCache:
+        await asyncio.sleep(0.3)
+        return r16.ClearCache(status=ClearCacheStatus.accepted)
+
+
+def test_a_late_answer_to_the_gateways_call_still_never_reaches_the_csms(harness: Any) -> None:
+    async def scenario() -> None:
+        async with harness() as h:
+            station, task = await _station(h, SlowStation16, "CP-1", password=PW16)
+            await station.call(c16.Heartbeat())
+            session = h.gateway.sessions["CP-1"]
+            session._own_call_timeout_s = 0.1
+            await session.send_own_call("ClearCache", {}, {"reason": "test"})
+            await _until(lambda: _actions(h, "own_call_answered_late"))
+            sent = _actions(h, "clear_cache_sent")[0]
+            assert [a["action"] for a in _actions(h, "clear_cache")] == [
+                "clear_cache_sent",
+                "clear_cache_unanswered",
+            ]
+            assert _actions(h, "own_call_answered_late")[0]["message_id"] == sent["message_id"]
+            await station.call(c16.Heartbeat())  # the relay goes on
+            assert not [f for _, f in h.csms.received if sent["message_id"] in f]
+            assert not [line for line in h.observer.frames() if sent["message_id"] in line["frame"]]
+            task.cancel()
+            await station._connection.close()
+
+    asyncio.run(scenario())

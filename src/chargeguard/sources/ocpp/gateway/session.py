@@ -75,6 +75,9 @@ class Session:
         self._on_rewrite = on_rewrite
         # the gateway's own CALL on the station leg (ClearCache): (message id, action, answer future)
         self._own_call: tuple[str, str, asyncio.Future[list[Any]]] | None = None
+        self._own_ids: deque[str] = deque(
+            maxlen=16
+        )  # ids of the gateway's recent own CALLs (late answers too)
         self._own_call_timeout_s = own_call_timeout_s
         self._on_password_learned = on_password_learned
         self._rewriter = rewriter
@@ -181,10 +184,11 @@ class Session:
         target: ServerConnection | ClientConnection,
     ) -> None:
         frame = parse_frame(message, direction, self.state.version)
-        if self._own_call is not None and self._own_call_frame(frame):
+        if self._own_ids and self._own_call_frame(frame):
             if direction is Direction.STATION:
                 return  # the station's answer to the gateway's own CALL: for no one else
-            await asyncio.wait({self._own_call[2]}, timeout=self._own_call_timeout_s)
+            if self._own_call is not None:
+                await asyncio.wait({self._own_call[2]}, timeout=self._own_call_timeout_s)
         result = self._chain.check(frame, self.state)
         for flag in result.flags:
             self._metrics.inc("chargeguard_gateway_frames_flagged_total", reason=flag.reason)
@@ -289,15 +293,19 @@ class Session:
     def _own_call_frame(self, frame: Frame) -> bool:
         """True for the station's answer to the gateway's own CALL (consumed here) and for a CSMS CALL, which
         waits until that answer arrived (one CALL at a time towards the station)."""
-        assert self._own_call is not None
+        own = self._own_call
         if frame.direction is Direction.STATION:
-            if frame.message_type not in (CALLRESULT, CALLERROR) or frame.message_id != self._own_call[0]:
+            if frame.message_type not in (CALLRESULT, CALLERROR) or frame.message_id not in self._own_ids:
                 return False
-            future = self._own_call[2]
-            if not future.done():
-                future.set_result(frame.value or [])
+            if own is not None and frame.message_id == own[0]:
+                if not own[2].done():
+                    own[2].set_result(frame.value or [])
+            else:  # an answer after the gateway stopped waiting: still nobody else's
+                self.connection_line(
+                    "action", {"action": "own_call_answered_late", "message_id": frame.message_id}
+                )
             return True
-        return frame.message_type == CALL and not self._own_call[2].done()
+        return own is not None and frame.message_type == CALL and not own[2].done()
 
     async def send_own_call(self, action: str, payload: dict[str, Any], detail: dict[str, Any]) -> None:
         """Send a gateway-originated CALL (ClearCache) to the station and record it and its answer as action lines.
@@ -317,6 +325,7 @@ class Session:
         message_id = "cg-" + secrets.token_hex(8)
         future: asyncio.Future[list[Any]] = loop.create_future()
         self._own_call = (message_id, action, future)
+        self._own_ids.append(message_id)
         name = _SNAKE_RE.sub("_", action).lower()
         base = {**detail, "ocpp_action": action, "message_id": message_id}
         try:

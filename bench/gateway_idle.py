@@ -310,13 +310,15 @@ if __name__ == "__main__":
         "--gateways", type=int, default=1, help="gateway processes sharing the stations (open-file limit)"
     )
     parser.add_argument("--ping-interval", type=float, default=20.0, help="keepalive seconds, 0 = none")
-    parser.add_argument("--no-context-takeover", action="store_true", help="no zlib state between messages")
+    parser.add_argument(
+        "--context-takeover", action="store_true", help="keep zlib state between messages (default: not)"
+    )
     parser.add_argument("--no-storm", action="store_true", help="skip the restart / reconnect storm")
     args = parser.parse_args()
     tuning: dict[str, Any] = {}
     if args.ping_interval != 20.0:
         interval = args.ping_interval or None
         tuning = {"station_ping_interval_s": interval, "upstream_ping_interval_s": interval}
-    if args.no_context_takeover:
-        tuning["deflate_context_takeover"] = False
+    if args.context_takeover:
+        tuning["deflate_context_takeover"] = True
     asyncio.run(main(args.stations, args.rest, args.compression, args.gateways, tuning, not args.no_storm))

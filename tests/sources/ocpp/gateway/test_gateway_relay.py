@@ -219,22 +219,26 @@ def test_compression_per_leg(
     asyncio.run(scenario())
 
 
-def test_compression_without_context_takeover_keeps_no_state_between_messages(harness: Any) -> None:
+@pytest.mark.parametrize("takeover", [False, True])
+def test_compression_context_takeover_per_policy(harness: Any, takeover: bool) -> None:
+    """Default (False): no context takeover negotiated both ways on both legs, so no idle zlib state."""
+    policy = {"deflate_context_takeover": True} if takeover else {}
+
     async def scenario() -> None:
-        async with harness(upstream_compression=True, deflate_context_takeover=False) as h:
+        async with harness(upstream_compression=True, **policy) as h:
             ws = await h.connect("CP-1", password=PW16, compression="deflate")
-            for n in range(3):  # every message compressed afresh, both ways, on both legs
+            for n in range(3):  # every message compressed, both ways, on both legs
                 await ws.send(f'[2,"{n}","Heartbeat",{{}}]')
                 assert '"currentTime"' in str(await ws.recv())
             for response in (ws.response, h.csms.connections[0].response):
                 agreed = response.headers.get("Sec-WebSocket-Extensions") or ""
-                assert "server_no_context_takeover" in agreed and "client_no_context_takeover" in agreed
+                assert "permessage-deflate" in agreed
+                assert ("server_no_context_takeover" in agreed) is not takeover
+                assert ("client_no_context_takeover" in agreed) is not takeover
             session = h.gateway.sessions["CP-1"]
             for leg in (session.station, session.upstream):
                 deflate = leg.protocol.extensions[0]
-                assert not hasattr(deflate, "encoder") and not hasattr(
-                    deflate, "decoder"
-                )  # no idle zlib state
+                assert hasattr(deflate, "encoder") is takeover and hasattr(deflate, "decoder") is takeover
             await ws.close()
 
     asyncio.run(scenario())

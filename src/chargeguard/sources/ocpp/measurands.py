@@ -19,6 +19,13 @@ _POWER_FACTORS = {"w": 1.0, "kw": 1000.0}
 
 
 def _number(value: Any) -> float | None:
+    kind = type(value)
+    if kind is str:  # OCPP 1.6 values are strings: the common case first
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -63,7 +70,7 @@ def read_sampled_values(sampled: Any, *, v16: bool) -> tuple[float | None, float
             unit = uom.get("unit") if isinstance(uom, dict) else None
             raw_mult = uom.get("multiplier", 0) if isinstance(uom, dict) else 0
             multiplier = raw_mult if isinstance(raw_mult, int) and not isinstance(raw_mult, bool) else 0
-        scaled = value * (10.0 ** max(-9, min(9, multiplier)))
+        scaled = value * (10.0 ** max(-9, min(9, multiplier))) if multiplier else value  # x * 1.0 == x
         phase = item.get("phase")
         if measurand == ENERGY:
             if phase:

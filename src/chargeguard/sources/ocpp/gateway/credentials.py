@@ -1,4 +1,5 @@
-"""Learned station passwords that survive a restart: salted scrypt hashes only, in one JSON file the gateway owns.
+"""Learned station passwords: what a rotation looks like on the wire, and the salted scrypt hashes that survive a
+restart, in one JSON file the gateway owns.
 
 When a station accepts a password rotation the CSMS sent (1.6 ``ChangeConfiguration AuthorizationKey``, 2.0.1
 ``SetVariables BasicAuthPassword``), the gateway hashes the new password at once (``auth.hash_password``) and
@@ -114,3 +115,40 @@ class LearnedCredentials:
             Path(tmp).unlink(missing_ok=True)
             raise
         log.info("gateway.credentials.saved", stations=len(self._entries))
+
+
+def rotated_password(action: str | None, payload: Any) -> str | None:
+    """The new station password a CSMS CALL sets (1.6 ChangeConfiguration AuthorizationKey, 2.0.1 SetVariables
+    BasicAuthPassword), or None."""
+    if not isinstance(payload, dict):
+        return None
+    if action == "ChangeConfiguration" and payload.get("key") == "AuthorizationKey":
+        value = payload.get("value")
+        return value if isinstance(value, str) else None
+    if action == "SetVariables":
+        for entry in payload.get("setVariableData") or []:
+            if not isinstance(entry, dict):
+                continue
+            variable = entry.get("variable")
+            if isinstance(variable, dict) and variable.get("name") == "BasicAuthPassword":
+                value = entry.get("attributeValue")
+                return value if isinstance(value, str) else None
+    return None
+
+
+def rotation_accepted(payload: Any) -> bool:
+    """Whether the station's answer accepted the password change."""
+    if not isinstance(payload, dict):
+        return False
+    if payload.get("status") == "Accepted":
+        return True
+    results = payload.get("setVariableResult")
+    if isinstance(results, list):
+        return any(
+            isinstance(r, dict)
+            and isinstance(r.get("variable"), dict)
+            and r["variable"].get("name") == "BasicAuthPassword"
+            and r.get("attributeStatus") == "Accepted"
+            for r in results
+        )
+    return False

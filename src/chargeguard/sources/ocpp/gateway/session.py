@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from chargeguard.sources.ocpp.gateway.auth import PasswordAuthenticator, password_problem
+from chargeguard.sources.ocpp.gateway.credentials import rotated_password, rotation_accepted
 from chargeguard.sources.ocpp.gateway.enforce import ENFORCED_ACTIONS, AnswerRewriter, request_token
 from chargeguard.sources.ocpp.gateway.guards import ConnectionState, GuardChain, Verdict, callerror_code
 from chargeguard.sources.ocpp.gateway.metrics import GatewayMetrics
@@ -359,7 +360,7 @@ class Session:
         """Remember a password rotation the CSMS sends until the station answers it."""
         if self._authenticator is None or frame.message_id is None:
             return
-        new_password = _rotated_password(frame.action, frame.payload)
+        new_password = rotated_password(frame.action, frame.payload)
         if new_password is not None:
             self._rotations[frame.message_id] = new_password
 
@@ -368,7 +369,7 @@ class Session:
         if self._authenticator is None or frame.message_id is None:
             return
         password = self._rotations.pop(frame.message_id, None)
-        if password is None or frame.message_type != CALLRESULT or not _accepted(frame.payload):
+        if password is None or frame.message_type != CALLRESULT or not rotation_accepted(frame.payload):
             return
         problem = password_problem(self.state.version, password)
         if problem is not None:
@@ -459,37 +460,3 @@ def _action_detail(what: str, verdict: Verdict, frame: Frame) -> dict[str, Any]:
     if frame.action is not None and len(frame.action) <= 64:
         detail["ocpp_action"] = frame.action
     return detail
-
-
-def _rotated_password(action: str | None, payload: Any) -> str | None:
-    if not isinstance(payload, dict):
-        return None
-    if action == "ChangeConfiguration" and payload.get("key") == "AuthorizationKey":
-        value = payload.get("value")
-        return value if isinstance(value, str) else None
-    if action == "SetVariables":
-        for entry in payload.get("setVariableData") or []:
-            if not isinstance(entry, dict):
-                continue
-            variable = entry.get("variable")
-            if isinstance(variable, dict) and variable.get("name") == "BasicAuthPassword":
-                value = entry.get("attributeValue")
-                return value if isinstance(value, str) else None
-    return None
-
-
-def _accepted(payload: Any) -> bool:
-    if not isinstance(payload, dict):
-        return False
-    if payload.get("status") == "Accepted":
-        return True
-    results = payload.get("setVariableResult")
-    if isinstance(results, list):
-        return any(
-            isinstance(r, dict)
-            and isinstance(r.get("variable"), dict)
-            and r["variable"].get("name") == "BasicAuthPassword"
-            and r.get("attributeStatus") == "Accepted"
-            for r in results
-        )
-    return False

@@ -13,7 +13,9 @@ ids the renderer gave them. Two variants per kind, alternating:
 * ``meter.rollback`` - (a) a session's energy made negative (its register runs back;
   ``also_acceptable``: meter.inconsistent); (b) the register set back 2-20 kWh between two sessions.
 * ``meter.inconsistent`` - the reported meterStop differs from the sampled register: (a) 2-10 kWh more,
-  (b) 2-5 kWh less (``also_acceptable``: meter.rollback).
+  (b) 2-5 kWh less (``also_acceptable``: meter.rollback for both: an inflated meterStop is followed by the
+  connector's next meterStart at the true register, which is a register going back on the wire, and with samples
+  30 minutes apart the inflation itself can be energy charged after the last sample).
 * ``token.unauthorized_charging`` - the central system answers (a) Blocked, (b) Invalid or Expired, and the
   station charges anyway.
 * ``session.overlap`` - a second session with another card on an occupied connector: (a) starting in the
@@ -271,7 +273,7 @@ class _Injector:
         self.claim(s.station, s.start)
         self.plan("meter.inconsistent", variant, [changed], s.start, s.end, s.end,
                   f"meterStop {delta / 1000:+.1f} kWh off the sampled register",
-                  ("meter.rollback",) if variant == "b" else ())  # fmt: skip
+                  ("meter.rollback",))  # fmt: skip
         return True
 
     def unauthorized(self, variant: str) -> bool:

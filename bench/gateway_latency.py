@@ -249,7 +249,7 @@ async def _run_gateway(
     # is the figure that stays stable on a shared machine; the median is printed beside it
     per_call: list[float] = []
     calls = cpu_total = 0.0
-    started = time.perf_counter()
+    started, own_cpu = time.perf_counter(), time.process_time()
     for _ in range(5):
         cpu_before, segment_start = _cpu_s(process.pid), time.perf_counter()
         segment_rate = await _closed_loop(via, seconds / 5)
@@ -260,6 +260,7 @@ async def _run_gateway(
         cpu_total += cpu
     elapsed = time.perf_counter() - started
     result: dict[str, Any] = {
+        "loadgen_share": (time.process_time() - own_cpu) / elapsed,
         "rate": calls / elapsed,
         "cpu_per_call_us": min(per_call),
         "cpu_per_call_median_us": statistics.median(per_call),
@@ -288,7 +289,9 @@ async def main(stations: int, seconds: float) -> None:
     direct_ws = await _open(f"ws://127.0.0.1:{csms_port}/csms", stations, False)
     direct = [_Station(ws, i) for i, ws in enumerate(direct_ws)]
     await _closed_loop(direct, 1.0)
+    direct_cpu, direct_start = time.process_time(), time.perf_counter()
     direct_rate = await _closed_loop(direct, seconds)
+    direct_share = (time.process_time() - direct_cpu) / (time.perf_counter() - direct_start)
     bare = await _run_gateway(csms_port, stations, seconds, None, latency=True)
     target = 0.8 * bare["rate"]
     direct_rtt = await _open_loop(direct, target, seconds)
@@ -307,14 +310,16 @@ async def main(stations: int, seconds: float) -> None:
         "frames: MeterValues/StatusNotification/Heartbeat (1.6), schema validation on"
     )
     print(f"load average (1/5/15 min): {load_start} at start, {_load()} at end")
-    print(f"capacity  direct  {direct_rate:9.0f} CALL/s")
+    print(f"capacity  direct  {direct_rate:9.0f} CALL/s (the load generator + CSMS got {100 * direct_share:.0f}% "
+          "of their core)")  # fmt: skip
     for name, run in (("gateway", bare), ("gateway+capture", captured)):
         print(
             f"capacity  {name:15s} {run['rate']:9.0f} CALL/s ({100 * run['rate'] / direct_rate:.0f}% of direct); "
             f"CPU {run['cpu_per_call_us']:.0f} us (median {run['cpu_per_call_median_us']:.0f}) per relayed CALL+answer"
             " -> "
             f"{1e6 / run['cpu_per_call_us']:.0f} CALL/s per fully available core; "
-            f"the gateway got {100 * run['cpu_share']:.0f}% of its core"
+            f"the gateway got {100 * run['cpu_share']:.0f}% of its core, "
+            f"the load generator + CSMS {100 * run['loadgen_share']:.0f}% of theirs"
         )
     print(f"latency at {target:.0f} CALL/s (80% of gateway capacity), round trip in ms:")
     for name, rtts in (("direct ", direct_rtt), ("gateway", gateway_rtt)):

@@ -893,12 +893,6 @@ def test_201_deauthorised_mid_session_end_to_end_when_the_request_repeats_the_id
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the normaliser emits an AuthorizationDecision for a TransactionEvent answer only when the request "
-    "carried an idToken (sources/ocpp/station_messages.py on_result); it should fall back to the open "
-    "transaction's token - remove this marker when it does",
-)
 def test_201_deauthorised_mid_session_end_to_end_when_only_the_answer_names_the_verdict() -> None:
     alerts = _scan(_deauthorised_201(repeat_id_token=False))
     assert [(a.kind, a.ts.minute) for a in alerts] == [("token.unauthorized_charging", 30)]

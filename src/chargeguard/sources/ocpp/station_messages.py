@@ -478,10 +478,15 @@ def _transaction_event_result(
     out: list[Event],
 ) -> None:
     info = result.get("idTokenInfo")
+    if not isinstance(info, dict):
+        return
+    tx_id = str(call["transactionInfo"]["transactionId"])
+    open_tx = norm.transactions.get(rec.station, tx_id)
     raw = _id_token(call)
-    if isinstance(info, dict) and raw:
-        tx_id = str(call["transactionInfo"]["transactionId"])
-        open_tx = norm.transactions.get(rec.station, tx_id)
+    # the CSMS may judge the transaction's token in the answer to an event that does not repeat it
+    # (a mid-session deauthorisation): the verdict is about the open transaction's token
+    token = norm.token(raw) if raw else (open_tx.token_ref if open_tx is not None else None)
+    if token:
         if open_tx is not None and open_tx.auth_status is None:
             open_tx.auth_status = str(info.get("status"))
         out.append(
@@ -489,7 +494,7 @@ def _transaction_event_result(
                 rec.ts,
                 _at(call.get("timestamp"), rec),
                 rec.station,
-                norm.token(raw),
+                token,
                 str(info.get("status")),
                 "TransactionEvent",
                 rec.ocpp,

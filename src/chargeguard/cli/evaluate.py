@@ -18,6 +18,7 @@ from chargeguard.eval.records import load_alerts, load_truth
 from chargeguard.eval.report import print_evaluation
 from chargeguard.eval.sessions import count_sessions
 from chargeguard.logs import configure_logging
+from chargeguard.sim.real_injection import inject_station_incidents
 from chargeguard.sources.datasets.registry import FORMATS, import_dataset
 from chargeguard.sources.datasets.render import OCPP_CHOICES, RenderOptions, write_import_full
 
@@ -121,6 +122,18 @@ def import_sessions_command(
     inject_per_kind: Annotated[
         int, typer.Option("--inject", min=0, help="Inject N labelled incidents per kind; writes truth.jsonl.")
     ] = 0,
+    inject_station_per_kind: Annotated[
+        int,
+        typer.Option(
+            "--inject-station",
+            min=0,
+            help="Also inject N incidents per station/command/protocol kind (and session.phantom) beside the "
+            "real stations' traffic; appends to truth.jsonl.",
+        ),
+    ] = 0,
+    incident_set: Annotated[
+        str, typer.Option("--incident-set", help="Incident variants for --inject-station: tuning or holdout.")
+    ] = "tuning",
 ) -> None:
     """Turn a public charging-session dataset into an OCPP capture with a station inventory."""
     configure_logging("warning", "json")
@@ -129,6 +142,8 @@ def import_sessions_command(
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
     if ocpp not in OCPP_CHOICES:
         raise typer.BadParameter(f"--ocpp must be one of {', '.join(OCPP_CHOICES)}")
+    if incident_set not in ("tuning", "holdout"):
+        raise typer.BadParameter("--incident-set must be tuning or holdout")
     missing = [str(p) for p in inputs if not p.exists()]
     if missing:
         err.print(f"[red]error:[/] input not found: {', '.join(missing)}", highlight=False)
@@ -157,6 +172,24 @@ def import_sessions_command(
         truth = b"".join(orjson.dumps(p.truth(rendered.transaction_ids)) + b"\n" for p in planned)
         (out / "truth.jsonl").write_bytes(truth)
         err.print(f"{len(planned)} incidents injected -> {out / 'truth.jsonl'}", highlight=False)
+    if inject_station_per_kind:
+        try:
+            injected = inject_station_incidents(
+                out,
+                per_kind=inject_station_per_kind,
+                seed=seed,
+                incidents=incident_set,
+                sample_interval_s=sample_interval_s,
+            )
+        except ChargeguardError as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(injected.skipped.items()) if v) or "none"
+        err.print(
+            f"{len(injected.truths)} {incident_set} station/command/protocol incidents injected -> "
+            f"{out / 'truth.jsonl'} (skipped: {skipped})",
+            highlight=False,
+        )
     for problem in data.problems[:MAX_EXAMPLES]:
         err.print(f"[yellow]unparsable row[/] {problem}", highlight=False)
     if len(data.problems) > MAX_EXAMPLES:

@@ -79,3 +79,22 @@ def test_import_nothing_readable_exits_1(tmp_path: Path) -> None:
         "Session_data.csv:2: column 'Arrival'" in result.output
         and "no session could be read" in result.output
     )
+
+
+def test_import_with_station_incidents_appends_their_truth(ds: Any, tmp_path: Path) -> None:
+    src = ds.slice_file(
+        ds.real("epfl-level3-dc-fast/Session_data.csv"), tmp_path / "in" / "Session_data.csv", 200
+    )
+    out = tmp_path / "out"
+    args = ["import-sessions", "--format", "epfl", str(src), "--out", str(out), "--seed", "5"]
+    result = CliRunner().invoke(
+        app, [*args, "--inject", "1", "--inject-station", "1", "--incident-set", "holdout"]
+    )
+    assert result.exit_code == 0, result.output
+    truth = [orjson.loads(line) for line in (out / "truth.jsonl").read_bytes().splitlines()]
+    kinds = {t["kind"] for t in truth}
+    assert "meter.rollback" in kinds  # the session-level injection is kept
+    assert any(k.startswith("station.") for k in kinds) and any(k.startswith("command.") for k in kinds)
+    assert "holdout station/command/protocol incidents injected" in result.output
+    bad = CliRunner().invoke(app, [*args, "--inject-station", "1", "--incident-set", "mine"])
+    assert bad.exit_code == 2 and "--incident-set" in bad.output

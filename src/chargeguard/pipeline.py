@@ -6,9 +6,11 @@ few ``file:line`` examples; a file that cannot be opened is reported and the oth
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -173,11 +175,32 @@ class ScanPipeline:
 
     def run(self, paths: Sequence[str], progress: Callable[[int], None] | None = None) -> ScanReport:
         started = time.perf_counter()
-        for path in paths:
-            self.scan_file(path, progress)
-        report = self.finish()
+        with batch_gc():
+            for path in paths:
+                self.scan_file(path, progress)
+            report = self.finish()
         report.seconds = time.perf_counter() - started
         return report
+
+
+@contextmanager
+def batch_gc(young_threshold: int = 50_000) -> Iterator[None]:
+    """Run the cyclic garbage collector's youngest generation less often while a scan runs, then restore.
+
+    A scan keeps a steady population of state objects; with the default threshold (700 net allocations) the
+    collector ran thousands of times over a million-line capture for about 15 % of the CPU time, finding almost
+    nothing (the per-line objects are acyclic and freed by reference counting). Memory stays bounded: at most
+    ``young_threshold`` uncollected young objects between collections.
+    """
+    old = gc.get_threshold()
+    if old[0] == 0:  # automatic collection is off: leave it off
+        yield
+        return
+    gc.set_threshold(max(old[0], young_threshold), old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
 
 
 def _item_ts(item: CaptureItem) -> datetime | float | None:

@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 # the last datetime converted to epoch seconds and its value: the events of one frame share their ``ts`` object,
 # and every detector's state is touched with it, so one conversion serves them all (identity, not equality: the
 # reference held here keeps the object alive, so its id cannot be reused)
-_LAST: list[object] = [None, 0.0]
+_LAST: tuple[datetime | None, float] = (None, 0.0)
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -52,13 +52,13 @@ class BoundedState(Generic[K, V]):
 
     def put(self, key: K, value: V, ts: datetime) -> None:
         """Store ``value`` for ``key`` as touched at event time ``ts``, then enforce the bounds."""
-        last = _LAST
-        if ts is last[0]:
-            now: float = last[1]  # type: ignore[assignment]
+        global _LAST
+        cached = _LAST
+        if ts is cached[0]:
+            now = cached[1]
         else:
             now = ts.timestamp()
-            last[0] = ts
-            last[1] = now
+            _LAST = (ts, now)  # one reference swap: threads never see a time paired with another's epoch
         self.put_at(key, value, now)
 
     def put_at(self, key: K, value: V, now: float) -> None:
@@ -73,13 +73,13 @@ class BoundedState(Generic[K, V]):
 
     def setdefault(self, key: K, factory: Callable[[], V], ts: datetime) -> V:
         """Return the value for ``key`` (touching it), creating it with ``factory`` when absent."""
-        last = _LAST
-        if ts is last[0]:
-            now: float = last[1]  # type: ignore[assignment]
+        global _LAST
+        cached = _LAST
+        if ts is cached[0]:
+            now = cached[1]
         else:
             now = ts.timestamp()
-            last[0] = ts
-            last[1] = now
+            _LAST = (ts, now)  # one reference swap: threads never see a time paired with another's epoch
         return self.setdefault_at(key, factory, now)
 
     def setdefault_at(self, key: K, factory: Callable[[], V], now: float) -> V:

@@ -5,7 +5,7 @@ Generates (once, cached in --workdir) a capture of realistic mixed traffic with 
 run, each in a fresh single process:
 
 * scan: every detector on, schema validation on, no store (``--no-store``), alerts to a file;
-* decode floor: ``orjson.loads`` of every line of the same file;
+* decode floor: ``orjson.loads`` of every line of the same file (best of three runs: it is short);
 * peak RSS of the scan on the whole capture and on its first quarter (memory must not grow with capture length).
 
 Prints frames/s (CPU time and wall time), the ratio to the decode floor, and the peak memory of both runs.
@@ -90,7 +90,10 @@ def main() -> None:
                 if i >= total // 4:
                     break
                 dst.write(line)
-    lines, dec_cpu, dec_wall = _child(CHILD_DECODE, str(capture))
+    # the floor takes ~1.5 s: on a shared machine one run can land in a busy second, so take the best of three
+    lines, dec_cpu, dec_wall = min(
+        (_child(CHILD_DECODE, str(capture)) for _ in range(3)), key=lambda r: float(r[1])
+    )
     frames, read, cpu, wall, rss, alerts = _child(CHILD_SCAN, str(capture), stations)
     q_frames, _, _, _, q_rss, _ = _child(CHILD_SCAN, str(quarter), stations)
     n = int(read)

@@ -212,7 +212,17 @@ def deauthorised_mid_session(scene: Scene, t: float, *, with_id_token: bool) -> 
     ]
     if len(periodic) < 6:
         return None  # too short to be refused mid-session with energy still to come
-    refused_call = periodic[rng.randrange(1, len(periodic) // 3)]
+    # refused while charging: at least 1 kWh must still flow after the answer (a session whose car is full
+    # early idles at a flat register, and a refusal then is not charging on a refused card)
+    final = max((r for _, line in emits if (r := register_of(line)) is not None), default=None)
+    candidates = [
+        line
+        for line in periodic[1 : len(periodic) // 2]
+        if (r := register_of(line)) is not None and final is not None and r + 1000.0 < final
+    ]
+    if not candidates:
+        return None
+    refused_call = candidates[rng.randrange(0, min(len(candidates), max(1, len(periodic) // 3)))]
     status = rng.choice(("Invalid", "Blocked", "Expired", "NoCredit"))
     msg_id = refused_call["frame"][1]
     if with_id_token:

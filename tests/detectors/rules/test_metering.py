@@ -737,3 +737,40 @@ def test_state_stays_bounded_under_a_flood_of_transactions(cls: type[Any]) -> No
         ):
             list(detector.process(event))
     assert detector.state_size() <= 3 * 40
+
+
+def test_phantom_billed_while_the_connector_said_available() -> None:
+    """The station's own word against the bill: Available (no cable) while the transaction ran, and never a
+    plugged-in status - fires on the first transaction of a station, even when the transaction said Charging."""
+    claimed = lifeless("1", 0, 55, 4_400.0, ocpp="2.0.1", connector="1/1")
+    claimed[-1] = msgspec.structs.replace(claimed[-1], charging_seen=True)
+    running = [claimed[0], status(9, "Available", connector="1/1"), status(28, "Available", connector="1/1"),
+               claimed[1]]  # fmt: skip
+    alerts = run(Phantom, running, context=WITH_INVENTORY)
+    assert [(a.ts, a.transactions, a.confidence) for a in alerts] == [(at(55), ("1",), 0.9)]
+    assert alerts[0].evidence["signals"][-1] == "connector_available_while_running"
+    # near misses: the unplug lands just before the stop (ordinary) ...
+    late = [claimed[0], status(50, "Available", connector="1/1"), claimed[1]]
+    assert run(Phantom, late, context=WITH_INVENTORY) == []
+    # ... the previous car's Available arrives before the start ...
+    before = [status(-1, "Available", connector="1/1"), *claimed]
+    assert run(Phantom, before, context=WITH_INVENTORY) == []
+    # ... a transaction started before the cable (2.0.1 TxStartPoint Authorized) that then sees a plug-in ...
+    plugged_later = [claimed[0], status(2, "Available", connector="1/1"), status(4, "Occupied", connector="1/1"),
+                     claimed[1]]  # fmt: skip
+    assert run(Phantom, plugged_later, context=WITH_INVENTORY) == []
+    # ... or Available on another connector of the station
+    other = [claimed[0], status(9, "Available", connector="2/1"), claimed[1]]
+    assert run(Phantom, other, context=WITH_INVENTORY) == []
+
+
+def test_a_late_unplug_of_the_previous_car_is_not_available_while_running() -> None:
+    """Perth, rapid back-to-back sessions: the next car's plug-in (Occupied) is reported, then the previous
+    car's unplug (Available) arrives late, after the new transaction started."""
+    claimed = lifeless("2", 0, 15, 4_000.0, ocpp="2.0.1", connector="1/1")
+    claimed[-1] = msgspec.structs.replace(claimed[-1], charging_seen=True)
+    events = [status(-0.3, "Occupied", connector="1/1"), status(-0.2, "Available", connector="1/1"),
+              claimed[0], status(2.5, "Available", connector="1/1"), claimed[1]]  # fmt: skip
+    assert run(Phantom, events, context=WITH_INVENTORY) == []
+    # without the plug-in before the start the same Available is the station's word against the bill
+    assert len(run(Phantom, [e for i, e in enumerate(events) if i != 0], context=WITH_INVENTORY)) == 1

@@ -40,6 +40,8 @@ class PhantomConfig:
       energy billed.
     unsampled_intervals: a transaction that said Charging yet sent no sample while it ran, at a station that
       samples while charging, is judged on the station's habits once it lasted this many of its sample intervals.
+    unplugged_s: the connector reported Available (no cable) while the transaction ran, at least this long
+      before it ended, and never a plugged-in status: the station itself says no vehicle was there.
     """
 
     min_energy_wh: float = 1000.0
@@ -49,6 +51,7 @@ class PhantomConfig:
     default_max_kw: float = 400.0
     tolerance: float = 0.10
     unsampled_intervals: float = 3.0
+    unplugged_s: float = 600.0
 
 
 @dataclass(slots=True)
@@ -65,6 +68,8 @@ class _Life:
     running_samples: int = 0  # readings taken while it ran (not the Begin/End boundary readings)
     last_running_at: float | None = None
     gap_s: float | None = None  # shortest time between two of those readings
+    available_at: float | None = None  # first Available status reported while it ran (station time)
+    plug_lead: bool = False  # a plugged-in status shortly before the start, even if a late Available followed
 
 
 class Phantom(Detector[PhantomConfig]):
@@ -75,7 +80,8 @@ class Phantom(Detector[PhantomConfig]):
     values themselves, not evidence), no sampled power, and no plugged-in status on its connector (1.6
     Preparing / Charging / Suspended* / Finishing, 2.0.1 Occupied) from shortly before its start to its end.
     It fires when the station is known to report such signs (an earlier transaction of the station showed
-    them), when the connector was Unavailable or Faulted at the start, or when the transaction was also too
+    them), when the connector was Unavailable or Faulted at the start, when it reported Available (no cable)
+    while the transaction ran at least ``unplugged_s`` before its end, or when the transaction was also too
     short for its energy on this connector; confidence rises with each.
 
     Why it matters: DOMAIN.md #20 (phantom or ghost sessions: billing records with no charging behind them,
@@ -124,10 +130,17 @@ class Phantom(Detector[PhantomConfig]):
         self._reporting: BoundedState[str, bool] = BoundedState(limits.max_keys, limits.ttl_s)
         # the sample interval a station showed in a transaction that really charged
         self._interval: BoundedState[str, float] = BoundedState(limits.max_keys, limits.ttl_s)
+        # when each connector last reported a plugged-in status (the latest status may be a late Available)
+        self._vehicle_at: BoundedState[tuple[str, str], float] = BoundedState(limits.max_keys, limits.ttl_s)
 
     def state_size(self) -> int:
         return (
-            len(self._tx) + len(self._status) + len(self._open) + len(self._reporting) + len(self._interval)
+            len(self._tx)
+            + len(self._status)
+            + len(self._open)
+            + len(self._reporting)
+            + len(self._interval)
+            + len(self._vehicle_at)
         )
 
     def process(self, event: Event) -> Iterable[Finding]:
@@ -146,11 +159,20 @@ class Phantom(Detector[PhantomConfig]):
         if unit is None:
             return
         self._status.put((event.station, unit), (event.status, event.at.timestamp()), event.ts)
+        if event.status in VEHICLE_STATUSES:
+            self._vehicle_at.put((event.station, unit), event.at.timestamp(), event.ts)
         tx = self._open.get((event.station, unit))
-        if tx is not None and event.status in VEHICLE_STATUSES:
-            life = self._tx.get(event.station, tx)
-            if life is not None:
-                life.plugged = True
+        if tx is None:
+            return
+        life = self._tx.get(event.station, tx)
+        if life is None:
+            return
+        if event.status in VEHICLE_STATUSES:
+            life.plugged = True
+        elif event.status == "Available" and life.available_at is None:
+            at = event.at.timestamp()
+            if life.start_at is not None and at > life.start_at:
+                life.available_at = at
 
     def _started(self, event: TransactionStarted) -> None:
         life = self._tx.touch(event.station, event.transaction_id, event.ts, event.connector)
@@ -161,6 +183,8 @@ class Phantom(Detector[PhantomConfig]):
         if life.unit is None:
             return
         self._open.put((event.station, life.unit), event.transaction_id, event.ts)
+        vehicle_at = self._vehicle_at.get((event.station, life.unit))
+        life.plug_lead = vehicle_at is not None and vehicle_at >= life.start_at - self.config.plug_lead_s
         last = self._status.get((event.station, life.unit))
         if last is not None:
             status, at = last
@@ -228,7 +252,16 @@ class Phantom(Detector[PhantomConfig]):
             and duration >= cfg.unsampled_intervals * interval + 60.0
         )
         habits = reporting and not event.queued and (not claimed or unsampled)
-        if not (too_short or life.out_of_service or habits):
+        # the connector said "no cable" while the transaction ran, long before it ended (an unplug just before
+        # the stop is ordinary), and never said plugged: billing with the station's own word against it
+        # (not when a plug-in was reported shortly before the start: an Available then may be the previous
+        # car's unplug arriving late - seen on Perth, rapid back-to-back sessions)
+        unplugged = (
+            life.available_at is not None
+            and not life.plug_lead
+            and event.at.timestamp() - life.available_at >= cfg.unplugged_s
+        )
+        if not (too_short or life.out_of_service or habits or unplugged):
             return []
         signals = ["no_register_rise", "no_power", "no_plugged_status"]
         if life.out_of_service:
@@ -241,7 +274,9 @@ class Phantom(Detector[PhantomConfig]):
             signals.append("charging_state_claimed")
         if unsampled:
             signals.append("no_sample_while_claimed")
-        confidence = 0.95 if life.out_of_service else (0.9 if too_short and reporting else 0.8)
+        if unplugged:
+            signals.append("connector_available_while_running")
+        confidence = 0.95 if life.out_of_service else (0.9 if (too_short and reporting) or unplugged else 0.8)
         reason = (
             f"on a connector reported {life.out_of_service}"
             if life.out_of_service

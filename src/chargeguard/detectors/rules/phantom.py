@@ -158,21 +158,24 @@ class Phantom(Detector[PhantomConfig]):
         unit = connector_key(event.connector)
         if unit is None:
             return
-        self._status.put((event.station, unit), (event.status, event.at.timestamp()), event.ts)
-        if event.status in VEHICLE_STATUSES:
-            self._vehicle_at.put((event.station, unit), event.at.timestamp(), event.ts)
+        at = event.at.timestamp()
+        vehicle = event.status in VEHICLE_STATUSES
+        self._status.put((event.station, unit), (event.status, at), event.ts)
+        if vehicle:
+            self._vehicle_at.put((event.station, unit), at, event.ts)
         tx = self._open.get((event.station, unit))
-        if tx is None:
-            return
-        life = self._tx.get(event.station, tx)
+        life = None if tx is None else self._tx.get(event.station, tx)
         if life is None:
             return
-        if event.status in VEHICLE_STATUSES:
+        if vehicle:
             life.plugged = True
-        elif event.status == "Available" and life.available_at is None:
-            at = event.at.timestamp()
-            if life.start_at is not None and at > life.start_at:
-                life.available_at = at
+        elif (
+            event.status == "Available"
+            and life.available_at is None
+            and life.start_at is not None
+            and at > life.start_at
+        ):
+            life.available_at = at
 
     def _started(self, event: TransactionStarted) -> None:
         life = self._tx.touch(event.station, event.transaction_id, event.ts, event.connector)

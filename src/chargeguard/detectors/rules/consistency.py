@@ -21,7 +21,8 @@ class InconsistentConfig:
     default_max_kw: connector rating when the inventory does not know it; also the most any charger delivers,
       which bounds how far the first sample may sit above meterStart.
     rate_margin: how much faster than the fastest charging seen in the transaction the register may have risen
-      between the last sample and the stop (never above the rating, never below half of it).
+      between the last sample and the stop (never below half the rating; never above it, unless the
+      transaction's own readings already rose faster - then as fast as they did).
     """
 
     tolerance_wh: float = 100.0
@@ -46,8 +47,8 @@ class Inconsistent(Detector[InconsistentConfig]):
 
     * the stop register below the last register sampled while the transaction ran, or above it by more than the
       charging seen in the transaction (fastest rise or sampled power, x ``rate_margin``, capped by the
-      connector rating) could add in the time between - the 1.6 meterStop against the MeterValues, the 2.0.1
-      Transaction.End register against the periodic samples;
+      connector rating unless the readings themselves rose faster) could add in the time between - the 1.6
+      meterStop against the MeterValues, the 2.0.1 Transaction.End register against the periodic samples;
     * the first sample below meterStart, or above it by more than any charger could deliver since the start (a
       station billing from another register than it samples, such as meterStart 0 against an absolute register).
 
@@ -58,6 +59,11 @@ class Inconsistent(Detector[InconsistentConfig]):
     an inflated or trimmed stop value, a meterStart that hides energy, or a station that bills from a different
     meter than it samples (DOMAIN.md #16, #17; the foundation issue's "reported energy disagreeing with its meter
     readings").
+
+    The rise allowed after the last sample is never below the fastest charging the transaction's own readings
+    showed, even beyond the rating: a register that rose at 59 kW on a 22 kW connector throughout and stops
+    where that pace leads is impossible energy (meter.exceeds_capacity's alert), not a stop disagreeing with
+    its samples (injected real data: five such transactions were double-counted as inconsistent).
 
     False positives: a car that starts drawing much faster right after the last sample (the allowance never
     falls below half the rating); stations that report meterStart 0 while sampling an absolute register (a
@@ -138,6 +144,9 @@ class Inconsistent(Detector[InconsistentConfig]):
                 if observed > 0
                 else rating_kw * 1000.0
             )
+            # samples that already rose faster than the rating (meter.exceeds_capacity's finding) may go on at
+            # that pace: a stop keeping up with the transaction's own register agrees with it
+            rate_w = max(rate_w, readings.max_rate_w)
             gap = max(event.at.timestamp() - last_at, 0.0)
             checks.append(
                 _Check("stop", "meterStop vs last sample", last_wh, stop, tol + rate_w * gap / 3600.0)

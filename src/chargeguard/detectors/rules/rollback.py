@@ -20,10 +20,15 @@ class RollbackConfig:
     tolerance_wh: decrease ignored as register rounding (kWh registers with two decimals step by 10 Wh).
     zero_register_wh: meterStart values at or below this are a register counting from zero; a connector whose
       transactions all start there meters per transaction, so its next start is not compared with the last stop.
+    stop_memory_s: how long a connector's last stop register is remembered (event time, at least the engine's
+      state TTL): a register keeps its value however long the connector stands idle, and connectors of rural
+      or residential networks stand idle for weeks (Perth, Trondheim: 8-17 days before a set-back register).
+      One small record per connector, still bounded by the engine's key limit.
     """
 
     tolerance_wh: float = 10.0
     zero_register_wh: float = 100.0
+    stop_memory_s: float = 366 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +47,9 @@ class Rollback(Detector[RollbackConfig]):
     rollback of many small steps is caught once their sum passes the tolerance; meterStop lower than meterStart,
     or lower than the highest sample of its transaction (a register set back while the car charged);
     and a transaction that starts below where the previous transaction on the same connector / EVSE stopped
-    (set back between sessions, or restarted near zero) - unless that connector meters every transaction from
-    zero. Samples and transactions that arrive late but carry an earlier station time are not decreases.
+    (set back between sessions, or restarted near zero, however long the connector stood idle in between - see
+    ``stop_memory_s``) - unless that connector meters every transaction from zero. Samples and transactions
+    that arrive late but carry an earlier station time are not decreases.
 
     Why it matters: DOMAIN.md #16 (meter rollback / non-monotonic register / meterStop < meterStart; SteVe
     accepted meterStop < meterStart). Energy.Active.Import.Register is cumulative by definition: it only rises, so
@@ -76,7 +82,7 @@ class Rollback(Detector[RollbackConfig]):
         super().__init__(config, context)
         self._tx: TxBook[Readings] = TxBook(Readings, context)
         self._stops: BoundedState[tuple[str, str], _LastStop] = BoundedState(
-            context.limits.max_keys, context.limits.ttl_s
+            context.limits.max_keys, max(context.limits.ttl_s, config.stop_memory_s)
         )
 
     def state_size(self) -> int:

@@ -22,6 +22,8 @@ class _Connections:
     last_frame: datetime | None = None  # kept as the event's datetime: converted only when a connect needs it
     history: EventWindow[str] | None = None
     last_host: str | None = None  # the remote host the station was last connected from
+    # hosts of which one connection closed with a disconnect naming no address: which one is unknown
+    unsure: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,11 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
     A station that keeps sending frames after its last ``disconnect`` with no ``connect`` in between (a capture
     that missed the reconnect) is taken to be connected again from the address it was last connected from
     (the disconnect's own address, or its connect's when the disconnect line names none).
+
+    A disconnect naming no address while connections from several addresses are open closes one of them, but
+    which is unknown: a later connect from one of those addresses is then not taken for a second connection
+    (the one left open may be its own). Injected real data: a twin that connected from a mobile address and left
+    with an unnamed disconnect made the station's own reconnect, eleven days later, look like a duplicate.
 
     False positives: a reconnect after a clean disconnect, or from the same address (the old TCP connection
     was half-dead), never fires. Stations with two uplinks (LTE failover) may alternate addresses: allow-list
@@ -107,9 +114,13 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
             if st is not None:
                 host = remote_host(event.remote)
                 st.last_host = host if host is not None else st.last_host
+                st.unsure = None
                 if host in st.open_hosts:
                     del st.open_hosts[host]
                 elif st.open_hosts:
+                    named = frozenset(h for h in st.open_hosts if h is not None)
+                    if host is None and len(named) > 1:
+                        st.unsure = named
                     del st.open_hosts[next(iter(st.open_hosts))]
             return ()
         if event.event == "action":
@@ -160,6 +171,12 @@ class DuplicateConnection(Detector[DuplicateConnectionConfig]):
         st = self._state.setdefault(event.station, _Connections, event.ts)
         out: list[Finding] = []
         others = [h for h in st.open_hosts if h is not None and host is not None and h != host]
+        unsure, st.unsure = st.unsure, None
+        if unsure is not None and host in unsure:
+            # the connection left open may be this host's own: an unnamed disconnect closed one of them
+            for h in [h for h in others if h in unsure]:
+                del st.open_hosts[h]
+            others = [h for h in others if h not in unsure]
         if others:
             last_frame = None if st.last_frame is None else st.last_frame.timestamp()
             alive = last_frame is not None and now - last_frame <= cfg.liveness_s

@@ -15,13 +15,17 @@ ids the renderer gave them. Two variants per kind, alternating:
 * ``meter.inconsistent`` - the reported meterStop differs from the sampled register: (a) 2-10 kWh more,
   (b) 2-5 kWh less (``also_acceptable``: meter.rollback for both: an inflated meterStop is followed by the
   connector's next meterStart at the true register, which is a register going back on the wire, and with samples
-  30 minutes apart the inflation itself can be energy charged after the last sample).
+  30 minutes apart the inflation itself can be energy charged after the last sample; and meter.exceeds_capacity
+  for (a) when the inflation alone is more than the connector delivers between the last sample and the stop).
 * ``token.unauthorized_charging`` - the central system answers (a) Blocked, (b) Invalid or Expired, and the
   station charges anyway.
 * ``session.overlap`` - a second session with another card on an occupied connector: (a) starting in the
   middle of the first, (b) starting 5-15 minutes before the first ends.
 * ``token.enumeration`` - refused attempts with distinct unknown cards at one station: (a) 15 within
   10 minutes, (b) 30 over two hours (low rate).
+
+Sessions added for an incident (a cloned card's, an intruder's) carry at most ``DELIVERABLE_SHARE`` of what
+their connector delivers in their time: energy beyond it would be a second incident the truth does not name.
 
 Targets are real sessions of 10 minutes to 24 hours with 1-80 kWh, an end and a rated connector, at most one
 incident per station and day, and never a session the oddity finder flagged. ``detectable_at`` is the
@@ -52,6 +56,7 @@ KINDS = (
     "session.overlap",
     "token.enumeration",
 )
+DELIVERABLE_SHARE = 0.6  # an added session's energy stays within this share of its connector's rating x time
 MIN_DURATION = timedelta(minutes=10)
 MAX_DURATION = timedelta(hours=24)
 
@@ -163,6 +168,22 @@ class _Injector:
         base = replace(like, key=f"inj{self.serial}", source=f"injected:{self.serial}", model=like.model)
         return replace(base, **changes)
 
+    def deliverable(
+        self, station: str, connector: int, start: datetime, end: datetime, wanted_wh: float
+    ) -> float:
+        """``wanted_wh``, or less when the connector cannot deliver it in the time (an added session's energy).
+
+        A cloned card's or an intruder's session is one incident; energy beyond its connector would be a second
+        (meter.exceeds_capacity) that the truth does not name. The bound leaves room for the renderer's power
+        profile (ramp, taper, a car accepting 80-97 % of the rating).
+        """
+        record = self.data.stations.get(station)
+        kw = record.connector_kw(connector) if record is not None else None
+        if not kw:
+            return wanted_wh
+        hours = (end - start).total_seconds() / 3600.0
+        return min(wanted_wh, DELIVERABLE_SHARE * kw * 1000.0 * hours)
+
     def token_user(self, s: SessionRecord) -> str:
         """The user string whose derived token is this session's card (render.derive_token)."""
         return s.user if s.user is not None else f"session:{s.key}:{s.source}"
@@ -185,9 +206,10 @@ class _Injector:
         if not free:
             return False
         connector = free[0]
+        energy = self.deliverable(station, connector, start, end, self.rng.uniform(3000, 15000))
         clone = self.new_session(
             victim, station=station, connector=connector, start=start, end=end,
-            energy_wh=self.rng.uniform(3000, 15000), user=self.token_user(victim), max_power_w=None,
+            energy_wh=energy, user=self.token_user(victim), max_power_w=None,
         )  # fmt: skip
         self.add(clone)
         self.claim(victim.station, victim.start)
@@ -271,10 +293,28 @@ class _Injector:
         changed = replace(s, stop_delta_wh=round(delta))
         self.replaced[i] = changed
         self.claim(s.station, s.start)
+        also: tuple[str, ...] = ("meter.rollback",)
+        if delta > 0 and self.beyond_connector_after_last_sample(s, delta):
+            also = (*also, "meter.exceeds_capacity")
         self.plan("meter.inconsistent", variant, [changed], s.start, s.end, s.end,
-                  f"meterStop {delta / 1000:+.1f} kWh off the sampled register",
-                  ("meter.rollback",))  # fmt: skip
+                  f"meterStop {delta / 1000:+.1f} kWh off the sampled register", also)  # fmt: skip
         return True
+
+    def beyond_connector_after_last_sample(self, s: SessionRecord, added_wh: float) -> bool:
+        """Whether ``added_wh`` on the stop alone is more than the connector delivers after the last sample.
+
+        An inflated meterStop is energy billed after the last sample; when even the inflation cannot flow through
+        the connector in that time, the stop is also energy beyond capacity (2.0.1 sends the stop as a
+        Transaction.End register, which meter.exceeds_capacity judges like any reading). Sample times as the
+        renderer makes them: every ``sample_interval_s`` from the start, the end about 54 s into its minute.
+        """
+        assert s.end is not None
+        kw = self.kw(s)
+        if not kw or self.sample_interval_s <= 0:
+            return False
+        duration_s = (s.end - s.start).total_seconds() + 54.0
+        gap_s = duration_s % self.sample_interval_s or self.sample_interval_s
+        return added_wh > kw * 1000.0 * gap_s / 3600.0
 
     def unauthorized(self, variant: str) -> bool:
         i = self.pick()
@@ -304,7 +344,8 @@ class _Injector:
         end = max(start + timedelta(minutes=self.rng.uniform(30, 120)), s.end + timedelta(minutes=10))
         if not self.free(s.station, s.connector, s.start, end, ignore=s):
             return False
-        intruder = self.new_session(s, start=start, end=end, energy_wh=self.rng.uniform(2000, 10000),
+        energy = self.deliverable(s.station, s.connector, start, end, self.rng.uniform(2000, 10000))
+        intruder = self.new_session(s, start=start, end=end, energy_wh=energy,
                                     user=f"overlap-card-{self.serial}", max_power_w=None)  # fmt: skip
         self.add(intruder)
         self.claim(s.station, s.start, end)

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import msgspec
+
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
 from chargeguard.detectors.rules.txbook import iso_time
 from chargeguard.detectors.state import BoundedState
@@ -39,8 +41,9 @@ class ImpossibleTravelConfig:
     max_sightings: int = 16
 
 
-@dataclass(frozen=True, slots=True)
-class _Sighting:
+class _Sighting(msgspec.Struct, frozen=True, gc=False):
+    """Where and when (station time, epoch seconds) a token was seen; made on every meter sample."""
+
     at: float
     station: str
     transaction_id: str | None
@@ -142,17 +145,35 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig]):
             self._remember(traveller, _Sighting(event.at.timestamp(), event.station, tx, "charging"))
 
     def _remember(self, traveller: _Traveller, new: _Sighting) -> None:
-        """Keep the first and latest sighting of each (station, transaction): 2.0.1 repeats the idToken."""
+        """Keep the first and latest sighting of each (station, transaction): 2.0.1 repeats the idToken.
+
+        Runs on every meter sample of a running transaction, so it is one pass over the token's few sightings:
+        the latest sighting of the same (station, transaction) (the first of equal times, as ``max`` picks),
+        how many there are, and the newest and oldest times (pruning only when something is past the horizon).
+        """
         sightings = traveller.sightings
-        same = [s for s in sightings if s.station == new.station and s.transaction_id == new.transaction_id]
-        if len(same) >= 2:
-            latest = max(same, key=lambda s: s.at)
-            if new.at <= latest.at:
+        station, tx, at = new.station, new.transaction_id, new.at
+        latest: _Sighting | None = None
+        same = 0
+        newest = oldest = at
+        for s in sightings:
+            t = s.at
+            if t > newest:
+                newest = t
+            elif t < oldest:
+                oldest = t
+            if s.station == station and s.transaction_id == tx:
+                same += 1
+                if latest is None or t > latest.at:
+                    latest = s
+        if same >= 2 and latest is not None:
+            if at <= latest.at:
                 return
-            sightings.remove(latest)
+            sightings.remove(latest)  # its time is below ``at``: the newest time stays right
         sightings.append(new)
-        newest = max(s.at for s in sightings)
-        sightings[:] = [s for s in sightings if newest - s.at <= self.config.horizon_s]
+        horizon = self.config.horizon_s
+        if newest - oldest > horizon:
+            sightings[:] = [s for s in sightings if newest - s.at <= horizon]
         if len(sightings) > self.config.max_sightings:
             sightings.sort(key=lambda s: s.at)
             del sightings[0]

@@ -16,6 +16,8 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+_NOTHING: tuple[()] = ()
+
 
 class Reorderer(Generic[T]):
     def __init__(
@@ -32,15 +34,19 @@ class Reorderer(Generic[T]):
         self._newest = float("-inf")
         self._released = float("-inf")
 
-    def push(self, item: T) -> list[T]:
+    def push(self, item: T) -> list[T] | tuple[()]:
         """Add one record; return every record that is now safe to release (in order)."""
         ts = self.key(item)
         if ts is None:
             return [item]
         return self.push_at(item, ts if type(ts) is float else ts.timestamp())  # type: ignore[union-attr]
 
-    def push_at(self, item: T, t: float) -> list[T]:
-        """``push`` with the record's time given in epoch seconds (the key is not called)."""
+    def push_at(self, item: T, t: float) -> list[T] | tuple[()]:
+        """``push`` with the record's time given in epoch seconds (the key is not called).
+
+        The per-line path of a scan: an in-order record is appended, and the records the newest time has moved
+        past the lateness are released (usually one); nothing ready returns a shared empty tuple.
+        """
         if self.lateness_s <= 0:
             return [item]
         if t < self._released:
@@ -48,25 +54,30 @@ class Reorderer(Generic[T]):
             return [item]
         self._seq += 1
         buf = self._buf
-        entry = (t, self._seq, item)
-        if len(buf) == self._head or t >= buf[-1][0]:
-            buf.append(entry)
+        head = self._head
+        end = len(buf)
+        if end == head or t >= buf[-1][0]:
+            buf.append((t, self._seq, item))
         else:
-            bisect.insort(buf, entry, lo=self._head)  # (t, seq) is unique, so items are never compared
+            bisect.insort(buf, (t, self._seq, item), lo=head)  # (t, seq) is unique: items are never compared
+        end += 1
         if t > self._newest:
             self._newest = t
         horizon = self._newest - self.lateness_s
-        head = self._head
-        end = len(buf)
         if buf[head][0] > horizon and end - head <= self.max_buffer:
-            return []
+            return _NOTHING
         ready: list[T] = []
-        while head < end and (buf[head][0] <= horizon or end - head > self.max_buffer):
-            t0, _, released = buf[head]
-            ready.append(released)
-            if t0 > self._released:
-                self._released = t0
+        released = self._released
+        while head < end:
+            entry = buf[head]
+            t0 = entry[0]
+            if t0 > horizon and end - head <= self.max_buffer:
+                break
+            ready.append(entry[2])
+            if t0 > released:
+                released = t0
             head += 1
+        self._released = released
         if head > 4096:
             del buf[:head]
             head = 0

@@ -283,12 +283,25 @@ class Flood(Detector[FloodConfig]):
         return len(self._state)
 
     def process(self, event: Event) -> Iterable[Finding]:
-        if isinstance(event, FrameSeen):
-            if event.direction is not _FROM_STATION:
-                return self._count(event.station, 1, event.ts)
-            out = self._count(event.station, 0, event.ts)
-            if event.message_type == 2 and event.action == "BootNotification":
-                return (*out, *self._count(event.station, 3, event.ts))
+        if type(event) is FrameSeen:
+            ts = event.ts
+            station = event.station
+            index = 0 if event.direction is _FROM_STATION else 1
+            # every frame: ``_count`` inlined for a known station inside its current bucket with no touch due
+            clock = self._clocks[index]
+            st = self._state.get(station)
+            out: tuple[Finding, ...]
+            if st is not None and ts < st.touch_soon and clock.lo <= ts < clock.hi:
+                rate = st.rates[index]
+                if rate is not None and rate.bucket == clock.current:
+                    rate.count += 1
+                    out = () if rate.count < rate.threshold else self._flag(station, index, rate, ts)
+                else:
+                    out = self._count(station, index, ts)
+            else:
+                out = self._count(station, index, ts)
+            if index == 0 and event.message_type == 2 and event.action == "BootNotification":
+                return (*out, *self._count(station, 3, ts))
             return out
         if isinstance(event, ConnectionEvent) and event.event == "connect":
             return self._count(event.station, 2, event.ts)

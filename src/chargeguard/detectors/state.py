@@ -12,10 +12,32 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Generic, TypeVar
 
-# the last datetime converted to epoch seconds and its value: the events of one frame share their ``ts`` object,
-# and every detector's state is touched with it, so one conversion serves them all (identity, not equality: the
-# reference held here keeps the object alive, so its id cannot be reused)
+# the last two datetimes converted to epoch seconds, with their values: the events of one frame share their ``ts``
+# object and a meter sample's detectors all read its station time ``at`` too, so one conversion of each serves
+# them all (identity, not equality: the references held here keep the objects alive, so their ids cannot be reused)
 _LAST: tuple[datetime | None, float] = (None, 0.0)
+_BEFORE: tuple[datetime | None, float] = (None, 0.0)
+
+
+def epoch_s(ts: datetime) -> float:
+    """``ts.timestamp()``, computed once for all the detectors that read the same event's times.
+
+    An event goes to its detectors one after the other, each converting the same datetime objects (its
+    transport time for state, a meter sample's station time, eight detectors each); the last two conversions
+    are kept (by identity) and reused.
+    """
+    global _LAST, _BEFORE
+    last = _LAST
+    if ts is last[0]:
+        return last[1]
+    before = _BEFORE
+    if ts is before[0]:
+        return before[1]
+    now = ts.timestamp()
+    _BEFORE = last  # reference swaps: threads never see a time paired with another's epoch
+    _LAST = (ts, now)
+    return now
+
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -52,14 +74,7 @@ class BoundedState(Generic[K, V]):
 
     def put(self, key: K, value: V, ts: datetime) -> None:
         """Store ``value`` for ``key`` as touched at event time ``ts``, then enforce the bounds."""
-        global _LAST
-        cached = _LAST
-        if ts is cached[0]:
-            now = cached[1]
-        else:
-            now = ts.timestamp()
-            _LAST = (ts, now)  # one reference swap: threads never see a time paired with another's epoch
-        self.put_at(key, value, now)
+        self.put_at(key, value, epoch_s(ts))
 
     def put_at(self, key: K, value: V, now: float) -> None:
         """``put`` with the event time in epoch seconds."""
@@ -73,14 +88,7 @@ class BoundedState(Generic[K, V]):
 
     def setdefault(self, key: K, factory: Callable[[], V], ts: datetime) -> V:
         """Return the value for ``key`` (touching it), creating it with ``factory`` when absent."""
-        global _LAST
-        cached = _LAST
-        if ts is cached[0]:
-            now = cached[1]
-        else:
-            now = ts.timestamp()
-            _LAST = (ts, now)  # one reference swap: threads never see a time paired with another's epoch
-        return self.setdefault_at(key, factory, now)
+        return self.setdefault_at(key, factory, epoch_s(ts))
 
     def setdefault_at(self, key: K, factory: Callable[[], V], now: float) -> V:
         """``setdefault`` with the event time in epoch seconds."""

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
 from chargeguard.detectors.rules.intervals import Clash, Span, SpanBook
 from chargeguard.detectors.rules.txbook import connector_key
+from chargeguard.detectors.state import epoch_s
 from chargeguard.events import Event, Finding, MeterSample, Severity, TransactionEnded, TransactionStarted
 
 
@@ -89,7 +90,7 @@ class SessionOverlap(Detector[SessionOverlapConfig]):
         if type(event) is MeterSample:
             unit = connector_key(event.connector)
             key = None if unit is None else event.station + "\x1f" + unit
-            at = event.at.timestamp()
+            at = epoch_s(event.at)
             sampled = self._spans.saw(key, event.station, event.transaction_id, at, event.ts)
             if sampled is None or key is None or unit is None:
                 return ()
@@ -104,11 +105,11 @@ class SessionOverlap(Detector[SessionOverlapConfig]):
             return ()
         key = f"{event.station}\x1f{unit}"
         if isinstance(event, TransactionStarted):
-            start: float | None = event.at.timestamp()
+            start: float | None = epoch_s(event.at)
             end: float | None = None
         else:
             start = None if event.started_at is None else event.started_at.timestamp()
-            end = event.at.timestamp()
+            end = epoch_s(event.at)
         span = self._spans.upsert(
             key,
             station=event.station,
@@ -119,7 +120,7 @@ class SessionOverlap(Detector[SessionOverlapConfig]):
             queued=event.queued,
             ts=event.ts,
         )
-        now = event.at.timestamp()
+        now = epoch_s(event.at)
         clashes = self._spans.clashes(
             key, span, tolerance_s=self.config.tolerance_s, now=now, accept=_live_together
         )

@@ -524,6 +524,39 @@ def test_a_transaction_whose_stop_was_lost_stops_counting_when_its_samples_stop(
     assert run(SessionOverlap, silent, max_open_s=3600.0) == []
 
 
+def test_a_station_that_keeps_sampling_is_still_known_to_sample_after_the_state_ttl() -> None:
+    # the station's sampling habit is what marks a silent open transaction as stuck; it must stay known while the
+    # station keeps sampling, even longer than the state TTL after it was first learned (a 1-hour TTL here)
+    context = DetectorContext(limits=Limits(ttl_s=3600.0))
+    other_connector = [
+        start("c", 0, connector="2"),
+        *(sample("c", m, 100.0 * m, connector="2") for m in range(5, 51, 5)),
+    ]
+    stuck = [
+        start("1", 55),
+        sample("1", 60, 500.0),
+        sample("1", 65, 1000.0),
+    ]  # then silence: the stop was lost
+    later = [
+        *(sample("c", m, 100.0 * m, connector="2") for m in range(70, 101, 5)),
+        end("c", 0, 101, connector="2"),
+    ]
+    elsewhere = [
+        start("x", 110, station="CP-2"),
+        sample("x", 111, 100.0, station="CP-2"),
+    ]  # ages out old keys
+    after = [start("2", 112), end("2", 112, 130)]
+    assert run(SessionOverlap, [*other_connector, *stuck, *later, *elsewhere, *after], context=context) == []
+    # near miss: the same transaction sampling on past the new start is running, and that is an overlap
+    running = [
+        *other_connector, *stuck, *(sample("1", m, 1000.0 + m * 50) for m in range(70, 111, 5)), *elsewhere,
+        start("2", 112), sample("1", 117, 7000.0), end("2", 112, 130),
+    ]  # fmt: skip
+    assert [(a.ts, a.transactions) for a in run(SessionOverlap, running, context=context)] == [
+        (at(117), ("1", "2"))
+    ]
+
+
 def test_a_clock_set_back_between_two_live_transactions_is_not_an_overlap() -> None:
     # the station's clock falls 5 hours behind: its next live session is stamped inside the previous one
     events: list[Event] = [

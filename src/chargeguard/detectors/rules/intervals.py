@@ -27,6 +27,11 @@ MIN_IDLE_S = 600.0  # never call a transaction stuck after less silence than thi
 MIN_GAP_S = 5.0  # sample gaps shorter than this (Begin/End readings next to a periodic one) teach nothing
 
 
+def _unlearned() -> list[float]:
+    """A station's sample interval before one was learned."""
+    return [0.0]
+
+
 @dataclass(slots=True)
 class Span:
     """One transaction on one key, in station time (epoch seconds)."""
@@ -132,10 +137,9 @@ class SpanBook:
         Returns that transaction's span when another transaction of ``key`` is open too (so the caller may judge
         the pair), else None - the common case costs one pass over the key's few spans.
         """
-        learned = self._sampling.get(station)
-        if learned is None:
-            learned = [0.0]
-            self._sampling.put(station, learned, ts)
+        # touched on every sample (BoundedState skips the reordering within a minute): a station that keeps
+        # sampling must never age out, or its stuck transactions would count as running until its next sample
+        learned = self._sampling.setdefault(station, _unlearned, ts)
         if key is None:
             return None
         spans = self._by_key.get(key)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from chargeguard.allowlist import AllowList
 from chargeguard.detectors.base import Detector, DetectorContext
@@ -30,6 +30,18 @@ from chargeguard.vault.keys import load_pseudonym_keys
 from chargeguard.vault.pseudonyms import Pseudonymiser
 
 MAX_EXAMPLES = 5
+
+
+class SideFeed(Protocol):
+    """Extra events merged by time into what the pipeline feeds its engine (see chargeguard.sources.ocpi.merge)."""
+
+    def feed(self, engine: Engine, events: Sequence[Event]) -> None:
+        """Feed ``events`` to ``engine``, with the side events due before each of them."""
+
+    def feed_until(self, engine: Engine, until: datetime | None) -> None:
+        """Feed the side events not later than ``until`` (every one left for None)."""
+
+
 _PERSISTED = (TransactionEnded, StationBooted, ConnectionEvent)
 
 
@@ -100,6 +112,8 @@ class ScanPipeline:
         )
         self.normaliser = Normaliser(pseudonymiser)
         self.on_event = on_event
+        self.side: SideFeed | None = None
+        """Time-ordered extra events (OCPI files) merged into the engine's input; set by ``merge_into``."""
         self._reorder: Reorderer[CaptureItem] = Reorderer(settings.lateness_s, _item_ts)
 
     def _closed(self, alert: Alert) -> None:
@@ -143,16 +157,23 @@ class ScanPipeline:
                 report.bad_examples.append(f"{item.source}: {item.message}")
             events = self.normaliser.bad_line(item)
         hook = self.on_event
+        side = self.side
         if hook is None:
-            self.engine.process_many(events)
+            if side is None:
+                self.engine.process_many(events)
+            else:
+                side.feed(self.engine, events)
             if len(events) > 1:  # a TransactionEnded never comes alone: its frame's FrameSeen precedes it
                 for event in events:
                     if type(event) is TransactionEnded:
                         report.transactions += 1
             return
-        process = self.engine.process
+        engine = self.engine
         for event in events:
-            process(event)
+            if side is None:
+                engine.process(event)
+            else:
+                side.feed(engine, (event,))
             if type(event) is TransactionEnded:
                 report.transactions += 1
             if type(event) in _PERSISTED:
@@ -168,6 +189,8 @@ class ScanPipeline:
     def finish(self) -> ScanReport:
         for ready in self._reorder.drain():
             self._dispatch(ready)
+        if self.side is not None:
+            self.side.feed_until(self.engine, None)
         self.engine.finish()
         self.report.late_records = self._reorder.late
         self.report.engine = self.engine.stats

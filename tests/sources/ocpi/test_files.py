@@ -17,7 +17,7 @@ from chargeguard.events import Event, Finding, FrameSeen, Severity
 from chargeguard.inventory import Inventory, StationInfo
 from chargeguard.sources.ocpi.events import CdrReceived, SessionReported, TariffKnown, TokenStatus
 from chargeguard.sources.ocpi.files import OcpiInputs, load_ocpi
-from chargeguard.sources.ocpi.merge import MergedEngine
+from chargeguard.sources.ocpi.merge import SideStream
 from chargeguard.sources.ocpi.models import Location
 from chargeguard.sources.ocpi.normalize import StationMapping
 from chargeguard.sources.ocpi.stations import inventory_from_locations, merge_inventories
@@ -139,25 +139,27 @@ def _cdr(seconds: float) -> CdrReceived:
 
 
 @pytest.mark.parametrize("batched", [False, True])
-def test_merged_engine_interleaves_side_events_in_time_order(batched: bool) -> None:
+def test_side_stream_interleaves_side_events_in_time_order(batched: bool) -> None:
     recorder = _Recorder()
-    engine = MergedEngine(Engine([recorder]), iter([_cdr(5), _cdr(10), _cdr(15), _cdr(30)]))
+    engine = Engine([recorder])
+    side = SideStream(iter([_cdr(5), _cdr(10), _cdr(15), _cdr(30)]))
     frames = [_frame(0), _frame(10), _frame(10), _frame(20)]
     if batched:
-        engine.process_many(frames[:3])
-        engine.process_many(frames[3:])
+        side.feed(engine, frames[:3])
+        side.feed(engine, frames[3:])
     else:
         for frame in frames:
-            engine.process(frame)
+            side.feed(engine, (frame,))
+    side.feed_until(engine, None)
     engine.finish()
     assert recorder.seen == [
         ("FrameSeen", 0), ("CdrReceived", 5), ("CdrReceived", 10), ("FrameSeen", 10), ("FrameSeen", 10),
         ("CdrReceived", 15), ("FrameSeen", 20), ("CdrReceived", 30),
     ]  # fmt: skip
-    assert engine.side_events == 4 and engine.stats.events == 8
+    assert side.fed == 4 and engine.stats.events == 8 and side.next_ts is None
 
 
-def test_merged_engine_pulls_a_long_side_stream_lazily_in_chunks() -> None:
+def test_side_stream_pulls_a_long_side_stream_lazily_in_chunks() -> None:
     recorder = _Recorder()
     pulled: list[float] = []
 
@@ -166,9 +168,11 @@ def test_merged_engine_pulls_a_long_side_stream_lazily_in_chunks() -> None:
             pulled.append(i)
             yield _cdr(i)
 
-    engine = MergedEngine(Engine([recorder]), stream())
+    engine = Engine([recorder])
+    side = SideStream(stream())
     assert len(pulled) == 1  # one event of lookahead, nothing more
-    engine.process(_frame(1500.5))
+    side.feed(engine, (_frame(1500.5),))
     assert len(recorder.seen) == 1502 and len(pulled) == 1502
+    side.feed_until(engine, None)
     engine.finish()
     assert [t for _, t in recorder.seen] == [*range(1501), 1500.5, *range(1501, 3000)]

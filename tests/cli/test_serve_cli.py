@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from typer.testing import CliRunner
 from chargeguard.cli import serve
 from chargeguard.sources.ocpi.connector.headers import encode_token
 from chargeguard.vault.keys import write_new_master_key_file
+from waiting import answers, wait_until
 
 _RUNNER = """
 import typer
@@ -31,30 +31,16 @@ app()
 """
 
 
-_START_TIMEOUT_S = 120  # a serve process imports the web stack: seconds on a loaded CI machine
-
-
 def _wait_until(ready: Callable[[], bool], procs: list[subprocess.Popen[bytes]], what: str) -> None:
     """Poll ``ready()`` until it is true; fail early with the server's stderr when a process died."""
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while time.monotonic() < deadline:
+
+    def died() -> str | None:
         for proc in procs:
             if proc.poll() is not None:
-                raise AssertionError(
-                    f"{what}: serve exited {proc.returncode}: {proc.communicate()[1][-2000:]!r}"
-                )
-        if ready():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {_START_TIMEOUT_S} s")
+                return f"serve exited {proc.returncode}: {proc.communicate()[1][-2000:]!r}"
+        return None
 
-
-def _serving(url: str) -> bool:
-    try:
-        httpx.get(url)
-    except httpx.TransportError:
-        return False
-    return True
+    wait_until(ready, died=died, what=what)
 
 
 def _app() -> typer.Typer:
@@ -106,7 +92,7 @@ master_key_file = "{tmp_path / "master.key"}"
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        _wait_until(lambda: _serving(base + "/ocpi/versions"), [proc], "serve")
+        _wait_until(lambda: answers(base + "/ocpi/versions"), [proc], "serve")
         ok = httpx.get(base + "/ocpi/versions", headers={"Authorization": encode_token(token_a)})
         assert ok.status_code == 200 and ok.json()["data"][0]["version"] == "2.2.1"
         module = httpx.get(
@@ -168,7 +154,7 @@ def test_register_with_a_second_serving_platform(tmp_path: Path) -> None:
         )
     ]
     try:
-        _wait_until(lambda: _serving(f"http://127.0.0.1:{port_a}/ocpi/versions"), procs, "platform A")
+        _wait_until(lambda: answers(f"http://127.0.0.1:{port_a}/ocpi/versions"), procs, "platform A")
         procs.append(
             subprocess.Popen(
                 [

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -29,6 +28,7 @@ from chargeguard.sources.ocpi.connector.headers import encode_token
 from chargeguard.sources.ocpi.connector.store import PartnerStore
 from chargeguard.vault.keys import LocalKeyFileProvider, write_new_master_key_file
 from vault.canary_zygote import Zygote
+from waiting import answers, wait_until
 
 # canaries that only the OCPI partner and the reconcile files carry
 PUSHED_UID = "04CA7A10C0FFEE"  # a token the partner (as eMSP) pushes to the platform's CPO interface
@@ -216,19 +216,6 @@ class _Recorder:
         self.target.close()
 
 
-def _wait_until_serving(base_url: str, pid: int) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if not Zygote.alive(pid):
-            raise AssertionError("chargeguard serve exited before serving")
-        try:
-            httpx.get(base_url + "/ocpi/versions", timeout=2)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("chargeguard serve did not start within 120 s")
-
-
 def _invite(config: Path) -> str:
     """What ``chargeguard serve --invite`` does (tests/cli/test_serve_cli.py runs that command): a partner
     and its TOKEN_A in the partners file. Done in this process to spare one interpreter start (~5 CPU-s)."""
@@ -248,7 +235,11 @@ def drive_ocpi(run: Runner, config: Path, port: int) -> list[int]:
     pid, rc = run.spawn("serve", "--config", str(config))
     send = _Recorder(base_url, run.out / "ocpi-responses.jsonl")
     try:
-        _wait_until_serving(base_url, pid)
+        wait_until(
+            lambda: answers(base_url + "/ocpi/versions"),
+            died=lambda: None if Zygote.alive(pid) else "chargeguard serve exited before serving",
+            what="serve",
+        )
         _partner_session(send, token_a)
     finally:
         send.close()

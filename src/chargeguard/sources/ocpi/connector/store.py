@@ -10,9 +10,7 @@ Without a key provider the registry refuses to write such a token to disk (it st
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chargeguard.errors import ConfigError, KeyMaterialError
+from chargeguard.private_file import write_private_file
 from chargeguard.sources.ocpi.connector.headers import Party
 from chargeguard.vault.keys import KeyProvider, WrappedKey
 
@@ -277,16 +276,7 @@ class PartnerStore:
                 for t in self._tokens.values()
             ],
         }
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".ocpi-partners.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-            os.chmod(tmp, 0o600)  # noqa: PTH101 - on the descriptor's path before the rename
-            Path(tmp).replace(self._path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private_file(self._path, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
     def _load(self, path: Path) -> None:
         try:

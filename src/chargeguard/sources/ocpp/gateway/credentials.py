@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ import orjson
 import structlog
 
 from chargeguard.errors import ConfigError
+from chargeguard.private_file import write_private_file
 from chargeguard.sources.ocpp.gateway.auth import PasswordHash
 
 log = structlog.get_logger("chargeguard.gateway.credentials")
@@ -102,18 +101,7 @@ class LearnedCredentials:
         data = orjson.dumps(
             {"version": _FORMAT_VERSION, "stations": self._entries}, option=orjson.OPT_INDENT_2
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".credentials-", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            Path(tmp).replace(self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_private_file(self.path, data)
         log.info("gateway.credentials.saved", stations=len(self._entries))
 
 

@@ -107,7 +107,7 @@ def _live_detection(
 
     sinks: list[Callable[[Alert], None]] = [to_store]
     if detection.mode == "enforce":
-        running.cache_clearer = AuthorizationCacheClearer()
+        running.cache_clearer = AuthorizationCacheClearer(state_file=config.enforce_state)
         sinks.append(running.cache_clearer.on_alert)
     if detection.alerts_jsonl is not None:
         stream = detection.alerts_jsonl.open("ab")

@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 from typing import Any
 
+import orjson
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as Cp16
 from ocpp.v16 import call as c16
@@ -32,6 +33,7 @@ from chargeguard.vault.pseudonyms import Pseudonymiser
 PW16 = "0123456789abcdef0123456789abcdef01234567"
 PW201 = "correct-horse-battery-staple-1"
 CLONED = "04C10AED0CA8D1"
+OTHER = "04B2B3C4D5E6F7"
 PSEUDO = Pseudonymiser({1: bytes(range(32))}, 1)
 INVENTORY = parse_inventory(
     [
@@ -330,3 +332,98 @@ def test_a_late_answer_to_the_gateways_call_still_never_reaches_the_csms(harness
             await station._connection.close()
 
     asyncio.run(scenario())
+
+
+class _Station:
+    """A station leg that records gateway CALLs; ``fail`` makes the send raise as a closed leg does."""
+
+    def __init__(self, identity: str, *, fail: bool = False, block: asyncio.Event | None = None) -> None:
+        self.identity = identity
+        self.fail = fail
+        self.block = block
+        self.sent: list[str] = []
+
+    async def send_own_call(self, action: str, payload: dict[str, Any], detail: dict[str, Any]) -> None:
+        if self.block is not None:
+            await self.block.wait()
+        if self.fail:
+            raise ConnectionError("leg closed")
+        self.sent.append(action)
+
+
+def _bind(clearer: AuthorizationCacheClearer, stations: dict[str, _Station]) -> list[asyncio.Task[None]]:
+    tasks: list[asyncio.Task[None]] = []
+    clearer.bind(stations, lambda coroutine: tasks.append(asyncio.create_task(coroutine)))
+    return tasks
+
+
+def test_clear_cache_debts_survive_a_gateway_restart(tmp_path: Any) -> None:
+    state = tmp_path / "state" / "enforce.json"
+    token = PSEUDO(CLONED)
+
+    async def before_restart() -> None:
+        clearer = AuthorizationCacheClearer(lambda _: None, state_file=state)
+        _bind(clearer, {})  # no station connected
+        clearer.rewritten("CP-1", {"token_ref": token, "alert": "a-1", "kind": "token.concurrent_use"})
+        clearer.rewritten(
+            "CP-2", {"token_ref": PSEUDO(OTHER), "alert": "a-2", "kind": "token.concurrent_use"}
+        )
+        closed = Alert(**{**_alert_fields(_enforcing(CLONED)[0]), "id": "a-1", "status": "closed"})
+        clearer.on_alert(closed)  # CP-1 owes a ClearCache; CP-2 still holds a rewritten answer
+
+    asyncio.run(before_restart())
+    assert oct(state.stat().st_mode & 0o777) == "0o600"
+    written = state.read_text()
+    assert CLONED not in written and OTHER not in written and token in written  # pseudonyms only
+
+    async def after_restart() -> None:
+        clearer = AuthorizationCacheClearer(lambda _: None, state_file=state)
+        stations = {"CP-1": _Station("CP-1"), "CP-2": _Station("CP-2"), "CP-3": _Station("CP-3")}
+        tasks = _bind(clearer, stations)
+        for station in stations.values():
+            clearer.connected(station)
+        await asyncio.gather(*tasks)
+        # CP-1's debt was kept; CP-2's rewritten answer is no longer backed by an alert the new process holds
+        assert [s.sent for s in stations.values()] == [["ClearCache"], ["ClearCache"], []]
+
+    asyncio.run(after_restart())
+    assert orjson.loads(state.read_bytes())["owed"] == {}
+
+
+def test_a_clear_cache_in_flight_stays_owed_until_answered(tmp_path: Any) -> None:
+    state = tmp_path / "enforce.json"
+
+    async def scenario() -> None:
+        clearer = AuthorizationCacheClearer(lambda _: None, state_file=state)
+        gate = asyncio.Event()
+        station = _Station("CP-1", block=gate)
+        tasks = _bind(clearer, {"CP-1": station})
+        clearer.rewritten(
+            "CP-1", {"token_ref": PSEUDO(CLONED), "alert": "a-1", "kind": "token.concurrent_use"}
+        )
+        closed = Alert(**{**_alert_fields(_enforcing(CLONED)[0]), "id": "a-1", "status": "closed"})
+        clearer.on_alert(closed)
+        await asyncio.sleep(0.01)
+        assert list(orjson.loads(state.read_bytes())["owed"]) == ["CP-1"]  # a crash now keeps the debt
+        gate.set()
+        await asyncio.gather(*tasks)
+        assert station.sent == ["ClearCache"] and orjson.loads(state.read_bytes())["owed"] == {}
+        failing = _Station("CP-1", fail=True)
+        clearer.rewritten(
+            "CP-1", {"token_ref": PSEUDO(CLONED), "alert": "a-3", "kind": "token.concurrent_use"}
+        )
+        tasks2 = _bind(clearer, {"CP-1": failing})
+        clearer.on_alert(Alert(**{**_alert_fields(_enforcing(CLONED)[0]), "id": "a-3", "status": "closed"}))
+        await asyncio.gather(*tasks2)
+        assert list(orjson.loads(state.read_bytes())["owed"]) == ["CP-1"]  # the leg closed: still owed
+
+    asyncio.run(scenario())
+
+
+def test_an_unreadable_state_file_is_moved_aside_and_the_gateway_starts(tmp_path: Any) -> None:
+    state = tmp_path / "enforce.json"
+    state.write_bytes(b'{"version": 1, "owed": {"CP-1": {"token_ref": 7}}, "held": {}}')
+    clearer = AuthorizationCacheClearer(lambda _: None, state_file=state)
+    assert clearer.held_by(PSEUDO(CLONED)) == () and not state.exists()
+    (aside,) = tmp_path.glob("enforce.json.unreadable-*")
+    assert b'"token_ref": 7' in aside.read_bytes()  # kept for the operator, not lost

@@ -3,6 +3,7 @@
 Example (top-level keys before the first table)::
 
     learned_credentials = "gateway-credentials.json"  # password rotations the stations accepted (scrypt hashes)
+    enforce_state = "gateway-enforce.json"  # enforce mode: stations owed a ClearCache, kept across restarts
     capture_dir = "captures"
 
     [listen]
@@ -216,6 +217,9 @@ class GatewayConfig(_Strict):
     capture_max_age_s: float = Field(default=86400.0, gt=0)
     # learned password rotations (scrypt hashes only, see gateway/credentials.py); None: kept in memory only
     learned_credentials: Path | None = None
+    # enforce mode's ClearCache debts (token pseudonyms and station ids, see gateway/cache_clear.py); None: in
+    # memory only, so a restart forgets which station caches hold a rewritten answer
+    enforce_state: Path | None = None
     detection: DetectionConfig = DetectionConfig()
 
     @model_validator(mode="after")
@@ -287,4 +291,6 @@ def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
         updates["capture_dir"] = capture
     if (learned := fix(config.learned_credentials)) is not None:
         updates["learned_credentials"] = learned
+    if (state := fix(config.enforce_state)) is not None:
+        updates["enforce_state"] = state
     return config.model_copy(update=updates)

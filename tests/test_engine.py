@@ -43,7 +43,8 @@ class Broken(Detector[Any]):
         raise RuntimeError("boom")
 
 
-def _run(events: list[Event], **kw: Any) -> tuple[list[Alert], list[Alert], Engine]:
+def _engine(**kw: Any) -> tuple[list[Alert], list[Alert], Engine]:
+    """An engine with EveryFrame and Broken, and the alerts it opens and closes."""
     opened: list[Alert] = []
     closed: list[Alert] = []
     from chargeguard.detectors.base import DetectorContext, NoConfig
@@ -54,6 +55,11 @@ def _run(events: list[Event], **kw: Any) -> tuple[list[Alert], list[Alert], Engi
         on_close=closed.append,
         **kw,
     )
+    return opened, closed, engine
+
+
+def _run(events: list[Event], **kw: Any) -> tuple[list[Alert], list[Alert], Engine]:
+    opened, closed, engine = _engine(**kw)
     for event in events:
         engine.process(event)
     engine.finish()
@@ -117,16 +123,7 @@ def test_a_batch_gives_the_same_alerts_in_the_same_order_as_one_event_at_a_time(
         for i in range(300)
     ]
     opened, closed, engine = _run(events, merge_gap_s=1800.0)
-    batch_opened: list[Alert] = []
-    batch_closed: list[Alert] = []
-    from chargeguard.detectors.base import DetectorContext, NoConfig
-
-    batched = Engine(
-        [EveryFrame(NoConfig(), DetectorContext()), Broken(NoConfig(), DetectorContext())],
-        on_open=batch_opened.append,
-        on_close=batch_closed.append,
-        merge_gap_s=1800.0,
-    )
+    batch_opened, batch_closed, batched = _engine(merge_gap_s=1800.0)
     batched.process_many(events[:200])
     batched.process_many(events[200:])
     batched.finish()

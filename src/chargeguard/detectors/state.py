@@ -12,31 +12,26 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Generic, TypeVar
 
-# the last two datetimes converted to epoch seconds, with their values: the events of one frame share their ``ts``
-# object and a meter sample's detectors all read its station time ``at`` too, so one conversion of each serves
-# them all (identity, not equality: the references held here keep the objects alive, so their ids cannot be reused)
-_LAST: tuple[datetime | None, float] = (None, 0.0)
-_BEFORE: tuple[datetime | None, float] = (None, 0.0)
+# datetimes already converted to epoch seconds: an event's times are read by several detectors (a meter sample's
+# station time by eight), which take a batch of events one detector after the other, so each time is converted
+# once per batch rather than once per detector; cleared when full (a few batches' worth)
+_EPOCHS: dict[datetime, float] = {}
+_MAX_EPOCHS = 131_072
 
 
 def epoch_s(ts: datetime) -> float:
-    """``ts.timestamp()``, computed once for all the detectors that read the same event's times.
+    """``ts.timestamp()``, computed once for all the detectors that read the same event time.
 
-    An event goes to its detectors one after the other, each converting the same datetime objects (its
-    transport time for state, a meter sample's station time, eight detectors each); the last two conversions
-    are kept (by identity) and reused.
+    Keyed by value (equal aware datetimes are the same instant; a datetime caches its own hash), so it is right
+    whichever object carries the time.
     """
-    global _LAST, _BEFORE
-    last = _LAST
-    if ts is last[0]:
-        return last[1]
-    before = _BEFORE
-    if ts is before[0]:
-        return before[1]
-    now = ts.timestamp()
-    _BEFORE = last  # reference swaps: threads never see a time paired with another's epoch
-    _LAST = (ts, now)
-    return now
+    seconds = _EPOCHS.get(ts)
+    if seconds is None:
+        seconds = ts.timestamp()
+        if len(_EPOCHS) >= _MAX_EPOCHS:
+            _EPOCHS.clear()
+        _EPOCHS[ts] = seconds
+    return seconds
 
 
 K = TypeVar("K")

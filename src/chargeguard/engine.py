@@ -32,6 +32,7 @@ log = structlog.get_logger("chargeguard.engine")
 
 AlertCallback = Callable[[Alert], None]
 _Process = Callable[[Event], Iterable[Finding]]
+_Target = tuple[int, _Process, "Detector[Any]"]  # a detector's position in the engine, its process, itself
 _SWEEP_EVERY = timedelta(seconds=60)
 _BATCH_MIN = 64  # smaller batches go event by event: picking out each detector's events would cost more
 
@@ -92,16 +93,17 @@ class Engine:
         self.on_close = on_close
         self.stats = EngineStats()
         # the dispatch table: event type -> the bound ``process`` of each detector consuming it, built once
-        routes: dict[type[Any], list[tuple[_Process, Detector[Any]]]] = {}
-        for det in self.detectors:
+        # (with each detector's position in ``detectors``: the order its findings are accepted in)
+        routes: dict[type[Any], list[_Target]] = {}
+        for position, det in enumerate(self.detectors):
             for event_type in det.consumes:
-                routes.setdefault(event_type, []).append((det.process, det))
-        self._routes: dict[type[Any], tuple[tuple[_Process, Detector[Any]], ...]] = {
+                routes.setdefault(event_type, []).append((position, det.process, det))
+        self._routes: dict[type[Any], tuple[_Target, ...]] = {
             event_type: tuple(targets) for event_type, targets in routes.items()
         }
         # for batches: detectors grouped by the set of event types they consume (each group's events are picked
-        # out of a batch once), with each detector's position in ``detectors`` (the order findings are accepted)
-        groups: dict[frozenset[type[Any]], list[tuple[int, _Process, Detector[Any]]]] = {}
+        # out of a batch once)
+        groups: dict[frozenset[type[Any]], list[_Target]] = {}
         for position, det in enumerate(self.detectors):
             groups.setdefault(frozenset(det.consumes), []).append((position, det.process, det))
         self._groups = tuple((kinds, tuple(members)) for kinds, members in groups.items())
@@ -134,7 +136,7 @@ class Engine:
         """
         batch = events if isinstance(events, list | tuple) else list(events)
         if len(batch) < _BATCH_MIN:
-            self._in_order(batch)
+            self._replay(batch, self._in_order(batch))
             return
         groups = self._groups
         # each group's events of this batch (and their positions), picked out in one pass
@@ -166,30 +168,24 @@ class Engine:
         found.sort(key=_event_then_detector)
         self._replay(batch, found)
 
-    def _in_order(self, events: Sequence[Event]) -> None:
-        """Each event to every detector consuming it, in turn (small batches, single events)."""
+    def _in_order(self, events: Sequence[Event]) -> list[tuple[int, int, list[Finding]]]:
+        """The findings of each event from every detector consuming it, in turn (small batches, single events)."""
+        found: list[tuple[int, int, list[Finding]]] = []
         routes = self._routes
-        stats = self.stats
-        for event in events:
-            stats.events += 1
-            ts = event.ts
-            watermark = self._watermark_dt
-            advanced = watermark is None or ts > watermark
-            if advanced:
-                self._watermark_dt = ts
-            for process, det in routes.get(type(event), ()):
+        for i, event in enumerate(events):
+            for order, process, det in routes.get(type(event), ()):
                 try:
-                    found = process(event)
-                    if found:  # most calls return an empty tuple or list: skip the iteration
-                        for finding in found:
-                            self._accept(finding)
+                    out = process(event)
+                    if out:  # most calls return an empty tuple or list
+                        found.append((i, order, list(out)))
                 except Exception as exc:
                     self._failed(det, type(event).__name__, exc)
-            if advanced:
-                self._advance(ts)
+        return found
 
     def _replay(self, batch: Sequence[Event], found: list[tuple[int, int, list[Finding]]]) -> None:
-        """The engine's side of ``_in_order`` for a batch whose detectors already ran: watermark, findings, sweeps."""
+        """The engine's side of a batch whose detectors already ran: watermark, findings, sweeps, event by event.
+
+        ``found`` is (event position, detector position, findings), sorted."""
         self.stats.events += len(batch)
         pending = iter(found)
         upcoming = next(pending, None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,15 @@ from chargeguard.store import Store
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+
+
+def close_in_reverse(closers: list[Callable[[], None]], logger: Any, event: str) -> None:
+    """Run ``closers`` last opened first; one that fails is logged as ``event`` and the others still run."""
+    for closer in reversed(closers):
+        try:
+            closer()
+        except ChargeguardError as exc:
+            logger.error(event, error=str(exc))
 
 
 @contextmanager

@@ -14,6 +14,7 @@ import structlog
 import typer
 
 from chargeguard.allowlist import AllowList
+from chargeguard.cli.common import close_in_reverse
 from chargeguard.errors import ChargeguardError, ConfigError
 from chargeguard.events import Alert, Severity
 from chargeguard.inventory import load_inventory
@@ -48,11 +49,7 @@ class _Running:
         self.closers: list[Callable[[], None]] = []
 
     def close(self) -> None:
-        for closer in reversed(self.closers):
-            try:
-                closer()
-            except ChargeguardError as exc:
-                log.error("gateway.shutdown.failed", error=str(exc))
+        close_in_reverse(self.closers, log, "gateway.shutdown.failed")
 
 
 def _observers(config: GatewayConfig, key_file: Path | None) -> _Running:

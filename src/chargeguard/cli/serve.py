@@ -16,8 +16,8 @@ import typer
 import uvicorn
 
 from chargeguard.allowlist import AllowList
-from chargeguard.cli.common import cli_errors, open_store, settings_from_cli
-from chargeguard.errors import ChargeguardError, ConfigError
+from chargeguard.cli.common import cli_errors, close_in_reverse, open_store, settings_from_cli
+from chargeguard.errors import ConfigError
 from chargeguard.events import Alert
 from chargeguard.inventory import load_inventory
 from chargeguard.live import LiveDetection
@@ -93,11 +93,7 @@ class LiveOcpi:
         self.closers: list[Callable[[], None]] = []
 
     def close(self) -> None:
-        for closer in reversed(self.closers):
-            try:
-                closer()
-            except ChargeguardError as exc:
-                log.error("ocpi.serve.shutdown_failed", error=str(exc))
+        close_in_reverse(self.closers, log, "ocpi.serve.shutdown_failed")
 
 
 def attach_detection(

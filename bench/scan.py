@@ -1,15 +1,16 @@
 """Scan throughput and memory: chargeguard scan vs the floor of merely decoding every line with orjson.
 
 Generates (once, cached in --workdir) a capture of realistic mixed traffic with ``chargeguard simulate`` (about
-1.1 million frames: 500 stations over 3 days, both OCPP versions, with the tuning incidents), then measures in one
+1.03 million frames: 500 stations over 3.1 days, both OCPP versions, with the tuning incidents; the issue asks
+for at least a million frames and the bench refuses a smaller capture), then measures in one
 run, each in a fresh single process:
 
 * scan: every detector on, schema validation on, no store (``--no-store``), alerts to a file;
 * decode floor: ``orjson.loads`` of every line of the same file (best of three runs: it is short);
 * peak RSS of the scan on the whole capture and on its first quarter (memory must not grow with capture length).
 
-Prints frames/s (CPU time and wall time), the ratio to the decode floor, and the peak memory of both runs.
-Usage: ``python bench/scan.py [--workdir DIR] [--stations 500] [--days 3]``.
+Prints frames/s and lines/s (CPU time and wall time), the ratio to the decode floor, and the peak memory of both runs.
+Usage: ``python bench/scan.py [--workdir DIR] [--stations 500] [--days 3.1]``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/chargeguard-bench-scan"))
     parser.add_argument("--stations", type=int, default=500)
-    parser.add_argument("--days", type=float, default=3.0)
+    parser.add_argument("--days", type=float, default=3.1)
     args = parser.parse_args()
     sim_dir = args.workdir / f"sim-{args.stations}-{args.days}"
     capture = sim_dir / "capture.jsonl"
@@ -97,19 +98,25 @@ def main() -> None:
     frames, read, cpu, wall, rss, alerts = _child(CHILD_SCAN, str(capture), stations)
     q_frames, _, _, _, q_rss, _ = _child(CHILD_SCAN, str(quarter), stations)
     n = int(read)
+    if int(frames) < 1_000_000:
+        sys.exit(
+            f"the capture holds {int(frames):,} frames, fewer than the 1,000,000 asked for: raise --days"
+        )
     scan_rate = n / float(cpu)
+    frame_rate = int(frames) / float(cpu)
     decode_rate = int(lines) / float(dec_cpu)
     print(f"capture: {capture} ({n:,} lines, {int(frames):,} frames, {int(alerts)} alerts)")
     print(
-        f"scan (validation + every detector, one process): {scan_rate:,.0f} lines/s CPU, {n / float(wall):,.0f}/s wall"
+        f"scan (validation + every detector, one process): {frame_rate:,.0f} frames/s CPU "
+        f"({scan_rate:,.0f} lines/s), {int(frames) / float(wall):,.0f} frames/s wall"
     )
     print(
         f"orjson decode floor:                          {decode_rate:,.0f} lines/s CPU, "
         f"{int(lines) / float(dec_wall):,.0f}/s wall"
     )
     print(
-        f"ratio scan / floor: {decode_rate / scan_rate:.1f}x slower; goal 50,000 frames/s: "
-        f"{'met' if scan_rate >= 50_000 else 'NOT met'}"
+        f"ratio scan / floor (lines/s): {decode_rate / scan_rate:.1f}x slower; goal 50,000 frames/s: "
+        f"{'met' if frame_rate >= 50_000 else 'NOT met'}"
     )
     print(
         f"peak RSS: {int(rss) / 1024:,.0f} MiB for {int(frames):,} frames; {int(q_rss) / 1024:,.0f} MiB for "

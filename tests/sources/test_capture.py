@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import json
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from chargeguard.sources.capture import (
     parse_line,
     parse_ts,
     read_capture,
+    record_from_obj,
 )
 
 GOOD = {
@@ -143,7 +146,7 @@ def test_line_parser_never_raises_on_capture_shaped_objects(obj: dict[str, objec
 def test_record_epoch_equals_timestamp_of_its_time(text: str) -> None:
     line = orjson.dumps({**GOOD, "ts": text})
     first = parse_line(line, "t:1")
-    again = parse_line(line, "t:2")  # the second parse of the minute comes from the cache
+    again = parse_line(line, "t:2")
     assert isinstance(first, FrameRecord) and isinstance(again, FrameRecord)
     assert first.t == first.ts.timestamp() and again.t == first.t
 
@@ -155,3 +158,97 @@ def test_epoch_matches_timestamp_bit_for_bit(moment: datetime) -> None:
     parsed = parse_ts(text)
     assert parsed is not None
     assert parsed[0] == moment and parsed[1] == moment.timestamp()
+
+
+# Lines the reader's typed fast path must read exactly as the general path (orjson + record_from_obj) does:
+# well-formed frame lines, and lines it must hand over because they break one of its rules.
+_EDGE_LINES = [
+    orjson.dumps(GOOD),
+    orjson.dumps({**GOOD, "ts": "2026-03-01T08:00:00.123+05:30"}),  # an offset: converted to UTC
+    orjson.dumps({**GOOD, "ts": "2026-03-01t08:00:00.5z"}),
+    orjson.dumps({**GOOD, "ts": "2026-03-01 08:00:00Z"}),
+    orjson.dumps({**GOOD, "ts": "2026-03-01T08:00:59.9999999Z"}),  # rounded into the next minute
+    orjson.dumps({**GOOD, "ts": "2026-03-01T08:00:00"}),  # naive
+    orjson.dumps({**GOOD, "ts": "2026-02-30T08:00:00Z"}),
+    orjson.dumps({**GOOD, "ts": "222222-01-01T00:00:00Z"}),
+    orjson.dumps({**GOOD, "ts": 1772352000}),
+    orjson.dumps({**GOOD, "station": "é" * 48}),
+    orjson.dumps({**GOOD, "station": "é" * 49}),
+    orjson.dumps({**GOOD, "station": ""}),
+    orjson.dumps({**GOOD, "ocpp": "1.5"}),
+    orjson.dumps({**GOOD, "from": "cloud"}),
+    orjson.dumps({**GOOD, "frame": None}),
+    orjson.dumps({**GOOD, "frame": "text"}),
+    orjson.dumps({**GOOD, "extra": {"a": [1, 2]}}),  # an extra field: the general path reads it
+    orjson.dumps({k: v for k, v in GOOD.items() if k != "from"}),
+    b'{"ts":"2026-03-01T08:00:00Z","station":"CP-1","ocpp":"1.6","from":"station",'
+    b'"frame":[2,"1","MeterValues",{"transactionId":18446744073709551616}]}',  # beyond 64 bits: orjson's float
+    b'{"ts":"2026-03-01T08:00:00Z","station":"CP-1","ocpp":"1.6","from":"station","frame":[2,"1e400",1e400]}',
+    b'{"ts":"2026-03-01T08:00:00Z","station":"CP-1","ocpp":"1.6","from":"station","frame":[2,"\\ud800"]}',
+    b'{"ts":"2026-03-01T08:00:00Z","station":"CP-1","ocpp":"1.6","from":"station","frame":[2,"\xff"]}',
+    b'{"ts":"2026-03-01T08:00:00Z","station":"CP-1","ocpp":"1.6","from":"station","frame":[2,"\\ud800"]}',
+    b'{"ts":"2026-03-01T08:00:00Z","station":"CP-1","ts":"2027-03-01T08:00:00Z","ocpp":"1.6","from":"station",'
+    b'"frame":[3,"1",{}]}',  # a repeated key: the last one counts, in both
+    b'{"ts":"2026-03-01T08:00:00Z","station":"CP-1","ocpp":"1.6","from":"station","frame":[3,"1",{}]} x',
+    b"\xef\xbb\xbf" + orjson.dumps(GOOD),
+]
+
+
+def _general(line: bytes, source: str) -> FrameRecord | ConnectionRecord | BadLine:
+    """The general path on one line as the reader holds it (with its newline, counted in ``size``)."""
+    line += b"\n"
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return parse_line(line, source)
+    return record_from_obj(obj, source, len(line))
+
+
+def _assert_read_as_general_path(tmp_path: Path, lines: list[bytes]) -> None:
+    path = _write(tmp_path / "edge.jsonl", lines)
+    items = list(read_capture(path))
+    expected = [_general(line, f"{path}:{n}") for n, line in enumerate(lines, 1)]
+    assert repr(items) == repr(expected)  # repr: equal datetimes in other zones would compare equal
+
+
+def test_fast_path_reads_every_line_as_the_general_path(tmp_path: Path) -> None:
+    _assert_read_as_general_path(tmp_path, _EDGE_LINES)
+
+
+_TS_TEXT = st.sampled_from(
+    [
+        "2026-03-01T08:00:00Z",
+        "2026-03-01T08:00:00.1234567Z",
+        "2026-03-01T23:59:59.9999999-01:30",
+        "2026-03-01t08:00:00z",
+        "2026-03-01T08:00:00+0100",
+        "2026-03-01T08:00:00",
+        "2024-02-29T00:00:00Z",
+        "2023-02-29T00:00:00Z",
+        "2026-03-01T24:00:00Z",
+    ]
+) | st.text(max_size=30)
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            "ts": _TS_TEXT | st.integers(),
+            "station": st.text(max_size=50),
+            "ocpp": st.sampled_from(["1.6", "2.0.1", "2.1", "1.5"]) | st.integers(0, 3),
+            "from": st.sampled_from(["station", "csms", "cs"]),
+            "frame": st.none()
+            | st.lists(
+                st.integers(-(2**70), 2**70) | st.text(max_size=8) | st.floats(allow_nan=False), max_size=4
+            ),
+        },
+        optional={"event": st.sampled_from(["connect", "x"]), "remote": st.text(max_size=5)},
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_fast_path_agrees_with_the_general_path_on_generated_lines(obj: dict[str, object]) -> None:
+    line = json.dumps(obj).encode()  # the standard library writes integers beyond 64 bits too
+    with tempfile.TemporaryDirectory() as folder:
+        path = _write(Path(folder) / "one.jsonl", [line])
+        (item,) = list(read_capture(path))
+        assert repr(item) == repr(_general(line, f"{path}:1"))

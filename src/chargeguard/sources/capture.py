@@ -14,14 +14,14 @@ import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any, Literal
 
 import msgspec
 import orjson
 
 from chargeguard.errors import CaptureError
 from chargeguard.events import Direction
-from chargeguard.sources.timeparse import parse_rfc3339
+from chargeguard.sources.timeparse import ZonedDateTime, parse_rfc3339
 
 KNOWN_OCPP = frozenset({"1.6", "2.0.1", "2.1"})
 CONNECTION_EVENTS = frozenset({"connect", "disconnect", "auth_failed", "action"})
@@ -75,8 +75,26 @@ class BadLine(msgspec.Struct, frozen=True, gc=False):
 
 CaptureItem = FrameRecord | ConnectionRecord | BadLine
 _MISSING = object()
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DIRECTIONS = {"station": Direction.STATION, "csms": Direction.CSMS}
+
+
+class _FrameLine(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A well-formed frame line, decoded and checked by msgspec in one pass (the scan's common case).
+
+    Any line this type refuses - a connection line, a wrong or missing field, an extra field, anything that is not
+    JSON - is read again by the general path (``orjson`` and ``record_from_obj``), which names the problem, so
+    both paths give the same record for every line. The frame itself stays raw here and is decoded by ``orjson``,
+    as the gateway decodes frames (the two JSON decoders differ on integers beyond 64 bits).
+    """
+
+    ts: ZonedDateTime
+    station: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_STATION_ID)]
+    ocpp: Literal["1.6", "2.0.1", "2.1"]
+    from_: Literal["station", "csms"] = msgspec.field(name="from")
+    frame: msgspec.Raw
+
+
+_decode_frame_line = msgspec.json.Decoder(_FrameLine).decode
 
 
 def _open_binary(path: str) -> tuple[IO[bytes], IO[bytes]]:
@@ -116,6 +134,8 @@ def read_capture(path: str, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> 
     readline = handle.readline
     limit = max_line_bytes + 1
     loads = orjson.loads
+    decode_fast = _decode_frame_line
+    directions = _DIRECTIONS
     number = 0
     try:
         while True:
@@ -132,6 +152,29 @@ def read_capture(path: str, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> 
                 return
             if not line:
                 return
+            record: FrameRecord | None
+            try:  # the common case: a well-formed frame line, checked while it is decoded
+                fast = decode_fast(line)
+                ts = fast.ts
+                if ts.tzinfo is not UTC:
+                    ts = ts.astimezone(UTC)
+                record = FrameRecord(
+                    ts,
+                    ts.timestamp(),
+                    fast.station,
+                    fast.ocpp,
+                    directions[fast.from_],
+                    loads(memoryview(fast.frame)),
+                    len(line),
+                    f"{name}:{number}",
+                )
+            except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError):
+                record = (
+                    None  # anything else: the general path below says what the line is or why it is unusable
+                )
+            if record is not None:
+                yield record
+                continue
             try:
                 obj = loads(line)
             except orjson.JSONDecodeError as exc:
@@ -161,33 +204,11 @@ def parse_line(line: bytes, source: str) -> CaptureItem:
     return record_from_obj(obj, source, len(line))
 
 
-_MINUTES: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM" -> epoch microseconds of that minute (bounded below)
-_MAX_MINUTES = 4096
-
-
 def parse_ts(value: object) -> tuple[datetime, float] | None:
-    """``parse_rfc3339`` plus the epoch seconds of the result, equal to ``datetime.timestamp()`` bit for bit.
-
-    ``timestamp()`` of an aware datetime costs a subtraction and a timedelta; a capture's times share their minute
-    with many neighbours, so the epoch of the minute is cached and the seconds are added in integer microseconds
-    (the same correctly rounded division ``timestamp()`` ends with).
-    """
+    """``parse_rfc3339`` plus the epoch seconds of the result (``datetime.timestamp()``)."""
     ts = parse_rfc3339(value)
     if ts is None:
         return None
-    text: str = value  # type: ignore[assignment]  # parse_rfc3339 accepted it, so it is a str
-    if text[-1] in "Zz" and text[13] == ":" and text[16] == ":":
-        # "YYYY-MM-DD?HH:MM:...Z": written in UTC, so the first 16 characters name the minute exactly (a time
-        # with an offset was converted to UTC by the parser: its text names another minute)
-        minute = text[:16]
-        base = _MINUTES.get(minute)
-        if base is None:
-            start = ts.replace(second=0, microsecond=0) - _EPOCH
-            base = (start.days * 86_400 + start.seconds) * 1_000_000
-            if len(_MINUTES) >= _MAX_MINUTES:
-                _MINUTES.clear()
-            _MINUTES[minute] = base
-        return ts, (base + ts.second * 1_000_000 + ts.microsecond) / 1_000_000
     return ts, ts.timestamp()
 
 

@@ -12,7 +12,6 @@ Every frame yields a ``FrameSeen``; every problem a ``ProtocolViolation`` (reaso
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,11 +63,13 @@ class PendingCall(msgspec.Struct, frozen=True, gc=False):
 class StationLink:
     """Transport state of one station identity (reset on every ``connect``)."""
 
-    pending: dict[Direction, OrderedDict[str, PendingCall]] = field(
-        default_factory=lambda: {Direction.STATION: OrderedDict(), Direction.CSMS: OrderedDict()}
+    # per direction, in insertion order (plain dicts: the oldest entry is evicted with ``_drop_oldest``; an
+    # OrderedDict's linked list made every insert and pop of these two per-frame maps cost about twice as much)
+    pending: dict[Direction, dict[str, PendingCall]] = field(
+        default_factory=lambda: {Direction.STATION: {}, Direction.CSMS: {}}
     )
-    seen: dict[Direction, OrderedDict[str, float]] = field(
-        default_factory=lambda: {Direction.STATION: OrderedDict(), Direction.CSMS: OrderedDict()}
+    seen: dict[Direction, dict[str, float]] = field(
+        default_factory=lambda: {Direction.STATION: {}, Direction.CSMS: {}}
     )
     last_ts: float = float("-inf")
     replay_until: float = float("-inf")
@@ -274,7 +275,7 @@ class Normaliser:
             )
         seen[message_id] = t
         if len(seen) > MAX_SEEN_IDS:
-            seen.popitem(last=False)
+            del seen[next(iter(seen))]  # the oldest id (dicts keep insertion order)
         validator = self.validator
         if validator is not None:
             problem = validator.validate(rec.ocpp, action, "call", payload)
@@ -283,7 +284,7 @@ class Normaliser:
         if kind == CALL:
             pending[message_id] = PendingCall(action, payload, rec.ts)
             if len(pending) > MAX_PENDING:
-                pending.popitem(last=False)
+                del pending[next(iter(pending))]  # the oldest unanswered CALL
         try:
             if from_station:
                 handler = station_messages.CALL_HANDLERS.get(action)

@@ -189,26 +189,27 @@ class Engine:
         self.stats.events += len(batch)
         pending = iter(found)
         upcoming = next(pending, None)
+        # the watermark and the time the next sweep is due, in locals: nearly every event moves the watermark
+        watermark = self._watermark_dt
+        due = self._next_sweep_dt
         for i, event in enumerate(batch):
             ts = event.ts
-            watermark = self._watermark_dt
             advanced = watermark is None or ts > watermark
             if advanced:
-                self._watermark_dt = ts
+                watermark = self._watermark_dt = ts
             while upcoming is not None and upcoming[0] == i:
                 for finding in upcoming[2]:
                     self._accept(finding)
                 upcoming = next(pending, None)
-            if advanced:
+            if advanced and (due is None or ts >= due):
                 self._advance(ts)
+                due = self._next_sweep_dt
 
     def _advance(self, ts: datetime) -> None:
-        """The watermark moved to ``ts``: sweep stale incidents when a sweep is due."""
-        due = self._next_sweep_dt
-        if due is None or ts >= due:
-            self._watermark = ts.timestamp()
-            self._sweep()
-            self._next_sweep_dt = ts + _SWEEP_EVERY
+        """The watermark moved to ``ts`` and a sweep is due: close stale incidents, plan the next sweep."""
+        self._watermark = ts.timestamp()
+        self._sweep()
+        self._next_sweep_dt = ts + _SWEEP_EVERY
 
     def _failed(self, det: Detector[Any], event_type: str, exc: Exception) -> None:
         self.stats.detector_failures[det.info.name] += 1

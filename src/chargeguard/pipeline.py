@@ -142,16 +142,29 @@ class ScanPipeline:
         push = reorder.push
         push_at = reorder.push_at
         normalise = self._normalise
+        frame = self.normaliser.frame
+        report = self.report
         batch: list[Event] = []
+        extend = batch.extend
         count = 0
         try:
             for item in items:
                 ready = push(item) if type(item) is BadLine else push_at(item, item.t)  # type: ignore[union-attr]
                 for released in ready:
-                    normalise(released, batch)
+                    if (
+                        type(released) is FrameRecord
+                    ):  # ``_normalise`` for a frame, inlined: nearly every line
+                        report.frames += 1
+                        events = frame(released)
+                        if len(events) > 1:
+                            _count_ended(report, events)
+                        extend(events)
+                    else:
+                        normalise(released, batch)
                 count += 1
                 if len(batch) >= BATCH_EVENTS:
                     full, batch = batch, []
+                    extend = batch.extend
                     self._process(full)
                 if progress is not None and count % 4096 == 0:
                     progress(4096)
@@ -175,10 +188,8 @@ class ScanPipeline:
             if len(report.bad_examples) < MAX_EXAMPLES:
                 report.bad_examples.append(f"{item.source}: {item.message}")
             events = self.normaliser.bad_line(item)
-        if len(events) > 1:  # a TransactionEnded never comes alone: its frame's FrameSeen precedes it
-            for event in events:
-                if type(event) is TransactionEnded:
-                    report.transactions += 1
+        if len(events) > 1:
+            _count_ended(report, events)
         batch.extend(events)
 
     def _process(self, events: list[Event]) -> None:
@@ -229,6 +240,14 @@ class ScanPipeline:
             report = self.finish()
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _count_ended(report: ScanReport, events: list[Event]) -> None:
+    """Count the transactions that ended in one record's events (a TransactionEnded never comes alone: its
+    frame's FrameSeen precedes it, so records with one event are not looked at)."""
+    for event in events:
+        if type(event) is TransactionEnded:
+            report.transactions += 1
 
 
 @contextmanager

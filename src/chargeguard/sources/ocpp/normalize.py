@@ -40,7 +40,7 @@ from chargeguard.sources.ocpp.frames import (
     MAX_MESSAGE_ID,
     parse_frame,
 )
-from chargeguard.sources.ocpp.schemas import PayloadValidator, call_senders, known_actions
+from chargeguard.sources.ocpp.schemas import Check, PayloadValidator, call_senders, known_actions
 from chargeguard.sources.ocpp.sessions import TransactionBook
 from chargeguard.vault.redact import redact_text
 
@@ -77,6 +77,16 @@ class StationLink:
 
 
 @dataclass(frozen=True, slots=True)
+class _Rules:
+    """What applies to one action of one OCPP version: who may send its CALL, and its bound payload checks."""
+
+    from_station: bool
+    from_csms: bool
+    check_call: Check | None
+    check_result: Check | None
+
+
+@dataclass(frozen=True, slots=True)
 class NormaliserConfig:
     """Thresholds of the normaliser (documented in docs/formats.md)."""
 
@@ -105,10 +115,21 @@ class Normaliser:
         self.links: BoundedState[str, StationLink] = BoundedState(self.config.max_stations, 30 * 86_400.0)
         self.transactions = TransactionBook()
         self._known = {v: known_actions(v) for v in ("1.6", "2.0.1", "2.1")}
-        # per version, known actions seen so far -> (may the station send it, may the central system send it)
-        self._actions: dict[str, dict[str, tuple[bool, bool]]] = {v: {} for v in self._known}
+        # per version, the known actions seen so far and what applies to them
+        self._actions: dict[str, dict[str, _Rules]] = {v: {} for v in self._known}
         self._silence_s = self.config.silence_s
         self._replay_window_s = self.config.replay_window_s
+
+    def _rules(self, version: str, action: str) -> _Rules:
+        """Who may send ``action`` in ``version`` and its payload checks (None when validation is off)."""
+        senders = call_senders(version, action)
+        validator = self.validator
+        return _Rules(
+            from_station=not senders or _STATION.value in senders,
+            from_csms=not senders or _CSMS.value in senders,
+            check_call=None if validator is None else validator.check_for(version, action, "call"),
+            check_result=None if validator is None else validator.check_for(version, action, "result"),
+        )
 
     # ------------------------------------------------------------------ entry points
 
@@ -232,8 +253,8 @@ class Normaliser:
     ) -> None:
         direction = rec.direction
         by_action = self._actions[rec.ocpp]
-        allowed = by_action.get(action)
-        if allowed is None:
+        rules = by_action.get(action)
+        if rules is None:
             if action not in self._known[rec.ocpp]:
                 # the name is kept (cut, printable only) so detectors can tell fuzzing and path tricks from typos
                 shown = "".join(c if c.isprintable() else "?" for c in action[:60])
@@ -243,13 +264,9 @@ class Normaliser:
                     )
                 )
                 return
-            senders = call_senders(rec.ocpp, action)  # known actions only: wire names cannot grow the table
-            allowed = by_action[action] = (
-                not senders or _STATION.value in senders,
-                not senders or _CSMS.value in senders,
-            )
+            rules = by_action[action] = self._rules(rec.ocpp, action)  # known actions only: a bounded table
         from_station = direction is _STATION
-        if not allowed[0 if from_station else 1]:
+        if not (rules.from_station if from_station else rules.from_csms):
             out.append(
                 self._violation(
                     rec,
@@ -276,9 +293,9 @@ class Normaliser:
         seen[message_id] = t
         if len(seen) > MAX_SEEN_IDS:
             del seen[next(iter(seen))]  # the oldest id (dicts keep insertion order)
-        validator = self.validator
-        if validator is not None:
-            problem = validator.validate(rec.ocpp, action, "call", payload)
+        check = rules.check_call
+        if check is not None:
+            problem = check(payload)
             if problem is not None:
                 self._invalid(rec, action, "call", problem, message_id, out)
         if kind == CALL:
@@ -324,9 +341,12 @@ class Normaliser:
             return
         status: str | None = None
         if kind == CALLRESULT:
-            validator = self.validator
-            if validator is not None:
-                problem = validator.validate(rec.ocpp, call.action, "result", payload)
+            rules = self._actions[rec.ocpp].get(call.action)
+            if rules is None:  # the CALL came under another OCPP version of this identity
+                rules = self._rules(rec.ocpp, call.action)
+            check = rules.check_result
+            if check is not None:
+                problem = check(payload)
                 if problem is not None:
                     self._invalid(rec, call.action, "result", problem, message_id, out)
             try:

@@ -126,34 +126,62 @@ def _exact(compiled: _Compiled, version: str, action: str, payload: object) -> s
         return "$: payload could not be validated"
 
 
+def _bind(compiled: _Compiled, version: str, action: str) -> Check:
+    """The check of one compiled schema: msgspec's conversion, and the exact validator when it refuses."""
+    fast = compiled.fast
+    if fast is None:
+        return lambda payload: _exact(compiled, version, action, payload)
+    target = fast.type
+    # ``dec_hook`` costs ~1 us a call: passed only to types holding CheckedValue markers
+    convert: Callable[..., object] = (
+        functools.partial(msgspec.convert, dec_hook=dec_hook) if fast.needs_hook else msgspec.convert
+    )
+
+    def check(payload: object) -> str | None:
+        try:
+            convert(payload, target)
+        except Exception:  # refused (or absurd nesting): the exact validator decides and describes
+            return _exact(compiled, version, action, payload)
+        return None
+
+    return check
+
+
+Check = Callable[[object], str | None]
+"""A validator bound to one (version, action, kind): None when the payload is valid, else what is wrong."""
+
+
 class PayloadValidator:
     """Validates OCPP payloads; schemas are compiled on first use per (version, action, kind) and kept."""
 
     def __init__(self) -> None:
         self._compiled: dict[tuple[str, str, str], _Compiled] = {}
+        self._checks: dict[tuple[str, str, str], Check] = {}
 
     def validate(self, version: str, action: str, kind: Kind, payload: object) -> str | None:
         """None when ``payload`` is valid, else ``"<JSON path>: <rule broken>"``; never raises."""
         try:
-            compiled = self._compiled[(version, action, kind)]
-        except KeyError:
-            found = self._compile(version, action, kind)
-            if isinstance(found, str):
-                return found
-            compiled = found
+            check = self._checks.get((version, action, kind))
         except TypeError:  # an unhashable version/action from a careless caller
             return "unknown OCPP version or action"
-        fast = compiled.fast
-        if fast is None:
-            return _exact(compiled, version, action, payload)
-        try:  # FastType.accepts, inlined: this is the hot path
-            if fast.needs_hook:
-                msgspec.convert(payload, fast.type, dec_hook=dec_hook)
-            else:
-                msgspec.convert(payload, fast.type)
-        except Exception:  # refused (or absurd nesting): the exact validator decides and describes
-            return _exact(compiled, version, action, payload)
-        return None
+        if check is None:
+            check = self.check_for(version, action, kind)
+        return check(payload)
+
+    def check_for(self, version: str, action: str, kind: Kind) -> Check:
+        """``validate`` bound to one (version, action, kind), for a caller that checks many payloads of it (the
+        normaliser keeps one per action it has seen: no key to build and look up per payload). Kept for known
+        (version, action, kind) only: wire names cannot grow the table."""
+        key = (version, action, kind)
+        check = self._checks.get(key)
+        if check is not None:
+            return check
+        found = self._compiled.get(key) or self._compile(version, action, kind)
+        if isinstance(found, str):
+            return lambda _payload: found
+        check = _bind(found, version, action)
+        self._checks[key] = check
+        return check
 
     def _compile(self, version: str, action: str, kind: Kind) -> _Compiled | str:
         # only known (version, action, kind) are compiled and cached: wire names cannot grow the cache

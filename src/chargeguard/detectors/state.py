@@ -12,26 +12,15 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Generic, TypeVar
 
-# datetimes already converted to epoch seconds: an event's times are read by several detectors (a meter sample's
-# station time by eight), which take a batch of events one detector after the other, so each time is converted
-# once per batch rather than once per detector; cleared when full (a few batches' worth)
-_EPOCHS: dict[datetime, float] = {}
-_MAX_EPOCHS = 131_072
-
 
 def epoch_s(ts: datetime) -> float:
-    """``ts.timestamp()``, computed once for all the detectors that read the same event time.
+    """``ts.timestamp()``: epoch seconds of an event time.
 
-    Keyed by value (equal aware datetimes are the same instant; a datetime caches its own hash), so it is right
-    whichever object carries the time.
+    Computed where it is read: a table of already converted times (tried, keyed by value) cost more than it saved
+    - the first hash of an aware datetime costs more than ``timestamp()`` itself, and the table's misses in the
+    CPU caches came on top.
     """
-    seconds = _EPOCHS.get(ts)
-    if seconds is None:
-        seconds = ts.timestamp()
-        if len(_EPOCHS) >= _MAX_EPOCHS:
-            _EPOCHS.clear()
-        _EPOCHS[ts] = seconds
-    return seconds
+    return ts.timestamp()
 
 
 K = TypeVar("K")

@@ -50,3 +50,12 @@ def test_epoch_seconds_keys_order_like_datetimes() -> None:
     by_t = list(reorder(items, 5.0, lambda item: item[0].timestamp()))
     assert by_dt == by_t
     assert [x[0] for x in by_t] == sorted(times)
+
+
+@given(st.lists(st.integers(0, 20), max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_equal_times_keep_their_arrival_order(seconds: list[int]) -> None:
+    # times from a small range: many equal, arriving out of order within the lateness
+    arrivals = [(T0 + timedelta(seconds=s), i) for i, s in enumerate(seconds)]
+    out = list(reorder(arrivals, 60.0, _key))
+    assert out == sorted(arrivals, key=lambda item: item[0])  # a stable sort: arrival order among equals

@@ -27,10 +27,11 @@ class Reorderer(Generic[T]):
         self.key = key
         self.max_buffer = max_buffer
         self.late = 0
-        # a sorted list consumed from _head: captures are nearly in order, so an append is the usual insert
-        self._buf: list[tuple[float, int, T]] = []
+        # records and their times in two parallel lists sorted by time (equal times in arrival order), consumed
+        # from _head: captures are nearly in order, so an append is the usual insert; no tuple per record
+        self._items: list[T] = []
+        self._times: list[float] = []
         self._head = 0
-        self._seq = 0
         self._newest = float("-inf")
         self._released = float("-inf")
 
@@ -52,45 +53,50 @@ class Reorderer(Generic[T]):
         if t < self._released:
             self.late += 1
             return [item]
-        self._seq += 1
-        buf = self._buf
+        items = self._items
+        times = self._times
         head = self._head
-        end = len(buf)
-        if end == head or t >= buf[-1][0]:
-            buf.append((t, self._seq, item))
-        else:
-            bisect.insort(buf, (t, self._seq, item), lo=head)  # (t, seq) is unique: items are never compared
-        end += 1
+        if len(times) == head or t >= times[-1]:
+            items.append(item)
+            times.append(t)
+        else:  # after the records of equal time: arrival order among equals
+            at = bisect.bisect_right(times, t, lo=head)
+            items.insert(at, item)
+            times.insert(at, t)
+        end = len(times)
         if t > self._newest:
             self._newest = t
         horizon = self._newest - self.lateness_s
-        if buf[head][0] > horizon and end - head <= self.max_buffer:
+        if times[head] > horizon and end - head <= self.max_buffer:
             return _NOTHING
         ready: list[T] = []
         released = self._released
         while head < end:
-            entry = buf[head]
-            t0 = entry[0]
+            t0 = times[head]
             if t0 > horizon and end - head <= self.max_buffer:
                 break
-            ready.append(entry[2])
+            ready.append(items[head])
             if t0 > released:
                 released = t0
             head += 1
         self._released = released
         if head > 4096:
-            del buf[:head]
+            del items[:head]
+            del times[:head]
             head = 0
         self._head = head
         return ready
 
     def drain(self) -> Iterator[T]:
-        buf = self._buf
-        for t0, _, item in buf[self._head :]:
+        items = self._items
+        times = self._times
+        for index in range(self._head, len(items)):
+            t0 = times[index]
             if t0 > self._released:
                 self._released = t0
-            yield item
-        buf.clear()
+            yield items[index]
+        items.clear()
+        times.clear()
         self._head = 0
 
 

@@ -12,17 +12,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Generic, TypeVar
 
-
-def epoch_s(ts: datetime) -> float:
-    """``ts.timestamp()``: epoch seconds of an event time.
-
-    Computed where it is read: a table of already converted times (tried, keyed by value) cost more than it saved
-    - the first hash of an aware datetime costs more than ``timestamp()`` itself, and the table's misses in the
-    CPU caches came on top.
-    """
-    return ts.timestamp()
-
-
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -58,7 +47,7 @@ class BoundedState(Generic[K, V]):
 
     def put(self, key: K, value: V, ts: datetime) -> None:
         """Store ``value`` for ``key`` as touched at event time ``ts``, then enforce the bounds."""
-        self.put_at(key, value, epoch_s(ts))
+        self.put_at(key, value, ts.timestamp())
 
     def put_at(self, key: K, value: V, now: float) -> None:
         """``put`` with the event time in epoch seconds."""
@@ -72,7 +61,7 @@ class BoundedState(Generic[K, V]):
 
     def setdefault(self, key: K, factory: Callable[[], V], ts: datetime) -> V:
         """Return the value for ``key`` (touching it), creating it with ``factory`` when absent."""
-        return self.setdefault_at(key, factory, epoch_s(ts))
+        return self.setdefault_at(key, factory, ts.timestamp())
 
     def setdefault_at(self, key: K, factory: Callable[[], V], now: float) -> V:
         """``setdefault`` with the event time in epoch seconds."""

@@ -9,7 +9,6 @@ from typing import Any, ClassVar
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
 from chargeguard.detectors.rules.registers import Readings, capacity_kw, incident_key, started
 from chargeguard.detectors.rules.txbook import TxBook
-from chargeguard.detectors.state import epoch_s
 from chargeguard.events import Event, Finding, MeterSample, Severity, TransactionEnded, TransactionStarted
 
 
@@ -103,7 +102,7 @@ class Inconsistent(Detector[InconsistentConfig]):
             if power is not None and power > readings.max_rate_w:
                 readings.max_rate_w = power
             if event.energy_wh is not None:
-                readings.sampled(event.energy_wh, epoch_s(event.at), event.context)
+                readings.sampled(event.energy_wh, event.at.timestamp(), event.context)
             return ()
         if isinstance(event, TransactionStarted):
             started(self._tx, event)
@@ -148,7 +147,7 @@ class Inconsistent(Detector[InconsistentConfig]):
             # samples that already rose faster than the rating (meter.exceeds_capacity's finding) may go on at
             # that pace: a stop keeping up with the transaction's own register agrees with it
             rate_w = max(rate_w, readings.max_rate_w)
-            gap = max(epoch_s(event.at) - last_at, 0.0)
+            gap = max(event.at.timestamp() - last_at, 0.0)
             checks.append(
                 _Check("stop", "meterStop vs last sample", last_wh, stop, tol + rate_w * gap / 3600.0)
             )

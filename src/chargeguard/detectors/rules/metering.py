@@ -18,7 +18,6 @@ from chargeguard.detectors.rules.registers import Readings, capacity_kw, inciden
 from chargeguard.detectors.rules.rollback import Rollback
 from chargeguard.detectors.rules.sessions import SessionOverlap
 from chargeguard.detectors.rules.txbook import TxBook
-from chargeguard.detectors.state import epoch_s
 from chargeguard.events import Event, Finding, MeterSample, Severity, TransactionEnded, TransactionStarted
 
 
@@ -113,7 +112,7 @@ class ExceedsCapacity(Detector[ExceedsCapacityConfig]):
         if event.power_w is not None and "power" not in readings.fired:
             found = self._power(event, readings, tx)
         if wh is not None:
-            at = epoch_s(event.at)
+            at = event.at.timestamp()
             peak, base = readings.peak_wh, readings.start_wh
             # a reading at or below the highest so far, within a battery of meterStart, has nothing to judge
             if (

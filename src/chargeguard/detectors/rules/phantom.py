@@ -10,7 +10,7 @@ from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
 from chargeguard.detectors.rules.intervals import MIN_GAP_S
 from chargeguard.detectors.rules.registers import BOUNDARY_CONTEXTS, capacity_kw
 from chargeguard.detectors.rules.txbook import TxBook, connector_key
-from chargeguard.detectors.state import BoundedState, epoch_s
+from chargeguard.detectors.state import BoundedState
 from chargeguard.events import (
     ConnectorStatus,
     Event,
@@ -158,7 +158,7 @@ class Phantom(Detector[PhantomConfig]):
         unit = connector_key(event.connector)
         if unit is None:
             return
-        at = epoch_s(event.at)
+        at = event.at.timestamp()
         vehicle = event.status in VEHICLE_STATUSES
         self._status.put((event.station, unit), (event.status, at), event.ts)
         if vehicle:
@@ -180,7 +180,7 @@ class Phantom(Detector[PhantomConfig]):
     def _started(self, event: TransactionStarted) -> None:
         life = self._tx.touch(event.station, event.transaction_id, event.ts, event.connector)
         life.unit = connector_key(event.connector)
-        life.start_at = epoch_s(event.at)
+        life.start_at = event.at.timestamp()
         if event.meter_start_wh is not None:
             life.first_wh = event.meter_start_wh
         if life.unit is None:
@@ -201,7 +201,7 @@ class Phantom(Detector[PhantomConfig]):
         if life is None:
             return
         if event.context not in BOUNDARY_CONTEXTS:
-            at = epoch_s(event.at)
+            at = event.at.timestamp()
             last = life.last_running_at
             if last is not None and at - last >= MIN_GAP_S and (life.gap_s is None or at - last < life.gap_s):
                 life.gap_s = at - last
@@ -262,7 +262,7 @@ class Phantom(Detector[PhantomConfig]):
         unplugged = (
             life.available_at is not None
             and not life.plug_lead
-            and epoch_s(event.at) - life.available_at >= cfg.unplugged_s
+            and event.at.timestamp() - life.available_at >= cfg.unplugged_s
         )
         if not (too_short or life.out_of_service or habits or unplugged):
             return []

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from chargeguard.detectors.base import DetectorContext
 from chargeguard.detectors.rules.txbook import TxBook, connector_key
-from chargeguard.detectors.state import epoch_s
 from chargeguard.events import TransactionStarted
 
 BOUNDARY_CONTEXTS = frozenset({"Transaction.Begin", "Transaction.End"})
@@ -36,7 +35,7 @@ class Readings:
 
     def started(self, event: TransactionStarted) -> None:
         self.ocpp, self.connector = event.ocpp, event.connector
-        self.start_wh, self.start_at = event.meter_start_wh, epoch_s(event.at)
+        self.start_wh, self.start_at = event.meter_start_wh, event.at.timestamp()
         if event.meter_start_wh is not None and (self.peak_wh is None or event.meter_start_wh > self.peak_wh):
             self.peak_wh, self.peak_at = event.meter_start_wh, self.start_at
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
 from chargeguard.detectors.rules.registers import Readings, incident_key, started
 from chargeguard.detectors.rules.txbook import TxBook, connector_key
-from chargeguard.detectors.state import BoundedState, epoch_s
+from chargeguard.detectors.state import BoundedState
 from chargeguard.events import Event, Finding, MeterSample, Severity, TransactionEnded, TransactionStarted
 
 
@@ -96,7 +96,7 @@ class Rollback(Detector[RollbackConfig]):
             if event.meter_start_wh is None:
                 return ()
             return self._between(
-                event, readings, event.transaction_id, event.meter_start_wh, epoch_s(event.at)
+                event, readings, event.transaction_id, event.meter_start_wh, event.at.timestamp()
             )
         if isinstance(event, MeterSample):
             return self._sample(event)
@@ -113,7 +113,7 @@ class Rollback(Detector[RollbackConfig]):
         if tx is None:
             return []
         readings.connector, readings.ocpp = readings.connector or event.connector, event.ocpp
-        at, tol = epoch_s(event.at), self.config.tolerance_wh
+        at, tol = event.at.timestamp(), self.config.tolerance_wh
         if readings.samples:
             peak, peak_at = readings.peak_wh, readings.peak_at
             if peak is None or peak_at is None or at < peak_at or wh >= peak - tol:
@@ -172,7 +172,7 @@ class Rollback(Detector[RollbackConfig]):
         if unit is not None and register is not None:
             key = (event.station, unit)
             last = self._stops.get(key)
-            at = epoch_s(event.at)
+            at = event.at.timestamp()
             if last is None or at >= last.at:
                 self._stops.put(key, _LastStop(event.transaction_id, start, register, at), event.ts)
         tol = self.config.tolerance_wh
@@ -184,7 +184,7 @@ class Rollback(Detector[RollbackConfig]):
             and readings.samples
             and peak is not None
             and peak_at is not None
-            and epoch_s(event.at) >= peak_at
+            and event.at.timestamp() >= peak_at
             and stop < peak - tol
             and "sample" not in readings.fired
         ):

@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
 from chargeguard.detectors.rules.intervals import Clash, Span, SpanBook
 from chargeguard.detectors.rules.txbook import connector_key
-from chargeguard.detectors.state import epoch_s
 from chargeguard.events import Event, Finding, MeterSample, Severity, TransactionEnded, TransactionStarted
 
 
@@ -90,7 +89,7 @@ class SessionOverlap(Detector[SessionOverlapConfig]):
         if type(event) is MeterSample:
             unit = connector_key(event.connector)
             key = None if unit is None else event.station + "\x1f" + unit
-            at = epoch_s(event.at)
+            at = event.at.timestamp()
             sampled = self._spans.saw(key, event.station, event.transaction_id, at, event.ts)
             if sampled is None or key is None or unit is None:
                 return ()
@@ -105,11 +104,11 @@ class SessionOverlap(Detector[SessionOverlapConfig]):
             return ()
         key = f"{event.station}\x1f{unit}"
         if isinstance(event, TransactionStarted):
-            start: float | None = epoch_s(event.at)
+            start: float | None = event.at.timestamp()
             end: float | None = None
         else:
             start = None if event.started_at is None else event.started_at.timestamp()
-            end = epoch_s(event.at)
+            end = event.at.timestamp()
         span = self._spans.upsert(
             key,
             station=event.station,
@@ -120,7 +119,7 @@ class SessionOverlap(Detector[SessionOverlapConfig]):
             queued=event.queued,
             ts=event.ts,
         )
-        now = epoch_s(event.at)
+        now = event.at.timestamp()
         clashes = self._spans.clashes(
             key, span, tolerance_s=self.config.tolerance_s, now=now, accept=_live_together
         )

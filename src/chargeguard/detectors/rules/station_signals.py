@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
 from chargeguard.detectors.rules.event_window import EventWindow, Throttle, occurred_at
 from chargeguard.detectors.security_events import rate_security_event
-from chargeguard.detectors.state import BoundedState, epoch_s
+from chargeguard.detectors.state import BoundedState
 from chargeguard.errors import ConfigError
 from chargeguard.events import ClockReading, ConnectionEvent, Event, Finding, SecurityEventReported, Severity
 
@@ -240,7 +240,7 @@ class ClockSkew(Detector[ClockSkewConfig]):
         cfg = self.config
         now = event.ts.timestamp()
         try:
-            skew = epoch_s(event.at) - now
+            skew = event.at.timestamp() - now
         except (OverflowError, ValueError, OSError):
             return ()
         if -cfg.behind_threshold_s <= skew <= cfg.ahead_threshold_s:

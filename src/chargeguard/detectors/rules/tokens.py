@@ -18,7 +18,6 @@ from chargeguard.detectors.rules.intervals import Clash, Span, SpanBook
 from chargeguard.detectors.rules.travel import ImpossibleTravel
 from chargeguard.detectors.rules.txbook import QUEUED_AFTER_S, TxBook, TxFacts, iso_time, remember_start
 from chargeguard.detectors.rules.velocity import HighVelocity
-from chargeguard.detectors.state import epoch_s
 from chargeguard.events import (
     AuthorizationDecision,
     Event,
@@ -133,7 +132,7 @@ class ConcurrentUse(Detector[ConcurrentUseConfig]):
             facts.token_ref = event.token_ref
             if facts.start is None:
                 facts.queued = (event.ts - event.at).total_seconds() > QUEUED_AFTER_S
-            start = facts.start if facts.start is not None else epoch_s(event.at)
+            start = facts.start if facts.start is not None else event.at.timestamp()
             return self._record(event, event.token_ref, start=start, end=None, facts=facts)
         if isinstance(event, TransactionEnded):
             facts = self._tx.pop(event.station, event.transaction_id, event.ts, event.connector) or TxFacts()
@@ -145,14 +144,14 @@ class ConcurrentUse(Detector[ConcurrentUseConfig]):
                 began = event.started_at.timestamp()
             facts.queued = facts.queued or event.queued
             facts.connector = facts.connector or event.connector
-            return self._record(event, token, start=began, end=epoch_s(event.at), facts=facts)
+            return self._record(event, token, start=began, end=event.at.timestamp(), facts=facts)
         return ()
 
     def _sample(self, event: MeterSample) -> Iterable[Finding]:
         tx = event.transaction_id or self._tx.resolve(event.station, None, event.connector)
         known = None if tx is None else self._tx.get(event.station, tx)
         token = None if known is None else known.token_ref
-        at = epoch_s(event.at)
+        at = event.at.timestamp()
         sampled = self._spans.saw(None if token is None else token.lower(), event.station, tx, at, event.ts)
         if sampled is None or token is None:
             return ()

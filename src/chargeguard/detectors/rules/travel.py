@@ -10,7 +10,7 @@ import msgspec
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
 from chargeguard.detectors.rules.txbook import iso_time
-from chargeguard.detectors.state import BoundedState, epoch_s
+from chargeguard.detectors.state import BoundedState
 from chargeguard.events import (
     AuthorizationDecision,
     Event,
@@ -130,7 +130,7 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig]):
             return ()
         if tx is not None and what != "end" and what != "authorization:StopTransaction":
             self._running.put((event.station, tx), token.lower(), event.ts)
-        return self._sighted(event, token, _Sighting(epoch_s(event.at), event.station, tx, what))
+        return self._sighted(event, token, _Sighting(event.at.timestamp(), event.station, tx, what))
 
     def _sample(self, event: MeterSample) -> None:
         """A sample of a running transaction: its token is still at this station (no comparison here)."""
@@ -142,7 +142,7 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig]):
             return
         traveller = self._tokens.get(token)
         if traveller is not None:
-            self._remember(traveller, _Sighting(epoch_s(event.at), event.station, tx, "charging"))
+            self._remember(traveller, _Sighting(event.at.timestamp(), event.station, tx, "charging"))
 
     def _remember(self, traveller: _Traveller, new: _Sighting) -> None:
         """Keep the first and latest sighting of each (station, transaction): 2.0.1 repeats the idToken.

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from chargeguard.detectors.base import DetectorContext
-from chargeguard.detectors.state import BoundedState, epoch_s
+from chargeguard.detectors.state import BoundedState
 from chargeguard.events import TransactionStarted
 
 V = TypeVar("V")
@@ -120,7 +120,7 @@ class TxFacts:
 def remember_start(book: TxBook[TxFacts], ev: TransactionStarted) -> TxFacts:
     """Record a transaction start in a token detector's book."""
     facts = book.touch(ev.station, ev.transaction_id, ev.ts, ev.connector)
-    facts.start = epoch_s(ev.at) if facts.start is None else min(facts.start, epoch_s(ev.at))
+    facts.start = ev.at.timestamp() if facts.start is None else min(facts.start, ev.at.timestamp())
     facts.connector = ev.connector or facts.connector
     facts.queued = ev.queued
     facts.token_ref = ev.token_ref or facts.token_ref

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from chargeguard.detectors.base import Detector, DetectorContext, DetectorInfo
 from chargeguard.detectors.rules.txbook import TxBook, TxFacts, connector_key, iso_time, remember_start
-from chargeguard.detectors.state import BoundedState, epoch_s
+from chargeguard.detectors.state import BoundedState
 from chargeguard.events import (
     AuthorizationDecision,
     Event,
@@ -87,7 +87,7 @@ class HighVelocity(Detector[HighVelocityConfig]):
             facts.token_ref = event.token_ref
             if event.token_ref is None:
                 return ()
-            return self._started(event, event.token_ref, epoch_s(event.at), event.connector)
+            return self._started(event, event.token_ref, event.at.timestamp(), event.connector)
         if isinstance(event, AuthorizationDecision):
             if event.transaction_id is None or event.token_ref is None or event.context != "TransactionEvent":
                 return ()
@@ -97,7 +97,7 @@ class HighVelocity(Detector[HighVelocityConfig]):
             if facts.token_ref is not None:
                 return ()
             facts.token_ref = event.token_ref
-            start = facts.start if facts.start is not None else epoch_s(event.at)
+            start = facts.start if facts.start is not None else event.at.timestamp()
             return self._started(event, event.token_ref, start, facts.connector or event.connector)
         if isinstance(event, TransactionEnded):
             self._tx.pop(event.station, event.transaction_id, event.ts, event.connector)

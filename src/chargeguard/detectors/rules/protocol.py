@@ -293,11 +293,13 @@ class Flood(Detector[FloodConfig]):
             out: tuple[Finding, ...]
             if st is not None and ts < st.touch_soon and clock.lo <= ts < clock.hi:
                 rate = st.rates[index]
-                if rate is not None and rate.bucket == clock.current:
+                if rate is None:
+                    out = self._count(station, index, ts)
+                elif rate.bucket == clock.current:
                     rate.count += 1
                     out = () if rate.count < rate.threshold else self._flag(station, index, rate, ts)
-                else:
-                    out = self._count(station, index, ts)
+                else:  # the station's first frame in this bucket: the usual case for all but busy stations
+                    out = self._roll(station, index, rate, clock.current, ts)
             else:
                 out = self._count(station, index, ts)
             if index == 0 and event.message_type == 2 and event.action == "BootNotification":
@@ -321,27 +323,33 @@ class Flood(Detector[FloodConfig]):
         rate = st.rates[index]
         if rate is None:
             rate = st.rates[index] = _Rate()
+        if bucket != rate.bucket:
+            return self._roll(station, index, rate, bucket, ts)
+        rate.count += 1
+        if rate.count < rate.threshold:
+            return ()
+        return self._flag(station, index, rate, ts)
+
+    def _roll(self, station: str, index: int, rate: _Rate, bucket: int, ts: datetime) -> tuple[Finding, ...]:
+        """The first count of ``bucket``: close the rate's previous bucket (learning from it unless it was
+        flagged) and open this one."""
         previous = rate.bucket
-        if bucket == previous:
-            rate.count += 1
-        else:
-            # close the previous bucket (learning from it unless it was flagged) and open this one
-            ewma = rate.ewma
-            if bucket > previous >= 0:
-                if not rate.flagged:
-                    ewma += self._alpha * (rate.count - ewma)
-                    rate.learned += 1
-                gaps = bucket - previous - 1
-                if gaps:
-                    powers = self._decay_powers
-                    ewma *= powers[gaps] if gaps < len(powers) else self._decay ** min(gaps, 10_000)
-                rate.ewma = ewma
-            rate.bucket = bucket
-            rate.count = 1
-            rate.flagged = 0
-            threshold = self._factor * ewma
-            floor = self._floors[index]
-            rate.threshold = threshold if threshold > floor else floor
+        ewma = rate.ewma
+        if bucket > previous >= 0:
+            if not rate.flagged:
+                ewma += self._alpha * (rate.count - ewma)
+                rate.learned += 1
+            gaps = bucket - previous - 1
+            if gaps:
+                powers = self._decay_powers
+                ewma *= powers[gaps] if gaps < len(powers) else self._decay ** min(gaps, 10_000)
+            rate.ewma = ewma
+        rate.bucket = bucket
+        rate.count = 1
+        rate.flagged = 0
+        threshold = self._factor * ewma
+        floor = self._floors[index]
+        rate.threshold = threshold if threshold > floor else floor
         if rate.count < rate.threshold:
             return ()
         return self._flag(station, index, rate, ts)

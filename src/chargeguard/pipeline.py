@@ -151,9 +151,8 @@ class ScanPipeline:
             for item in items:
                 ready = push(item) if type(item) is BadLine else push_at(item, item.t)  # type: ignore[union-attr]
                 for released in ready:
-                    if (
-                        type(released) is FrameRecord
-                    ):  # ``_normalise`` for a frame, inlined: nearly every line
+                    # ``_normalise`` of a frame record, inlined: nearly every line is one
+                    if type(released) is FrameRecord:
                         report.frames += 1
                         events = frame(released)
                         if len(events) > 1:

@@ -12,7 +12,7 @@ import io
 import sys
 import zlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
@@ -21,7 +21,7 @@ import orjson
 
 from chargeguard.errors import CaptureError
 from chargeguard.events import Direction
-from chargeguard.sources.timeparse import ZonedDateTime, parse_rfc3339
+from chargeguard.sources.timeparse import ZonedDateTime, as_utc, parse_rfc3339
 
 KNOWN_OCPP = frozenset({"1.6", "2.0.1", "2.1"})
 CONNECTION_EVENTS = frozenset({"connect", "disconnect", "auth_failed", "action"})
@@ -153,11 +153,11 @@ def read_capture(path: str, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> 
             if not line:
                 return
             record: FrameRecord | None
-            try:  # the common case: a well-formed frame line, checked while it is decoded
+            # the common case: a well-formed frame line, checked while it is decoded; anything else goes through
+            # the general path below, which says what the line is or why it is unusable
+            try:
                 fast = decode_fast(line)
-                ts = fast.ts
-                if ts.tzinfo is not UTC:
-                    ts = ts.astimezone(UTC)
+                ts = as_utc(fast.ts)
                 record = FrameRecord(
                     ts,
                     ts.timestamp(),
@@ -169,9 +169,7 @@ def read_capture(path: str, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> 
                     f"{name}:{number}",
                 )
             except (msgspec.DecodeError, msgspec.ValidationError, orjson.JSONDecodeError):
-                record = (
-                    None  # anything else: the general path below says what the line is or why it is unusable
-                )
+                record = None
             if record is not None:
                 yield record
                 continue

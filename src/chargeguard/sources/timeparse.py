@@ -26,9 +26,12 @@ def parse_rfc3339(value: object) -> datetime | None:
         parsed: datetime = msgspec.convert(value, ZonedDateTime)
     except msgspec.ValidationError:
         return None
-    if parsed.tzinfo is UTC:  # "...Z" and "+00:00" parse to UTC itself
-        return parsed
-    return parsed.astimezone(UTC)
+    return as_utc(parsed)
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware datetime in UTC (itself when it already is: "...Z" and "+00:00" parse to UTC itself)."""
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def format_rfc3339(value: datetime) -> str:

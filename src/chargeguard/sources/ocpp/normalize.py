@@ -63,8 +63,8 @@ class PendingCall(msgspec.Struct, frozen=True, gc=False):
 class StationLink:
     """Transport state of one station identity (reset on every ``connect``)."""
 
-    # per direction, in insertion order (plain dicts: the oldest entry is evicted with ``_drop_oldest``; an
-    # OrderedDict's linked list made every insert and pop of these two per-frame maps cost about twice as much)
+    # per direction, in insertion order (plain dicts: the oldest entry is evicted with ``del d[next(iter(d))]``;
+    # an OrderedDict's linked list made every insert and pop of these two per-frame maps cost about twice as much)
     pending: dict[Direction, dict[str, PendingCall]] = field(
         default_factory=lambda: {Direction.STATION: {}, Direction.CSMS: {}}
     )
